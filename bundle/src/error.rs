@@ -1,0 +1,33 @@
+use std::path::{Path, PathBuf};
+
+use crate::Digest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("no bundle at {0}")]
+    NotFound(PathBuf),
+    #[error("bundle part {0} is missing (the parts after it are present)")]
+    MissingPart(PathBuf),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not an edgeiso bundle: {reason}")]
+    NotABundle { path: PathBuf, reason: String },
+    #[error("{path} is truncated: member {member} needs {needed} bytes, only {available} remain (a part may be missing or cut short)")]
+    Truncated { path: PathBuf, member: String, needed: u64, available: u64 },
+    #[error("{path}: member {member} listed in bundle.json is missing (a part may be missing or cut short)")]
+    MissingMember { path: PathBuf, member: String },
+    #[error("image {image}: {what} {digest}")]
+    Graph { image: String, digest: Digest, what: String },
+    #[error("blob {digest} of image {image} does not match its digest (got {actual})")]
+    DigestMismatch { image: String, digest: Digest, actual: Digest },
+}
+
+impl BundleError {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> BundleError {
+        BundleError::Io { path: path.as_ref().to_path_buf(), source }
+    }
+}

@@ -1,0 +1,182 @@
+//! `edgeiso bundle verify`: every member against the checksum `bundle.json`
+//! pins, every blob against its digest, every manifest's references present.
+//! Problems are collected, not fatal one by one, so a user sees the whole
+//! damage and exactly which image and blob each problem hits.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::digest::digest_reader;
+use crate::format::{self, ANNOTATION_REF_NAME};
+use crate::manifest::Descriptor;
+use crate::{Bundle, BundleError, Digest};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The member (`blobs/sha256/...`, `index.json`) at fault.
+    pub member: String,
+    /// Images that need this member.
+    pub images: Vec<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.member, self.message)?;
+        if !self.images.is_empty() {
+            write!(f, " (image {})", self.images.join(", image "))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Report {
+    pub members_checked: usize,
+    pub bytes_checked: u64,
+    pub problems: Vec<Problem>,
+}
+
+/// Verify `bundle`. `progress` is called with bytes hashed.
+pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, BundleError> {
+    let mut report = Report::default();
+    let meta = &bundle.meta;
+
+    // Which images need which member, to name them in every problem.
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for img in &meta.images {
+        let name = img.reference.to_string();
+        match bundle.image_graph(img) {
+            Ok(g) => {
+                for d in g.manifests.iter().chain(&g.blobs) {
+                    users.entry(d.digest.blob_path()).or_default().push(name.clone());
+                }
+            }
+            Err(e) => report.problems.push(Problem {
+                member: graph_member(&e).unwrap_or_else(|| img.digest.blob_path()),
+                images: vec![name.clone()],
+                message: e.to_string(),
+            }),
+        }
+    }
+    let who = |m: &str| users.get(m).cloned().unwrap_or_default();
+
+    // Members present vs. listed.
+    let present: BTreeSet<&str> = bundle.members().map(|(n, _)| n).collect();
+    for (name, _) in bundle.members() {
+        if name != format::BUNDLE_JSON && !meta.members.contains_key(name) {
+            report.problems.push(Problem {
+                member: name.into(),
+                images: vec![],
+                message: "is not listed in bundle.json".into(),
+            });
+        }
+    }
+    for name in meta.members.keys() {
+        if !present.contains(name.as_str()) {
+            report.problems.push(Problem { member: name.clone(), images: who(name), message: "is missing".into() });
+        }
+    }
+
+    // index.json must name every image of bundle.json.
+    check_index(bundle, &mut report);
+
+    // Hash every listed member, in parallel: this is the slow part.
+    let work: Vec<(&str, &Digest)> =
+        meta.members.iter().filter(|(n, _)| present.contains(n.as_str())).map(|(n, d)| (n.as_str(), d)).collect();
+    let next = AtomicUsize::new(0);
+    let found = Mutex::new(Vec::new());
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| -> Result<(), BundleError> {
+                let mut r = bundle.reader()?;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(name, want)) = work.get(i) else { return Ok(()) };
+                    let loc = bundle.member(name).expect("present");
+                    r.seek(SeekFrom::Start(loc.offset)).map_err(|e| BundleError::io(bundle.path(), e))?;
+                    let (actual, n) = digest_reader(Progress { inner: (&mut r).take(loc.size), progress })
+                        .map_err(|e| BundleError::io(bundle.path(), e))?;
+                    let mut problems = Vec::new();
+                    if n != loc.size {
+                        problems.push(format!("is cut short ({n} of {} bytes)", loc.size));
+                    } else if &actual != want {
+                        problems.push(format!("has sha256 {actual}, bundle.json says {want}"));
+                    }
+                    if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+                        if actual.hex() != hex && &actual == want {
+                            problems.push(format!("is named for digest sha256:{hex} but hashes to {actual}"));
+                        }
+                    }
+                    let mut f = found.lock().unwrap();
+                    f.extend(problems.into_iter().map(|m| (name.to_owned(), m)));
+                    drop(f);
+                }
+            });
+        }
+    });
+    for (name, message) in found.into_inner().unwrap() {
+        let images = who(&name);
+        report.problems.push(Problem { member: name, images, message });
+    }
+    report.members_checked = work.len();
+    report.bytes_checked = work.iter().filter_map(|(n, _)| bundle.member(n)).map(|l| l.size).sum();
+    report.problems.sort_by(|a, b| (&a.member, &a.message).cmp(&(&b.member, &b.message)));
+    report.problems.dedup();
+    Ok(report)
+}
+
+fn graph_member(e: &BundleError) -> Option<String> {
+    match e {
+        BundleError::Graph { digest, .. } | BundleError::DigestMismatch { digest, .. } => Some(digest.blob_path()),
+        _ => None,
+    }
+}
+
+fn check_index(bundle: &Bundle, report: &mut Report) {
+    let problem = |message: String| Problem { member: format::INDEX_JSON.into(), images: vec![], message };
+    let index: Vec<Descriptor> = match bundle
+        .read_small(format::INDEX_JSON)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<IndexJson>(&b).map_err(|e| e.to_string()))
+    {
+        Ok(i) => i.manifests,
+        Err(e) => {
+            report.problems.push(problem(format!("unreadable: {e}")));
+            return;
+        }
+    };
+    for img in &bundle.meta.images {
+        let name = img.reference.to_string();
+        let entry = index.iter().find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&name));
+        match entry {
+            None => report.problems.push(problem(format!("has no entry for image {name}"))),
+            Some(d) if d.digest != img.digest => report.problems.push(problem(format!(
+                "names {} for image {name}, bundle.json says {}",
+                d.digest, img.digest
+            ))),
+            Some(_) => {}
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct IndexJson {
+    manifests: Vec<Descriptor>,
+}
+
+struct Progress<'a, R> {
+    inner: R,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: Read> Read for Progress<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,206 @@
+//! Writing a bundle: `bundle.json` first, then the OCI layout files, then every
+//! blob once, sorted by digest. Member sizes and digests are all known before
+//! the first byte is written, which is what lets `bundle.json` (with the
+//! checksum of every other member) come first.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::digest::HashingReader;
+use crate::format::{self, BundleJson, ImageRecord, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
+use crate::manifest::OCI_INDEX;
+use crate::parts::SplitWriter;
+use crate::{BundleError, Digest};
+
+/// Where a blob's bytes come from while writing.
+#[derive(Debug, Clone)]
+pub enum BlobSource {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct BundlePlan {
+    pub name: String,
+    pub created: SystemTime,
+    pub tool: String,
+    pub images: Vec<ImageRecord>,
+    /// Every manifest and blob, each once.
+    pub blobs: BTreeMap<Digest, (u64, BlobSource)>,
+}
+
+#[derive(Default)]
+pub struct WriteOptions<'a> {
+    /// Split into parts of at most this many bytes.
+    pub part_size: Option<u64>,
+    /// Also write `NAME.tar.zst`.
+    pub zstd: bool,
+    /// Called with the number of bytes just written.
+    pub progress: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The tar, or its parts.
+    pub paths: Vec<PathBuf>,
+    pub zstd: Option<PathBuf>,
+    pub total_bytes: u64,
+    pub meta: BundleJson,
+}
+
+/// `content-NAME.tar`: the file name of a site's workload bundle.
+pub fn bundle_file_name(name: &str) -> String {
+    format!("content-{name}.tar")
+}
+
+impl BundlePlan {
+    /// `index.json`: one entry per image, named for skopeo and containerd.
+    pub fn index_json(&self) -> Vec<u8> {
+        let manifests: Vec<serde_json::Value> = self
+            .images
+            .iter()
+            .map(|img| {
+                serde_json::json!({
+                    "mediaType": img.media_type,
+                    "digest": img.digest,
+                    "size": self.blobs.get(&img.digest).map(|b| b.0).unwrap_or(0),
+                    "annotations": {
+                        ANNOTATION_CONTAINERD_NAME: img.reference.to_string(),
+                        ANNOTATION_REF_NAME: img.reference.to_string(),
+                    }
+                })
+            })
+            .collect();
+        let index = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests });
+        let mut out = serde_json::to_vec_pretty(&index).expect("json");
+        out.push(b'\n');
+        out
+    }
+
+    pub fn bundle_json(&self, index_json: &[u8]) -> BundleJson {
+        let mut members = BTreeMap::new();
+        members.insert(format::OCI_LAYOUT.to_owned(), Digest::of(format::OCI_LAYOUT_CONTENT));
+        members.insert(format::INDEX_JSON.to_owned(), Digest::of(index_json));
+        for d in self.blobs.keys() {
+            members.insert(d.blob_path(), d.clone());
+        }
+        BundleJson {
+            format_version: format::FORMAT_VERSION,
+            name: self.name.clone(),
+            created: format::rfc3339(self.created),
+            tool: self.tool.clone(),
+            images: self.images.clone(),
+            members,
+        }
+    }
+
+    /// Write the bundle as `dir/content-NAME.tar` (or parts). Nothing gets its
+    /// final name until everything is written and synced.
+    pub fn write(&self, dir: &Path, opts: &WriteOptions) -> Result<Written, BundleError> {
+        let base = dir.join(bundle_file_name(&self.name));
+        let index = self.index_json();
+        let meta = self.bundle_json(&index);
+        let mut meta_bytes = serde_json::to_vec_pretty(&meta).expect("json");
+        meta_bytes.push(b'\n');
+        let mtime = format::epoch_seconds(self.created);
+        let werr = |e: io::Error| BundleError::io(&base, e);
+
+        let split = SplitWriter::new(&base, opts.part_size.unwrap_or(u64::MAX));
+        let mut tar = tar::Builder::new(Counting { inner: split, count: 0, progress: opts.progress });
+        append(&mut tar, format::BUNDLE_JSON, &meta_bytes[..], meta_bytes.len() as u64, mtime).map_err(werr)?;
+        append(&mut tar, format::OCI_LAYOUT, format::OCI_LAYOUT_CONTENT, format::OCI_LAYOUT_CONTENT.len() as u64, mtime)
+            .map_err(werr)?;
+        append(&mut tar, format::INDEX_JSON, &index[..], index.len() as u64, mtime).map_err(werr)?;
+        for d in ["blobs/", "blobs/sha256/"] {
+            let mut h = header(d, 0, mtime);
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_mode(0o755);
+            h.set_cksum();
+            tar.append(&h, io::empty()).map_err(werr)?;
+        }
+        for (digest, (size, source)) in &self.blobs {
+            let reader: Box<dyn Read> = match source {
+                BlobSource::File(p) => Box::new(File::open(p).map_err(|e| BundleError::io(p, e))?),
+                BlobSource::Bytes(b) => Box::new(&b[..]),
+            };
+            // Re-hash on the way in: a corrupted cache must not become a
+            // corrupted bundle.
+            let mut hr = HashingReader::new(reader.take(*size));
+            append(&mut tar, &digest.blob_path(), &mut hr, *size, mtime).map_err(werr)?;
+            let (actual, n) = hr.finish();
+            if &actual != digest || n != *size {
+                return Err(BundleError::DigestMismatch { image: "(source)".into(), digest: digest.clone(), actual });
+            }
+        }
+        let counting = tar.into_inner().map_err(werr)?;
+        let total_bytes = counting.count;
+        let paths = counting.inner.commit().map_err(werr)?;
+        let zstd = if opts.zstd { Some(write_zstd(&paths, &base)?) } else { None };
+        Ok(Written { paths, zstd, total_bytes, meta })
+    }
+}
+
+fn header(path: &str, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).expect("member paths are short and relative");
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+fn append<W: Write>(tar: &mut tar::Builder<W>, path: &str, data: impl Read, size: u64, mtime: u64) -> io::Result<()> {
+    let mut h = header(path, size, mtime);
+    h.set_cksum();
+    tar.append(&h, data)
+}
+
+/// Compress the finished tar into `BASE.zst`, again through a temp name.
+fn write_zstd(parts: &[PathBuf], base: &Path) -> Result<PathBuf, BundleError> {
+    let mut out = base.as_os_str().to_owned();
+    out.push(".zst");
+    let out = PathBuf::from(out);
+    let tmp = out.with_file_name(format!(".{}.{}.tmp", out.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let result = (|| -> io::Result<()> {
+        let f = File::create(&tmp)?;
+        let mut enc = zstd::Encoder::new(io::BufWriter::with_capacity(1 << 20, f), 3)?;
+        let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        enc.multithread(threads)?;
+        let mut r = crate::parts::PartsReader::open(parts).map_err(io::Error::other)?;
+        io::copy(&mut r, &mut enc)?;
+        let w = enc.finish()?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &out)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        BundleError::io(&out, e)
+    })?;
+    Ok(out)
+}
+
+struct Counting<'a, W> {
+    inner: W,
+    count: u64,
+    progress: Option<&'a (dyn Fn(u64) + Sync)>,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        if let Some(p) = self.progress {
+            p(n as u64);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
