@@ -152,7 +152,8 @@ mod tests {
         let v = ManifestView::parse(m.as_bytes()).unwrap();
         assert!(!v.is_index());
         assert_eq!(v.blobs().count(), 2);
-        let idx = format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":3}}]}}"#);
+        let idx =
+            format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{OCI_MANIFEST}","digest":"{d}","size":3}}]}}"#);
         let v = ManifestView::parse(idx.as_bytes()).unwrap();
         assert!(v.is_index());
         assert_eq!(v.effective_media_type(None), OCI_INDEX);

@@ -114,7 +114,10 @@ impl Bundle {
         // A part cut at a member boundary leaves a valid-looking tar: only the
         // member list in bundle.json shows what is gone.
         if let Some(missing) = bundle.meta.members.keys().find(|m| !bundle.members.contains_key(*m)) {
-            return Err(BundleError::MissingMember { path: bundle.paths.last().cloned().unwrap(), member: missing.clone() });
+            return Err(BundleError::MissingMember {
+                path: bundle.paths.last().cloned().unwrap(),
+                member: missing.clone(),
+            });
         }
         Ok(bundle)
     }
@@ -147,10 +150,9 @@ impl Bundle {
 
     /// A reader over one member's bytes.
     pub fn open_member(&self, name: &str) -> Result<std::io::Take<PartsReader>, BundleError> {
-        let loc = self.member(name).ok_or_else(|| BundleError::MissingMember {
-            path: self.path().to_path_buf(),
-            member: name.to_owned(),
-        })?;
+        let loc = self
+            .member(name)
+            .ok_or_else(|| BundleError::MissingMember { path: self.path().to_path_buf(), member: name.to_owned() })?;
         let mut r = self.reader()?;
         r.seek(SeekFrom::Start(loc.offset)).map_err(|e| BundleError::io(self.path(), e))?;
         Ok(r.take(loc.size))
@@ -158,10 +160,9 @@ impl Bundle {
 
     /// A small member (manifest, index.json) read whole.
     pub fn read_small(&self, name: &str) -> Result<Vec<u8>, BundleError> {
-        let loc = self.member(name).ok_or_else(|| BundleError::MissingMember {
-            path: self.path().to_path_buf(),
-            member: name.to_owned(),
-        })?;
+        let loc = self
+            .member(name)
+            .ok_or_else(|| BundleError::MissingMember { path: self.path().to_path_buf(), member: name.to_owned() })?;
         if loc.size > MAX_MANIFEST_BYTES {
             return Err(BundleError::NotABundle {
                 path: self.path().to_path_buf(),
@@ -225,7 +226,10 @@ impl Bundle {
             match self.blob(&b.digest) {
                 None => return Err(graph_err(&b.digest, "missing blob".into())),
                 Some(loc) if loc.size != b.size => {
-                    return Err(graph_err(&b.digest, format!("size mismatch (stored {} bytes, manifest says {}) for blob", loc.size, b.size)))
+                    return Err(graph_err(
+                        &b.digest,
+                        format!("size mismatch (stored {} bytes, manifest says {}) for blob", loc.size, b.size),
+                    ))
                 }
                 Some(_) => {}
             }

@@ -85,12 +85,8 @@ impl ImageRef {
     pub fn pinned(&self, digest: &crate::Digest) -> ImageRef {
         let mut r = self.clone();
         r.digest = Some(digest.to_string());
-        r.normalized = format!(
-            "{}{}@{}",
-            self.name(),
-            self.tag.as_deref().map(|t| format!(":{t}")).unwrap_or_default(),
-            digest
-        );
+        r.normalized =
+            format!("{}{}@{}", self.name(), self.tag.as_deref().map(|t| format!(":{t}")).unwrap_or_default(), digest);
         r
     }
 }
@@ -165,7 +161,10 @@ mod tests {
             ("nginx:1.25", "docker.io/library/nginx:1.25"),
             ("docker.io/library/nginx:1.25", "docker.io/library/nginx:1.25"),
             ("bitnami/redis", "docker.io/bitnami/redis:latest"),
-            ("gcr.io/spectro-images-public/kube-vip/kube-vip:v0.6.3", "gcr.io/spectro-images-public/kube-vip/kube-vip:v0.6.3"),
+            (
+                "gcr.io/spectro-images-public/kube-vip/kube-vip:v0.6.3",
+                "gcr.io/spectro-images-public/kube-vip/kube-vip:v0.6.3",
+            ),
             ("localhost/app", "localhost/app:latest"),
             ("127.0.0.1:5000/team/app:2", "127.0.0.1:5000/team/app:2"),
         ] {

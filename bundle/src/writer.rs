@@ -111,8 +111,14 @@ impl BundlePlan {
         let split = SplitWriter::new(&base, opts.part_size.unwrap_or(u64::MAX));
         let mut tar = tar::Builder::new(Counting { inner: split, count: 0, progress: opts.progress });
         append(&mut tar, format::BUNDLE_JSON, &meta_bytes[..], meta_bytes.len() as u64, mtime).map_err(werr)?;
-        append(&mut tar, format::OCI_LAYOUT, format::OCI_LAYOUT_CONTENT, format::OCI_LAYOUT_CONTENT.len() as u64, mtime)
-            .map_err(werr)?;
+        append(
+            &mut tar,
+            format::OCI_LAYOUT,
+            format::OCI_LAYOUT_CONTENT,
+            format::OCI_LAYOUT_CONTENT.len() as u64,
+            mtime,
+        )
+        .map_err(werr)?;
         append(&mut tar, format::INDEX_JSON, &index[..], index.len() as u64, mtime).map_err(werr)?;
         for d in ["blobs/", "blobs/sha256/"] {
             let mut h = header(d, 0, mtime);
