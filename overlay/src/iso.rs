@@ -1,0 +1,1081 @@
+//! Inspect a base ISO's boot setup and remaster it with `xorriso`.
+//!
+//! Remastering maps an overlay directory onto the base ISO's tree and writes a
+//! *separate* output file, replaying the base's boot equipment (El Torito
+//! images, MBR/GPT, appended EFI partition) with `-boot_image any replay`.
+//! Writing into the base itself would append a session whose data lands
+//! outside the hybrid GPT's partition 1, breaking USB boot: that is refused.
+//!
+//! Every GRUB and isolinux config on the ISO that loads an initrd is patched
+//! (see [`crate::bootcfg`]) to also load the initramfs overlay. GRUB configs
+//! inside an EFI system image are inspected too; grub-mkrescue's and Kairos'
+//! only hand over to the ISO's own grub.cfg, and a layout that boots a kernel
+//! straight from inside the EFI image is refused rather than half-patched.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::bootcfg::{patch_grub_cfg, patch_isolinux_cfg, CfgPatch};
+
+/// Errors from inspecting, remastering and verifying ISOs.
+#[derive(Debug, thiserror::Error)]
+pub enum IsoError {
+    /// A required program is not installed.
+    #[error("{tool} not found on PATH ({hint})")]
+    ToolMissing {
+        /// The program.
+        tool: String,
+        /// Which package provides it.
+        hint: &'static str,
+    },
+    /// Running a program failed or it reported failure.
+    #[error("{tool} failed on {subject}: {detail}")]
+    ToolFailed {
+        /// The program.
+        tool: String,
+        /// The ISO or image it worked on.
+        subject: String,
+        /// Its error output (tail).
+        detail: String,
+    },
+    /// Reading or writing a local file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The base file has no ISO 9660 volume descriptor.
+    #[error("{iso} is not an ISO 9660 image (no CD001 volume descriptor at sector 16)")]
+    NotAnIso {
+        /// The file.
+        iso: PathBuf,
+    },
+    /// The base ISO has no El Torito boot record.
+    #[error("{iso} is not bootable: no El Torito boot image found ({found})")]
+    NotBootable {
+        /// The ISO.
+        iso: PathBuf,
+        /// What the inspection found.
+        found: String,
+    },
+    /// The base ISO boots, but not in a way edgeiso knows how to extend.
+    #[error("{iso}: unsupported boot layout, no GRUB or isolinux config that loads an initrd; found: {found}")]
+    UnsupportedLayout {
+        /// The ISO.
+        iso: PathBuf,
+        /// What the inspection found.
+        found: String,
+    },
+    /// The EFI system image of the base boots a kernel itself.
+    #[error(
+        "{iso}: EFI image config {config} loads a kernel/initrd itself; patching inside the EFI image is not supported"
+    )]
+    EfiImageBootsKernel {
+        /// The ISO.
+        iso: PathBuf,
+        /// The config inside the EFI image.
+        config: String,
+    },
+    /// Output and base are the same file.
+    #[error("output {output} is the base ISO {base} itself; remastering must write a separate file (an appended session breaks hybrid USB boot)")]
+    OutputIsBase {
+        /// The base.
+        base: PathBuf,
+        /// The output.
+        output: PathBuf,
+    },
+    /// The overlay directory is missing or lacks the initramfs overlay.
+    #[error("overlay {path}: {reason}")]
+    BadOverlay {
+        /// The overlay path at fault.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The initramfs overlay in the overlay directory would be dropped by the kernel.
+    #[error("initramfs overlay {path} fails the kernel's rules: {source}")]
+    BadInitramfs {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: crate::initramfs::CpioCheckError,
+    },
+    /// Read-back verification of the output failed.
+    #[error("verification of {iso} failed: {reason}")]
+    VerifyFailed {
+        /// The output ISO.
+        iso: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> IsoError + '_ {
+    move |source| IsoError::Io { path: path.to_path_buf(), source }
+}
+
+/// The `xorriso` program.
+#[derive(Debug, Clone)]
+pub struct Xorriso {
+    program: PathBuf,
+}
+
+/// Find `name` on `PATH`.
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| {
+        use std::os::unix::fs::PermissionsExt;
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().filter(|l| !l.contains(": UPDATE :")).collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Xorriso {
+    /// `xorriso` from `$EDGEISO_XORRISO` or `PATH`.
+    pub fn find() -> Result<Self, IsoError> {
+        if let Some(p) = std::env::var_os("EDGEISO_XORRISO") {
+            return Ok(Xorriso { program: PathBuf::from(p) });
+        }
+        which("xorriso")
+            .map(|program| Xorriso { program })
+            .ok_or(IsoError::ToolMissing { tool: "xorriso".into(), hint: "Debian package xorriso" })
+    }
+
+    /// Use a specific program.
+    pub fn at(program: impl Into<PathBuf>) -> Self {
+        Xorriso { program: program.into() }
+    }
+
+    /// The program path.
+    pub fn program(&self) -> &Path {
+        &self.program
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        // The environment must not change what xorriso writes behind our back.
+        cmd.env_remove("SOURCE_DATE_EPOCH").env("LC_ALL", "C").stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run with `args`; on success return stdout (the "result" channel).
+    fn run(&self, subject: &Path, args: &[OsString]) -> Result<String, IsoError> {
+        let out = self.command().args(["-abort_on", "FAILURE", "-return_with", "SORRY", "32"]).args(args).output();
+        let out = out.map_err(|e| self.spawn_error(e))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(IsoError::ToolFailed {
+                tool: self.program.display().to_string(),
+                subject: subject.display().to_string(),
+                detail: tail(&stderr, 8),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn spawn_error(&self, e: io::Error) -> IsoError {
+        if e.kind() == io::ErrorKind::NotFound {
+            IsoError::ToolMissing { tool: self.program.display().to_string(), hint: "Debian package xorriso" }
+        } else {
+            IsoError::Io { path: self.program.clone(), source: e }
+        }
+    }
+}
+
+fn os(s: impl Into<OsString>) -> OsString {
+    s.into()
+}
+
+/// Undo xorriso's quoting: `'a'"'"'b'` -> `a'b`.
+fn unquote(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => out.extend(chars.by_ref().take_while(|&c| c != '\'')),
+            '"' => out.extend(chars.by_ref().take_while(|&c| c != '"')),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Where the EFI El Torito image of an ISO is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EfiImage {
+    /// A file in the ISO tree (grub-mkrescue's `/efi.img`).
+    File(String),
+    /// A byte range of the ISO file: an appended partition (AuroraBoot, Debian).
+    Range {
+        /// Start, in bytes.
+        offset: u64,
+        /// Length, in bytes.
+        len: u64,
+    },
+}
+
+/// A boot config found on the ISO.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootConfig {
+    /// Path in the ISO tree (or inside the EFI image, prefixed `efi.img:`).
+    pub path: String,
+    /// GRUB or isolinux syntax.
+    pub kind: BootConfigKind,
+    /// Lines that load an initrd.
+    pub initrd_lines: usize,
+    /// Lines that load a kernel.
+    pub kernel_lines: usize,
+}
+
+/// Syntax of a boot config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootConfigKind {
+    /// GRUB 2 (`grub.cfg`, `loopback.cfg`, ...).
+    Grub,
+    /// isolinux/syslinux.
+    Isolinux,
+}
+
+/// The boot setup of an ISO, as `xorriso` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct BootSetup {
+    /// ISO 9660 volume id (`COS_LIVE` for Kairos, a contract with dracut).
+    pub volume_id: String,
+    /// BIOS El Torito boot image (ISO path).
+    pub bios_boot_image: Option<String>,
+    /// Which loader `xorriso` recognises in the BIOS image (`grub`, `isolinux`, `any`).
+    pub bios_loader: Option<String>,
+    /// UEFI El Torito boot image.
+    pub efi_boot_image: Option<EfiImage>,
+    /// An EFI system partition appended after the ISO data.
+    pub appended_efi_partition: bool,
+    /// The System Area summary (`MBR protective-msdos-label grub2-mbr GPT`...).
+    pub system_area: String,
+    /// A GPT is present.
+    pub gpt: bool,
+    /// An MBR partition table is present.
+    pub mbr: bool,
+    /// HFS+ hybrid for Intel Macs (grub-mkrescue).
+    pub hfsplus: bool,
+    /// A Joliet tree is present.
+    pub joliet: bool,
+    /// GRUB/isolinux configs on the ISO that load kernels or initrds.
+    pub configs: Vec<BootConfig>,
+    /// Configs inside the EFI image (paths prefixed `efi.img:`).
+    pub efi_image_configs: Vec<BootConfig>,
+    /// Files in the EFI image (paths prefixed `efi.img:`), for the record.
+    pub efi_image_files: Vec<String>,
+    /// The `-boot_image` commands `replay` will run.
+    pub replay_commands: Vec<String>,
+}
+
+impl BootSetup {
+    /// Whether there is any El Torito boot image.
+    pub fn is_bootable(&self) -> bool {
+        self.bios_boot_image.is_some() || self.efi_boot_image.is_some()
+    }
+
+    /// Configs on the ISO that load an initrd (these get the overlay).
+    pub fn patchable_configs(&self) -> impl Iterator<Item = &BootConfig> {
+        self.configs.iter().filter(|c| c.initrd_lines > 0)
+    }
+
+    /// One line naming everything found, for error messages.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("volume {:?}", self.volume_id)];
+        match (&self.bios_boot_image, &self.bios_loader) {
+            (Some(p), Some(l)) => parts.push(format!("BIOS El Torito {p} ({l})")),
+            (Some(p), None) => parts.push(format!("BIOS El Torito {p}")),
+            _ => parts.push("no BIOS El Torito".into()),
+        }
+        match &self.efi_boot_image {
+            Some(EfiImage::File(p)) => parts.push(format!("UEFI El Torito {p}")),
+            Some(EfiImage::Range { offset, len }) => {
+                parts.push(format!("UEFI El Torito image at byte {offset} ({len} bytes)"))
+            }
+            None => parts.push("no UEFI El Torito".into()),
+        }
+        if self.appended_efi_partition {
+            parts.push("appended EFI partition".into());
+        }
+        parts.push(format!(
+            "system area: {}",
+            if self.system_area.is_empty() { "none" } else { self.system_area.as_str() }
+        ));
+        let cfgs: Vec<String> = self
+            .configs
+            .iter()
+            .chain(&self.efi_image_configs)
+            .map(|c| format!("{} ({:?}, {} kernel, {} initrd lines)", c.path, c.kind, c.kernel_lines, c.initrd_lines))
+            .collect();
+        parts.push(if cfgs.is_empty() { "no boot configs".into() } else { format!("configs: {}", cfgs.join(", ")) });
+        parts.join("; ")
+    }
+}
+
+impl fmt::Display for BootSetup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())
+    }
+}
+
+const SECTOR: u64 = 2048;
+
+/// Read the ISO 9660 volume descriptors: is it an ISO, and has it Joliet?
+fn read_volume_descriptors(iso: &Path) -> Result<(bool, bool), IsoError> {
+    let mut f = File::open(iso).map_err(io_err(iso))?;
+    let mut joliet = false;
+    for sector in 16..64u64 {
+        let mut vd = [0u8; 2048];
+        f.seek(SeekFrom::Start(sector * SECTOR)).map_err(io_err(iso))?;
+        if f.read_exact(&mut vd).is_err() || &vd[1..6] != b"CD001" {
+            return Ok((sector > 16, joliet));
+        }
+        // A Supplementary Volume Descriptor with a UCS-2 escape sequence is Joliet.
+        if vd[0] == 2 && matches!(&vd[88..91], b"%/@" | b"%/C" | b"%/E") {
+            joliet = true;
+        }
+        if vd[0] == 255 {
+            return Ok((true, joliet));
+        }
+    }
+    Ok((true, joliet))
+}
+
+/// A file of the ISO tree, as `-find ... -exec lsdl` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsoFile {
+    /// Absolute path in the ISO.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// List the regular files of an ISO.
+pub fn list_files(x: &Xorriso, iso: &Path) -> Result<Vec<IsoFile>, IsoError> {
+    let out = x.run(
+        iso,
+        &[
+            os("-indev"),
+            iso.as_os_str().to_owned(),
+            os("-find"),
+            os("/"),
+            os("-type"),
+            os("f"),
+            os("-exec"),
+            os("lsdl"),
+        ],
+    )?;
+    let mut files = Vec::new();
+    for line in out.lines() {
+        // -rw-r--r--    1 0        0              64 Nov 14  2023 '/EDGEISO-BASE.txt'
+        let parsed = (|| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let size = words.get(4)?.parse::<u64>().ok()?;
+            let quote = line.find('\'')?;
+            Some(IsoFile { path: unquote(&line[quote..]), size })
+        })();
+        if let Some(f) = parsed {
+            files.push(f);
+        }
+    }
+    Ok(files)
+}
+
+/// Copy `paths` out of the ISO into `dest` (keeping their ISO paths below it).
+fn extract(x: &Xorriso, iso: &Path, paths: &[&str], dest: &Path) -> Result<(), IsoError> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let mut args = vec![os("-osirrox"), os("on"), os("-indev"), iso.as_os_str().to_owned(), os("-extract_l"), os("/")];
+    args.push(dest.as_os_str().to_owned());
+    args.extend(paths.iter().map(os));
+    args.push(os("--"));
+    x.run(iso, &args)?;
+    Ok(())
+}
+
+fn classify_config(path: &str) -> Option<BootConfigKind> {
+    let lower = path.to_ascii_lowercase();
+    if !lower.ends_with(".cfg") && !lower.ends_with(".conf") {
+        return None;
+    }
+    let name = lower.rsplit('/').next().unwrap_or("");
+    if lower.contains("/isolinux/") || lower.contains("/syslinux/") || name == "isolinux.cfg" || name == "syslinux.cfg"
+    {
+        Some(BootConfigKind::Isolinux)
+    } else if lower.ends_with(".cfg") {
+        Some(BootConfigKind::Grub)
+    } else {
+        None
+    }
+}
+
+fn patch_config(kind: BootConfigKind, text: &str, overlay: &str) -> CfgPatch {
+    match kind {
+        BootConfigKind::Grub => patch_grub_cfg(text, overlay),
+        BootConfigKind::Isolinux => patch_isolinux_cfg(text, overlay),
+    }
+}
+
+/// Parse `-report_el_torito cmd` into the setup.
+fn parse_el_torito(cmds: &str, setup: &mut BootSetup) {
+    let interval_range = regex::Regex::new(r"start_(\d+)s_size_(\d+)d").expect("static regex");
+    for line in cmds.lines().map(str::trim) {
+        if !line.starts_with('-') {
+            continue;
+        }
+        setup.replay_commands.push(line.to_string());
+        let mut words = line.splitn(3, ' ');
+        let (cmd, a, b) = (words.next().unwrap_or(""), words.next().unwrap_or(""), words.next().unwrap_or(""));
+        match cmd {
+            "-volid" => setup.volume_id = unquote(a),
+            "-hfsplus" => setup.hfsplus = a == "on",
+            "-append_partition" => {
+                // -append_partition 2 <type> <source>: EFI type 0xef or the ESP GUID.
+                let ty = b.split(' ').next().unwrap_or("");
+                if ty.eq_ignore_ascii_case("0xef") || ty.eq_ignore_ascii_case("28732ac11ff8d211ba4b00a0c93ec93b") {
+                    setup.appended_efi_partition = true;
+                }
+            }
+            "-boot_image" => {
+                if let Some(v) = b.strip_prefix("bin_path=") {
+                    setup.bios_boot_image = Some(unquote(v));
+                    setup.bios_loader = Some(a.to_string());
+                } else if let Some(v) = b.strip_prefix("efi_path=") {
+                    let v = unquote(v);
+                    setup.efi_boot_image = Some(match interval_range.captures(&v) {
+                        Some(c) => EfiImage::Range {
+                            offset: c[1].parse::<u64>().unwrap_or(0) * SECTOR,
+                            len: c[2].parse::<u64>().unwrap_or(0) * 512,
+                        },
+                        None => EfiImage::File(v),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn parse_system_area(report: &str, setup: &mut BootSetup) {
+    for line in report.lines() {
+        if let Some(s) = line.strip_prefix("System area summary:") {
+            setup.system_area = s.trim().to_string();
+        }
+        if line.starts_with("GPT ") {
+            setup.gpt = true;
+        }
+        if line.starts_with("MBR partition ") {
+            setup.mbr = true;
+        }
+    }
+}
+
+/// Run `mtools` on an EFI image.
+fn mtools(tool: &str, image: &Path, args: &[&str]) -> Result<Vec<u8>, IsoError> {
+    let out = Command::new(tool)
+        .arg("-i")
+        .arg(image)
+        .args(args)
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                IsoError::ToolMissing { tool: tool.into(), hint: "Debian package mtools" }
+            } else {
+                IsoError::Io { path: tool.into(), source: e }
+            }
+        })?;
+    if !out.status.success() {
+        return Err(IsoError::ToolFailed {
+            tool: tool.into(),
+            subject: image.display().to_string(),
+            detail: tail(&String::from_utf8_lossy(&out.stderr), 4),
+        });
+    }
+    Ok(out.stdout)
+}
+
+/// Look inside the EFI system image for GRUB configs.
+fn inspect_efi_image(x: &Xorriso, iso: &Path, setup: &mut BootSetup, scratch: &Path) -> Result<(), IsoError> {
+    let image = scratch.join("efi.img");
+    match setup.efi_boot_image.clone() {
+        None => return Ok(()),
+        Some(EfiImage::File(path)) => {
+            let dir = scratch.join("efi-extract");
+            extract(x, iso, &[&path], &dir)?;
+            std::fs::rename(dir.join(path.trim_start_matches('/')), &image).map_err(io_err(&image))?;
+        }
+        Some(EfiImage::Range { offset, len }) => {
+            let mut f = File::open(iso).map_err(io_err(iso))?;
+            f.seek(SeekFrom::Start(offset)).map_err(io_err(iso))?;
+            let mut out = File::create(&image).map_err(io_err(&image))?;
+            let copied = io::copy(&mut f.take(len), &mut out).map_err(io_err(&image))?;
+            if copied != len {
+                return Err(IsoError::Io {
+                    path: iso.to_path_buf(),
+                    source: io::Error::new(io::ErrorKind::UnexpectedEof, "EFI image range runs past the end"),
+                });
+            }
+        }
+    }
+    let listing = String::from_utf8_lossy(&mtools("mdir", &image, &["-/", "-b", "::"])?).into_owned();
+    for name in listing.lines().map(str::trim).filter(|l| !l.is_empty() && !l.ends_with('/')) {
+        let inner = name.trim_start_matches("::");
+        setup.efi_image_files.push(format!("efi.img:{inner}"));
+        if inner.to_ascii_lowercase().ends_with(".cfg") {
+            let text = mtools("mtype", &image, &[&format!("::{inner}")])?;
+            let p = patch_grub_cfg(&String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH);
+            setup.efi_image_configs.push(BootConfig {
+                path: format!("efi.img:{inner}"),
+                kind: BootConfigKind::Grub,
+                initrd_lines: p.initrd_lines,
+                kernel_lines: p.kernel_lines,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Inspect `iso`: boot images, partition tables, boot configs.
+///
+/// Errors with [`IsoError::NotAnIso`] or [`IsoError::NotBootable`]; a bootable
+/// ISO with an unknown layout is returned as is (see [`check_supported`]).
+pub fn inspect(x: &Xorriso, iso: &Path) -> Result<BootSetup, IsoError> {
+    let scratch = tempfile::Builder::new().prefix("edgeiso-inspect.").tempdir().map_err(io_err(Path::new("/tmp")))?;
+    inspect_with_files(x, iso, scratch.path()).map(|(setup, _)| setup)
+}
+
+/// [`inspect`], also returning the file list and leaving extracted configs
+/// under `scratch/iso/`.
+fn inspect_with_files(x: &Xorriso, iso: &Path, scratch: &Path) -> Result<(BootSetup, Vec<IsoFile>), IsoError> {
+    // xorriso treats a missing or non-ISO -indev as a blank medium and succeeds,
+    // so check by hand first.
+    let (is_iso, joliet) = read_volume_descriptors(iso)?;
+    if !is_iso {
+        return Err(IsoError::NotAnIso { iso: iso.to_path_buf() });
+    }
+    let mut setup = BootSetup { joliet, ..BootSetup::default() };
+    let report = x.run(
+        iso,
+        &[
+            os("-indev"),
+            iso.as_os_str().to_owned(),
+            os("-report_el_torito"),
+            os("cmd"),
+            os("-report_system_area"),
+            os("plain"),
+        ],
+    )?;
+    parse_el_torito(&report, &mut setup);
+    parse_system_area(&report, &mut setup);
+    let files = list_files(x, iso)?;
+    if !setup.is_bootable() {
+        return Err(IsoError::NotBootable { iso: iso.to_path_buf(), found: setup.summary() });
+    }
+
+    let candidates: Vec<(&IsoFile, BootConfigKind)> =
+        files.iter().filter(|f| f.size < 1 << 20).filter_map(|f| classify_config(&f.path).map(|k| (f, k))).collect();
+    let paths: Vec<&str> = candidates.iter().map(|(f, _)| f.path.as_str()).collect();
+    let extracted = scratch.join("iso");
+    extract(x, iso, &paths, &extracted)?;
+    for (file, kind) in candidates {
+        let local = extracted.join(file.path.trim_start_matches('/'));
+        let text = std::fs::read(&local).map_err(io_err(&local))?;
+        let p = patch_config(kind, &String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH);
+        if p.boots_a_kernel() {
+            setup.configs.push(BootConfig {
+                path: file.path.clone(),
+                kind,
+                initrd_lines: p.initrd_lines,
+                kernel_lines: p.kernel_lines,
+            });
+        }
+    }
+    inspect_efi_image(x, iso, &mut setup, scratch)?;
+    Ok((setup, files))
+}
+
+/// Refuse layouts that cannot carry the initramfs overlay to every boot.
+pub fn check_supported(iso: &Path, setup: &BootSetup) -> Result<(), IsoError> {
+    if !setup.is_bootable() {
+        return Err(IsoError::NotBootable { iso: iso.to_path_buf(), found: setup.summary() });
+    }
+    if let Some(c) = setup.efi_image_configs.iter().find(|c| c.initrd_lines > 0 || c.kernel_lines > 0) {
+        return Err(IsoError::EfiImageBootsKernel { iso: iso.to_path_buf(), config: c.path.clone() });
+    }
+    if setup.patchable_configs().next().is_none() {
+        return Err(IsoError::UnsupportedLayout { iso: iso.to_path_buf(), found: setup.summary() });
+    }
+    Ok(())
+}
+
+/// A boot config the remaster changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatchedConfig {
+    /// Path in the ISO.
+    pub path: String,
+    /// Lines changed.
+    pub patched_lines: usize,
+    /// Lines loading an initrd.
+    pub initrd_lines: usize,
+}
+
+/// What [`Remaster::run`] did.
+#[derive(Debug, Clone)]
+pub struct RemasterReport {
+    /// The output ISO.
+    pub output: PathBuf,
+    /// The base's boot setup.
+    pub base: BootSetup,
+    /// The output's boot setup (read back).
+    pub result: BootSetup,
+    /// Boot configs patched to load the initramfs overlay.
+    pub patched_configs: Vec<PatchedConfig>,
+    /// Read-back verification.
+    pub verification: Verification,
+    /// Things worth telling the user (for example HFS+ dropped).
+    pub notes: Vec<String>,
+}
+
+/// A remaster job: `base` + `overlay_dir` -> `output`.
+#[derive(Debug, Clone)]
+pub struct Remaster {
+    /// The base installer ISO (never modified).
+    pub base: PathBuf,
+    /// Directory whose tree is laid onto the ISO root.
+    pub overlay_dir: PathBuf,
+    /// The new ISO; must not be the base.
+    pub output: PathBuf,
+    /// ISO path of the initramfs overlay inside `overlay_dir` to add to every
+    /// boot entry (normally [`crate::EDGEISO_INITRD_ISO_PATH`]); `None` lays the
+    /// files without touching boot configs.
+    pub initrd_overlay: Option<String>,
+    /// Fixed time for every date in the ISO (reproducible output); `None`
+    /// leaves xorriso's defaults (current time).
+    pub source_date_epoch: Option<u64>,
+    /// The xorriso to run.
+    pub xorriso: Xorriso,
+}
+
+impl Remaster {
+    /// A job with the initramfs overlay at `/boot/edgeiso.img` and the time
+    /// from `SOURCE_DATE_EPOCH`.
+    pub fn new(
+        base: impl Into<PathBuf>,
+        overlay_dir: impl Into<PathBuf>,
+        output: impl Into<PathBuf>,
+    ) -> Result<Self, IsoError> {
+        let epoch = crate::source_date_epoch()
+            .map_err(|e| IsoError::BadOverlay { path: PathBuf::from("SOURCE_DATE_EPOCH"), reason: e.to_string() })?;
+        Ok(Remaster {
+            base: base.into(),
+            overlay_dir: overlay_dir.into(),
+            output: output.into(),
+            initrd_overlay: Some(crate::EDGEISO_INITRD_ISO_PATH.to_string()),
+            source_date_epoch: epoch,
+            xorriso: Xorriso::find()?,
+        })
+    }
+
+    /// Refuse to write the output over the base, by path or by inode.
+    fn check_output_is_not_base(&self) -> Result<(), IsoError> {
+        use std::os::unix::fs::MetadataExt;
+        let base_meta = std::fs::metadata(&self.base).map_err(io_err(&self.base))?;
+        let refuse = || IsoError::OutputIsBase { base: self.base.clone(), output: self.output.clone() };
+        if let Ok(out_meta) = std::fs::metadata(&self.output) {
+            if out_meta.dev() == base_meta.dev() && out_meta.ino() == base_meta.ino() {
+                return Err(refuse());
+            }
+        }
+        let canon_base = std::fs::canonicalize(&self.base).map_err(io_err(&self.base))?;
+        let out_parent = self.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let (Ok(parent), Some(name)) = (std::fs::canonicalize(out_parent), self.output.file_name()) {
+            if parent.join(name) == canon_base {
+                return Err(refuse());
+            }
+        }
+        Ok(())
+    }
+
+    /// Inspect, patch boot configs, write the output via a temporary file and
+    /// a rename, then read it back and verify it.
+    pub fn run(&self) -> Result<RemasterReport, IsoError> {
+        self.check_output_is_not_base()?;
+        if !self.overlay_dir.is_dir() {
+            return Err(IsoError::BadOverlay { path: self.overlay_dir.clone(), reason: "not a directory".into() });
+        }
+        let x = &self.xorriso;
+        let scratch =
+            tempfile::Builder::new().prefix("edgeiso-remaster.").tempdir().map_err(io_err(Path::new("/tmp")))?;
+        let (base_setup, _) = inspect_with_files(x, &self.base, scratch.path())?;
+
+        // Boot configs to replace: ISO path -> patched file on disk.
+        let mut patched: BTreeMap<String, PathBuf> = BTreeMap::new();
+        let mut patched_configs = Vec::new();
+        if let Some(overlay_iso_path) = &self.initrd_overlay {
+            check_supported(&self.base, &base_setup)?;
+            let local = self.overlay_dir.join(overlay_iso_path.trim_start_matches('/'));
+            let bytes = std::fs::read(&local).map_err(|e| IsoError::BadOverlay {
+                path: local.clone(),
+                reason: format!("initramfs overlay {overlay_iso_path} missing from the overlay tree: {e}"),
+            })?;
+            crate::initramfs::check_initramfs(&bytes)
+                .map_err(|source| IsoError::BadInitramfs { path: local.clone(), source })?;
+            let patched_dir = scratch.path().join("patched");
+            for cfg in base_setup.patchable_configs() {
+                // A config the overlay itself supplies is the one to patch.
+                let rel = cfg.path.trim_start_matches('/');
+                let from_overlay = self.overlay_dir.join(rel);
+                let source = if from_overlay.is_file() { from_overlay } else { scratch.path().join("iso").join(rel) };
+                let text = std::fs::read(&source).map_err(io_err(&source))?;
+                let p = patch_config(cfg.kind, &String::from_utf8_lossy(&text), overlay_iso_path);
+                let dest = patched_dir.join(rel);
+                std::fs::create_dir_all(dest.parent().expect("joined path has a parent")).map_err(io_err(&dest))?;
+                std::fs::write(&dest, p.text.as_bytes()).map_err(io_err(&dest))?;
+                patched_configs.push(PatchedConfig {
+                    path: cfg.path.clone(),
+                    patched_lines: p.patched_lines,
+                    initrd_lines: p.initrd_lines,
+                });
+                patched.insert(cfg.path.clone(), dest);
+            }
+        }
+
+        let out_dir = self.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let out_name = self.output.file_name().ok_or_else(|| IsoError::BadOverlay {
+            path: self.output.clone(),
+            reason: "output has no file name".into(),
+        })?;
+        // xorriso must get a fresh file: an existing one would be treated as a
+        // medium to append to.
+        let tmp = out_dir.join(format!(".{}.partial-{}", out_name.to_string_lossy(), std::process::id()));
+        let _cleanup = RemoveOnDrop(tmp.clone());
+
+        let mut notes = Vec::new();
+        let attempt = |drop_hfsplus: bool| -> Result<(), IsoError> {
+            let _ = std::fs::remove_file(&tmp);
+            let args = self.xorriso_args(&base_setup, &patched, &tmp, drop_hfsplus);
+            let mut cmd = x.command();
+            if let Some(epoch) = self.source_date_epoch {
+                // Also fixes -iso_nowtime and the GPT disk GUID (derived from the volume uuid).
+                cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+            }
+            tracing::debug!(program = %x.program().display(), ?args, "remastering");
+            let out = cmd.args(&args).output().map_err(|e| x.spawn_error(e))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(IsoError::ToolFailed {
+                    tool: x.program().display().to_string(),
+                    subject: format!("{} -> {}", self.base.display(), self.output.display()),
+                    detail: tail(&String::from_utf8_lossy(&out.stderr), 8),
+                })
+            }
+        };
+        match attempt(false) {
+            Ok(()) => {}
+            // xorriso 1.5.4 cannot replay grub-mkrescue's HFS+/APM hybrid: its GPT
+            // gap partitions come out overlapping. HFS+ only serves Intel Macs
+            // booting the ISO; BIOS, UEFI, CD and USB boot do not need it.
+            Err(IsoError::ToolFailed { detail, .. }) if base_setup.hfsplus && detail.contains("overlap") => {
+                attempt(true)?;
+                notes.push(format!(
+                    "{}: HFS+/APM hybrid (Intel Mac boot) dropped: xorriso cannot replay it ({})",
+                    self.base.display(),
+                    detail.lines().find(|l| l.contains("overlap")).unwrap_or("").trim()
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+
+        let mut expected = overlay_files(&self.overlay_dir)?;
+        for (iso_path, local) in &patched {
+            expected.insert(iso_path.clone(), local.clone());
+        }
+        let verification = verify(x, &tmp, &base_setup, &expected).map_err(|e| match e {
+            IsoError::VerifyFailed { reason, .. } => IsoError::VerifyFailed { iso: self.output.clone(), reason },
+            other => other,
+        })?;
+        let result_setup = {
+            let s2 =
+                tempfile::Builder::new().prefix("edgeiso-readback.").tempdir().map_err(io_err(Path::new("/tmp")))?;
+            inspect_with_files(x, &tmp, s2.path())?.0
+        };
+        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &self.output).map_err(io_err(&self.output))?;
+        Ok(RemasterReport {
+            output: self.output.clone(),
+            base: base_setup,
+            result: result_setup,
+            patched_configs,
+            verification,
+            notes,
+        })
+    }
+
+    fn xorriso_args(
+        &self,
+        setup: &BootSetup,
+        patched: &BTreeMap<String, PathBuf>,
+        tmp: &Path,
+        drop_hfsplus: bool,
+    ) -> Vec<OsString> {
+        let mut a: Vec<OsString> = ["-abort_on", "FAILURE", "-return_with", "SORRY", "32", "-report_about", "WARNING"]
+            .into_iter()
+            .map(os)
+            .collect();
+        a.extend([os("-indev"), self.base.as_os_str().to_owned(), os("-outdev"), tmp.as_os_str().to_owned()]);
+        if setup.joliet {
+            // Loading an ISO drops its Joliet tree unless asked to write one.
+            a.extend([os("-joliet"), os("on")]);
+        }
+        a.extend([os("-map"), self.overlay_dir.as_os_str().to_owned(), os("/")]);
+        for (iso_path, local) in patched {
+            a.extend([os("-map"), local.as_os_str().to_owned(), os(iso_path)]);
+        }
+        // Owners from the build machine mean nothing on the target.
+        a.extend(["-chown_r", "0", "/", "--", "-chgrp_r", "0", "/", "--"].map(os));
+        // Replays the base's El Torito, MBR/GPT, appended partitions and
+        // volume uuid (grub-mkrescue's core image searches the ISO by that uuid).
+        a.extend([os("-boot_image"), os("any"), os("replay")]);
+        if drop_hfsplus {
+            a.extend([os("-hfsplus"), os("off")]);
+        }
+        if let Some(e) = self.source_date_epoch {
+            let at = format!("={e}");
+            for which in ["c", "m"] {
+                a.extend([os("-volume_date"), os(which), os(&at)]);
+            }
+            for which in ["x", "f"] {
+                a.extend([os("-volume_date"), os(which), os("default")]);
+            }
+            a.extend([os("-volume_date"), os("all_file_dates"), os(&at)]);
+        }
+        a.push(os("-commit"));
+        a
+    }
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Regular files under `dir`, keyed by ISO path.
+fn overlay_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, IsoError> {
+    let mut files = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.map_err(|e| IsoError::Io {
+            path: dir.to_path_buf(),
+            source: e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")),
+        })?;
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(dir).expect("walkdir yields paths under its root");
+            files.insert(format!("/{}", rel.to_string_lossy()), entry.path().to_path_buf());
+        }
+    }
+    Ok(files)
+}
+
+/// What the read-back verification checked.
+#[derive(Debug, Clone, Default)]
+pub struct Verification {
+    /// Files whose sha256 matched.
+    pub files_checked: usize,
+    /// Bytes hashed.
+    pub bytes_checked: u64,
+    /// El Torito boot images present in the output.
+    pub boot_images: Vec<String>,
+    /// The output's System Area summary.
+    pub system_area: String,
+}
+
+fn sha256_file(path: &Path) -> Result<String, IsoError> {
+    let mut f = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err(path))?);
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h).map_err(io_err(path))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Read `iso` back: every `expected` file (ISO path -> local file) must be
+/// there with the same sha256; the El Torito images and the partition tables
+/// of `base` must still be present.
+pub fn verify(
+    x: &Xorriso,
+    iso: &Path,
+    base: &BootSetup,
+    expected: &BTreeMap<String, PathBuf>,
+) -> Result<Verification, IsoError> {
+    let fail = |reason: String| IsoError::VerifyFailed { iso: iso.to_path_buf(), reason };
+    let listed: BTreeMap<String, u64> = list_files(x, iso)?.into_iter().map(|f| (f.path, f.size)).collect();
+    let mut v = Verification::default();
+    let mut batch: Vec<(&String, &PathBuf, u64)> = Vec::new();
+    for (iso_path, local) in expected {
+        let size = *listed.get(iso_path).ok_or_else(|| fail(format!("{iso_path} is missing")))?;
+        let local_size = std::fs::metadata(local).map_err(io_err(local))?.len();
+        if size != local_size {
+            return Err(fail(format!("{iso_path} has {size} bytes, {} has {local_size}", local.display())));
+        }
+        batch.push((iso_path, local, size));
+    }
+    // One xorriso run streams all files back to back on stdout; the sizes
+    // from the listing split the stream.
+    for chunk in batch.chunks(256) {
+        let mut args = vec![os("-osirrox"), os("on"), os("-indev"), iso.as_os_str().to_owned()];
+        args.extend([os("-concat"), os("append"), os("-")]);
+        args.extend(chunk.iter().map(|(p, _, _)| os(p.as_str())));
+        let mut child = x
+            .command()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| x.spawn_error(e))?;
+        let mut stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
+        let mut stream_error = None;
+        for (iso_path, local, size) in chunk {
+            let mut h = Sha256::new();
+            match io::copy(&mut (&mut stdout).take(*size), &mut h) {
+                Ok(n) if n == *size => {}
+                Ok(n) => {
+                    stream_error = Some(format!("{iso_path}: read back {n} of {size} bytes"));
+                    break;
+                }
+                Err(e) => {
+                    stream_error = Some(format!("{iso_path}: {e}"));
+                    break;
+                }
+            }
+            let got = hex::encode(h.finalize());
+            let want = sha256_file(local)?;
+            if got != want {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("{iso_path}: sha256 {got} differs from {} ({want})", local.display())));
+            }
+            v.files_checked += 1;
+            v.bytes_checked += size;
+        }
+        let mut extra = Vec::new();
+        let _ = stdout.read_to_end(&mut extra);
+        let out = child.wait_with_output().map_err(io_err(iso))?;
+        if let Some(e) = stream_error {
+            return Err(fail(format!("{e}; xorriso said: {}", tail(&String::from_utf8_lossy(&out.stderr), 4))));
+        }
+        if !out.status.success() || !extra.is_empty() {
+            return Err(fail(format!(
+                "reading files back ({} stray bytes): {}",
+                extra.len(),
+                tail(&String::from_utf8_lossy(&out.stderr), 4)
+            )));
+        }
+    }
+
+    let mut result = BootSetup::default();
+    let report = x.run(
+        iso,
+        &[
+            os("-indev"),
+            iso.as_os_str().to_owned(),
+            os("-report_el_torito"),
+            os("cmd"),
+            os("-report_system_area"),
+            os("plain"),
+        ],
+    )?;
+    parse_el_torito(&report, &mut result);
+    parse_system_area(&report, &mut result);
+    if base.bios_boot_image.is_some() && result.bios_boot_image != base.bios_boot_image {
+        return Err(fail(format!(
+            "BIOS El Torito image {:?} became {:?}",
+            base.bios_boot_image, result.bios_boot_image
+        )));
+    }
+    if base.efi_boot_image.is_some() && result.efi_boot_image.is_none() {
+        return Err(fail("the UEFI El Torito image is gone".into()));
+    }
+    if base.gpt && !result.gpt {
+        return Err(fail("the GPT is gone".into()));
+    }
+    if base.mbr && !result.mbr {
+        return Err(fail("the MBR partition table is gone".into()));
+    }
+    if base.appended_efi_partition && !result.appended_efi_partition {
+        return Err(fail("the appended EFI partition is gone".into()));
+    }
+    if base.volume_id != result.volume_id {
+        return Err(fail(format!("volume id {:?} became {:?}", base.volume_id, result.volume_id)));
+    }
+    v.boot_images.extend(result.bios_boot_image.clone());
+    v.boot_images.extend(result.efi_boot_image.as_ref().map(|e| match e {
+        EfiImage::File(p) => p.clone(),
+        EfiImage::Range { offset, len } => format!("EFI image at byte {offset} ({len} bytes)"),
+    }));
+    v.system_area = result.system_area;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unquote_handles_xorriso_quoting() {
+        assert_eq!(unquote("'/efi.img'"), "/efi.img");
+        assert_eq!(unquote("'it'\"'\"'s'"), "it's");
+        assert_eq!(unquote("plain"), "plain");
+    }
+
+    #[test]
+    fn parses_auroraboot_style_report() {
+        let report = "-volid 'COS_LIVE'\n-volume_date uuid '2023111422132000'\n\
+-boot_image grub grub2_mbr=--interval:imported_iso:0s-15s:zero_mbrpt,zero_gpt:'a.iso'\n\
+-append_partition 2 28732ac11ff8d211ba4b00a0c93ec93b --interval:imported_iso:21360d-23695d::'a.iso'\n\
+-boot_image any appended_part_as=gpt\n\
+-boot_image grub bin_path='/boot/x86_64/loader/eltorito.img'\n\
+-boot_image any next\n\
+-boot_image any efi_path='--interval:appended_partition_2_start_5340s_size_2336d:all::'\n\
+System area summary: MBR protective-msdos-label grub2-mbr cyl-align-off GPT\n\
+MBR partition table:   N Status  Type        Start       Blocks\n\
+GPT                :   N  Info\n";
+        let mut s = BootSetup::default();
+        parse_el_torito(report, &mut s);
+        parse_system_area(report, &mut s);
+        assert_eq!(s.volume_id, "COS_LIVE");
+        assert_eq!(s.bios_boot_image.as_deref(), Some("/boot/x86_64/loader/eltorito.img"));
+        assert_eq!(s.bios_loader.as_deref(), Some("grub"));
+        assert_eq!(s.efi_boot_image, Some(EfiImage::Range { offset: 5340 * 2048, len: 2336 * 512 }));
+        assert!(s.appended_efi_partition && s.gpt && s.mbr && !s.hfsplus);
+        assert_eq!(s.system_area, "MBR protective-msdos-label grub2-mbr cyl-align-off GPT");
+        assert!(s.summary().contains("appended EFI partition"));
+    }
+
+    #[test]
+    fn classifies_configs() {
+        assert_eq!(classify_config("/boot/grub/grub.cfg"), Some(BootConfigKind::Grub));
+        assert_eq!(classify_config("/boot/grub2/grub.cfg"), Some(BootConfigKind::Grub));
+        assert_eq!(classify_config("/isolinux/isolinux.cfg"), Some(BootConfigKind::Isolinux));
+        assert_eq!(classify_config("/isolinux/txt.cfg"), Some(BootConfigKind::Isolinux));
+        assert_eq!(classify_config("/syslinux.cfg"), Some(BootConfigKind::Isolinux));
+        assert_eq!(classify_config("/boot/kernel"), None);
+    }
+}
