@@ -56,6 +56,12 @@ pub struct ImageRecord {
     /// index, the digest the registry served for the reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_digest: Option<Digest>,
+    /// When the image is a Docker schema-2 manifest or list, the digest of the
+    /// small OCI index that `index.json` names instead (skopeo's OCI
+    /// transports only select OCI-typed entries). The Docker bytes are still
+    /// stored, unchanged, and are what the agent pushes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_digest: Option<Digest>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -154,9 +154,10 @@ fn check_index(bundle: &Bundle, report: &mut Report) {
         let entry = index.iter().find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&name));
         match entry {
             None => report.problems.push(problem(format!("has no entry for image {name}"))),
-            Some(d) if d.digest != img.digest => report
-                .problems
-                .push(problem(format!("names {} for image {name}, bundle.json says {}", d.digest, img.digest))),
+            Some(d) if &d.digest != img.index_digest.as_ref().unwrap_or(&img.digest) => {
+                let want = img.index_digest.as_ref().unwrap_or(&img.digest);
+                report.problems.push(problem(format!("names {} for image {name}, bundle.json says {want}", d.digest)))
+            }
             Some(_) => {}
         }
     }

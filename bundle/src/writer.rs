@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::digest::HashingReader;
 use crate::format::{self, BundleJson, ImageRecord, ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
-use crate::manifest::OCI_INDEX;
+use crate::manifest::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, OCI_INDEX};
 use crate::parts::SplitWriter;
 use crate::{BundleError, Digest};
 
@@ -56,17 +56,69 @@ pub fn bundle_file_name(name: &str) -> String {
     format!("content-{name}.tar")
 }
 
+/// The OCI index `index.json` names for a Docker-typed top level: a list is
+/// re-expressed with the same children; a single manifest becomes a one-entry
+/// index carrying its platform. `None` for OCI-typed images.
+pub fn oci_view(img: &ImageRecord, docker_bytes: Option<&[u8]>, size: u64) -> Option<(Digest, Vec<u8>)> {
+    let children = match img.media_type.as_str() {
+        DOCKER_MANIFEST_LIST => {
+            let list: serde_json::Value = serde_json::from_slice(docker_bytes?).ok()?;
+            list.get("manifests")?.clone()
+        }
+        DOCKER_MANIFEST => {
+            let mut d = serde_json::json!({ "mediaType": img.media_type, "digest": img.digest, "size": size });
+            if let Some(p) = img.platforms.first() {
+                let mut it = p.split('/');
+                let (os, arch, variant) = (it.next(), it.next(), it.next());
+                d["platform"] = serde_json::json!({ "os": os, "architecture": arch });
+                if let Some(v) = variant {
+                    d["platform"]["variant"] = v.into();
+                }
+            }
+            serde_json::json!([d])
+        }
+        _ => return None,
+    };
+    let view = serde_json::json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children });
+    let bytes = serde_json::to_vec(&view).expect("json");
+    Some((Digest::of(&bytes), bytes))
+}
+
+fn is_docker_type(media_type: &str) -> bool {
+    media_type == DOCKER_MANIFEST || media_type == DOCKER_MANIFEST_LIST
+}
+
 impl BundlePlan {
+    /// Add the OCI views of Docker-typed images (see [`oci_view`]) to the
+    /// blobs and record their digests. Idempotent.
+    pub fn add_oci_views(&mut self) {
+        for img in &mut self.images {
+            let (size, bytes) = match self.blobs.get(&img.digest) {
+                Some((size, BlobSource::Bytes(b))) => (*size, Some(b.clone())),
+                Some((size, BlobSource::File(p))) => (*size, std::fs::read(p).ok()),
+                None => (0, None),
+            };
+            if let Some((d, view)) = oci_view(img, bytes.as_deref(), size) {
+                self.blobs.insert(d.clone(), (view.len() as u64, BlobSource::Bytes(view)));
+                img.index_digest = Some(d);
+            }
+        }
+    }
+
     /// `index.json`: one entry per image, named for skopeo and containerd.
     pub fn index_json(&self) -> Vec<u8> {
         let manifests: Vec<serde_json::Value> = self
             .images
             .iter()
             .map(|img| {
+                let (media_type, digest) = match &img.index_digest {
+                    Some(d) => (OCI_INDEX, d),
+                    None => (img.media_type.as_str(), &img.digest),
+                };
                 serde_json::json!({
-                    "mediaType": img.media_type,
-                    "digest": img.digest,
-                    "size": self.blobs.get(&img.digest).map(|b| b.0).unwrap_or(0),
+                    "mediaType": media_type,
+                    "digest": digest,
+                    "size": self.blobs.get(digest).map(|b| b.0).unwrap_or(0),
                     "annotations": {
                         ANNOTATION_CONTAINERD_NAME: img.reference.to_string(),
                         ANNOTATION_REF_NAME: img.reference.to_string(),
@@ -100,6 +152,11 @@ impl BundlePlan {
     /// Write the bundle as `dir/content-NAME.tar` (or parts). Nothing gets its
     /// final name until everything is written and synced.
     pub fn write(&self, dir: &Path, opts: &WriteOptions) -> Result<Written, BundleError> {
+        if self.images.iter().any(|i| i.index_digest.is_none() && is_docker_type(&i.media_type)) {
+            let mut with_views = self.clone();
+            with_views.add_oci_views();
+            return with_views.write(dir, opts);
+        }
         let base = dir.join(bundle_file_name(&self.name));
         let index = self.index_json();
         let meta = self.bundle_json(&index);

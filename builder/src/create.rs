@@ -1,0 +1,388 @@
+//! `edgeiso bundle create`: resolve every reference first (all failures
+//! reported together, before a byte is downloaded), pin them in
+//! `edgeiso.lock`, download the missing blobs in parallel into the cache, then
+//! write the bundle through temp names.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use edgeiso_bundle::manifest::{Descriptor, ManifestView};
+use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
+use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
+use edgeiso_installer_config::spec::{Platforms, Spec};
+use futures_util::stream::{self, StreamExt};
+
+use crate::cache::BlobCache;
+use crate::cli::CreateArgs;
+use crate::exit::{self, with_code};
+use crate::lockfile::{self, LockFile};
+use crate::source::{PullError, Source};
+use crate::ui::{human_bytes, Ui};
+
+pub fn run(ui: &Ui, args: CreateArgs) -> anyhow::Result<()> {
+    let spec = Spec::load(&args.spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(create(ui, &spec, &args))
+}
+
+/// One image of the spec, as the bundle will hold it.
+struct Planned {
+    reference: ImageRef,
+    role: Role,
+    platforms: Platforms,
+    /// What the registry served for the reference (index or manifest).
+    served: Digest,
+    /// The top-level manifest or index stored, and its media type.
+    top: (Digest, String),
+    /// Every manifest stored for this image (children first, top last).
+    manifests: Vec<(Digest, Vec<u8>)>,
+    blobs: Vec<Descriptor>,
+    stored_platforms: Vec<String>,
+}
+
+async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<()> {
+    let source = Source::for_spec(spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    let cache = BlobCache::open(args.cache.clone())?;
+    let lock_path = lockfile::path_for(&spec.source_path);
+    let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    let entries: Vec<(&edgeiso_installer_config::spec::ImageSpec, Role)> = spec
+        .images
+        .iter()
+        .map(|i| (i, Role::Workload))
+        .chain(spec.bootstrap_images.iter().map(|i| (i, Role::Bootstrap)))
+        .collect();
+    if entries.is_empty() {
+        return Err(with_code(
+            exit::INVALID_INPUT,
+            anyhow::anyhow!("{}: no images to bundle", spec.source_path.display()),
+        ));
+    }
+
+    // 1. Resolve every reference to a digest; report every failure at once.
+    let pins: Vec<ImageRef> = if args.locked {
+        let lock = lock.as_ref().ok_or_else(|| {
+            with_code(exit::INVALID_INPUT, anyhow::anyhow!("--locked, but {} does not exist", lock_path.display()))
+        })?;
+        let missing: Vec<String> = entries
+            .iter()
+            .filter(|(i, _)| !lock.images.contains_key(i.reference.as_str()))
+            .map(|(i, _)| i.reference.to_string())
+            .collect();
+        if !missing.is_empty() {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow::anyhow!("--locked, but {} has no digest for: {}", lock_path.display(), missing.join(", ")),
+            ));
+        }
+        entries.iter().map(|(i, _)| i.reference.pinned(&lock.images[i.reference.as_str()])).collect()
+    } else {
+        entries.iter().map(|(i, _)| i.reference.clone()).collect()
+    };
+    ui.line(format!("resolving {} images", entries.len()));
+    let resolved: Vec<Result<(Vec<u8>, Digest), PullError>> =
+        stream::iter(pins.iter().map(|r| source.manifest(r))).buffered(8).collect().await;
+    let mut failures = Vec::new();
+    let mut tops = Vec::new();
+    for ((img, _), r) in entries.iter().zip(resolved) {
+        match r {
+            Ok(t) => {
+                ui.event("resolved", serde_json::json!({ "image": img.reference.as_str(), "digest": t.1 }));
+                tops.push(t)
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    fail_together(failures, "could not resolve")?;
+
+    if !args.locked {
+        let lock = LockFile {
+            version: lockfile::LOCK_VERSION,
+            images: entries.iter().zip(&tops).map(|((i, _), (_, d))| (i.reference.to_string(), d.clone())).collect(),
+        };
+        if lockfile::write(&lock_path, &lock)? {
+            ui.line(format!("wrote {}", lock_path.display()));
+        }
+    }
+
+    // 2. Choose platforms and fetch the child manifests that are kept.
+    let mut planned = Vec::new();
+    let mut failures = Vec::new();
+    for (((img, role), (bytes, digest)), pin) in entries.iter().zip(tops).zip(&pins) {
+        match plan_image(&source, pin, img.reference.clone(), *role, img.platforms.clone(), bytes, digest).await {
+            Ok(p) => planned.push(p),
+            Err(e) => failures.push(e),
+        }
+    }
+    fail_together(failures, "could not plan")?;
+
+    // 3. Download every blob the cache lacks.
+    let mut wanted: BTreeMap<Digest, (u64, ImageRef)> = BTreeMap::new();
+    for p in &planned {
+        for b in &p.blobs {
+            wanted.entry(b.digest.clone()).or_insert((b.size, p.reference.clone()));
+        }
+    }
+    let missing: Vec<(Digest, u64, ImageRef)> =
+        wanted.iter().filter(|(d, (s, _))| !cache.has(d, *s)).map(|(d, (s, r))| (d.clone(), *s, r.clone())).collect();
+    let missing_bytes: u64 = missing.iter().map(|m| m.1).sum();
+    ui.line(format!(
+        "{} unique blobs, {} cached, downloading {} ({})",
+        wanted.len(),
+        wanted.len() - missing.len(),
+        missing.len(),
+        human_bytes(missing_bytes)
+    ));
+    download(ui, &source, &cache, missing, missing_bytes, args.concurrency as usize).await?;
+
+    // 4. Write the bundle.
+    let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
+    let mut images = Vec::new();
+    for p in planned {
+        let mut size = 0;
+        for (d, bytes) in &p.manifests {
+            size += bytes.len() as u64;
+            blobs.insert(d.clone(), (bytes.len() as u64, BlobSource::Bytes(bytes.clone())));
+        }
+        for b in &p.blobs {
+            size += b.size;
+            blobs.insert(b.digest.clone(), (b.size, BlobSource::File(cache.path(&b.digest))));
+        }
+        let platforms =
+            if p.stored_platforms.is_empty() { config_platform(&cache, &p.blobs) } else { p.stored_platforms };
+        ui.line(format!("  {} [{}] {} {}", p.reference, p.role, platforms.join(","), human_bytes(size)));
+        images.push(ImageRecord {
+            reference: p.reference,
+            digest: p.top.0.clone(),
+            media_type: p.top.1,
+            platforms,
+            role: p.role,
+            size,
+            source_digest: (p.served != p.top.0).then_some(p.served),
+            index_digest: None,
+        });
+        let _ = p.platforms;
+    }
+    let plan = BundlePlan {
+        name: spec.name.clone(),
+        created: edgeiso_bundle::format::creation_time()
+            .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?,
+        tool: format!("edgeiso {}", env!("CARGO_PKG_VERSION")),
+        images,
+        blobs,
+    };
+    std::fs::create_dir_all(&args.out.output)
+        .with_context(|| format!("output folder {}", args.out.output.display()))?;
+    crate::cache::sweep_stale_temps(&args.out.output);
+    let total: u64 = plan.blobs.values().map(|b| b.0).sum();
+    let bar = ui.bytes_bar(total, "writing");
+    let written = {
+        let progress = |n: u64| bar.inc(n);
+        let opts = WriteOptions { part_size: Some(args.out.part_size), zstd: args.out.zstd, progress: Some(&progress) };
+        let plan = &plan;
+        let out = &args.out.output;
+        tokio::task::block_in_place(|| plan.write(out, &opts))?
+    };
+    bar.finish_and_clear();
+    let unique: u64 = total;
+    let summed: u64 = written.meta.images.iter().map(|i| i.size).sum();
+    for p in &written.paths {
+        ui.print(p.display().to_string());
+    }
+    if let Some(z) = &written.zstd {
+        ui.print(z.display().to_string());
+    }
+    ui.line(format!(
+        "bundle {}: {} images, {} ({} saved by deduplication)",
+        spec.name,
+        written.meta.images.len(),
+        human_bytes(written.total_bytes),
+        human_bytes(summed.saturating_sub(unique))
+    ));
+    ui.event(
+        "done",
+        serde_json::json!({
+            "paths": written.paths, "zstd": written.zstd, "bytes": written.total_bytes,
+            "images": written.meta.images.len(), "uniqueBlobBytes": unique,
+        }),
+    );
+    Ok(())
+}
+
+/// Several independent failures become one error listing them all, with the
+/// most specific exit code among them.
+fn fail_together(failures: Vec<PullError>, what: &str) -> anyhow::Result<()> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let code = failures.iter().map(PullError::exit_code).max().unwrap_or(exit::FAILURE);
+    let list: Vec<String> = failures.iter().map(|f| format!("  - {f}")).collect();
+    Err(with_code(code, anyhow::anyhow!("{what} {} image(s):\n{}", failures.len(), list.join("\n"))))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn plan_image(
+    source: &Source,
+    pin: &ImageRef,
+    reference: ImageRef,
+    role: Role,
+    platforms: Platforms,
+    bytes: Vec<u8>,
+    served: Digest,
+) -> Result<Planned, PullError> {
+    let local = |m: String| PullError::Local(format!("{reference}: {m}"));
+    let view = ManifestView::parse(&bytes).map_err(|e| local(e.to_string()))?;
+    let media_type = view.effective_media_type(None);
+    let mut planned = Planned {
+        reference: reference.clone(),
+        role,
+        platforms: platforms.clone(),
+        served: served.clone(),
+        top: (served.clone(), media_type.clone()),
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+        stored_platforms: Vec::new(),
+    };
+    if !view.is_index() {
+        planned.blobs = view.blobs().cloned().collect();
+        planned.manifests.push((served, bytes));
+        return Ok(planned);
+    }
+    let available: Vec<String> = view.manifests.iter().filter_map(|m| m.platform.as_ref()).map(|p| p.id()).collect();
+    let is_real = |d: &Descriptor| d.platform.as_ref().is_some_and(|p| p.os != "unknown");
+    let keep_all = match &platforms {
+        Platforms::All => true,
+        Platforms::List(list) => view
+            .manifests
+            .iter()
+            .filter(|d| is_real(d))
+            .all(|d| list.iter().any(|w| d.platform.as_ref().unwrap().matches(w))),
+    };
+    let chosen: Vec<Descriptor> = match &platforms {
+        _ if keep_all => view.manifests.clone(),
+        Platforms::List(list) => view
+            .manifests
+            .iter()
+            .filter(|d| is_real(d) && list.iter().any(|w| d.platform.as_ref().unwrap().matches(w)))
+            .cloned()
+            .collect(),
+        Platforms::All => unreachable!(),
+    };
+    if chosen.is_empty() {
+        let wanted = match &platforms {
+            Platforms::List(l) => l.join(", "),
+            Platforms::All => "all".into(),
+        };
+        return Err(local(format!("no manifest for platform {wanted} (the index has: {})", available.join(", "))));
+    }
+    for child in &chosen {
+        let child_ref = pin.pinned(&child.digest);
+        let (child_bytes, child_digest) = source.manifest(&child_ref).await?;
+        let child_view =
+            ManifestView::parse(&child_bytes).map_err(|e| local(format!("manifest {child_digest}: {e}")))?;
+        if child_view.is_index() {
+            return Err(local(format!("nested index {child_digest} is not supported")));
+        }
+        for b in child_view.blobs() {
+            if !planned.blobs.iter().any(|x| x.digest == b.digest) {
+                planned.blobs.push(b.clone());
+            }
+        }
+        if let Some(p) = child.platform.as_ref().filter(|_| is_real(child)) {
+            planned.stored_platforms.push(p.id());
+        }
+        planned.manifests.push((child_digest, child_bytes));
+    }
+    if keep_all {
+        planned.manifests.push((served, bytes));
+    } else if chosen.len() == 1 {
+        // One platform: store its manifest as the image, like `docker pull`.
+        let (d, b) = planned.manifests.last().cloned().expect("one child");
+        let view = ManifestView::parse(&b).map_err(|e| local(e.to_string()))?;
+        planned.top = (d, view.effective_media_type(Some(&chosen[0].media_type)));
+    } else {
+        // Several platforms but not all: a new index listing just those.
+        // Its digest differs from the source's; bundle.json keeps both.
+        let mut index: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| local(e.to_string()))?;
+        index["manifests"] = serde_json::to_value(&chosen).expect("descriptors");
+        let new_bytes = serde_json::to_vec(&index).expect("json");
+        let d = Digest::of(&new_bytes);
+        planned.top = (d.clone(), media_type);
+        planned.manifests.push((d, new_bytes));
+    }
+    Ok(planned)
+}
+
+/// `os/architecture` from an image config in the cache.
+fn config_platform(cache: &BlobCache, blobs: &[Descriptor]) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Config {
+        os: Option<String>,
+        architecture: Option<String>,
+        variant: Option<String>,
+    }
+    let Some(config) = blobs.first() else { return vec![] };
+    let Ok(bytes) = std::fs::read(cache.path(&config.digest)) else { return vec![] };
+    match serde_json::from_slice::<Config>(&bytes) {
+        Ok(Config { os: Some(os), architecture: Some(arch), variant }) => {
+            vec![match variant {
+                Some(v) => format!("{os}/{arch}/{v}"),
+                None => format!("{os}/{arch}"),
+            }]
+        }
+        _ => vec![],
+    }
+}
+
+async fn download(
+    ui: &Ui,
+    source: &Source,
+    cache: &BlobCache,
+    missing: Vec<(Digest, u64, ImageRef)>,
+    total: u64,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let bar = ui.bytes_bar(total, "pulling");
+    let done = Arc::new(AtomicU64::new(0));
+    let results: Vec<Result<(), PullError>> = stream::iter(missing.into_iter().map(|(digest, size, image)| {
+        let bar = bar.clone();
+        let done = done.clone();
+        async move {
+            let partial = cache.partial_path(&digest);
+            let on_bytes = |n: u64| bar.inc(n);
+            let r = source.blob_to_file(&image, &digest, &partial, &on_bytes).await;
+            let r = r.and_then(|()| {
+                let got = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+                if got != size {
+                    return Err(PullError::Other {
+                        registry: image.registry().into(),
+                        what: format!("blob {digest} of {}", image.name()),
+                        detail: format!("{got} bytes served, the manifest says {size}"),
+                    });
+                }
+                cache.commit(&partial, &digest).map_err(|e| PullError::Local(format!("cache: {e}")))
+            });
+            if r.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            } else {
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                ui.event(
+                    "blob",
+                    serde_json::json!({ "digest": digest, "bytes": size, "image": image.as_str(), "done": n }),
+                );
+                tracing::info!("pulled {digest} ({size} bytes) for {image}");
+            }
+            r
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .collect()
+    .await;
+    bar.finish_and_clear();
+    let failures: Vec<PullError> = results.into_iter().filter_map(Result::err).collect();
+    fail_together(failures, "could not download blobs of")
+}

@@ -1,0 +1,428 @@
+//! `edgeiso bundle import`: turn airgap artifacts that already exist into a
+//! bundle. OCI layout folders are read in place; archives (.tar, .tar.gz,
+//! .tar.zst; compression found by magic bytes, not by name) are streamed once
+//! into a content-addressed staging folder inside the output folder.
+//!
+//! Archive member names are never used as paths on disk: each file is stored
+//! under its sha256, so a hostile archive (`..`, absolute paths, links out,
+//! devices) cannot write anywhere; such members are refused outright anyway,
+//! naming the archive and the member.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use edgeiso_bundle::digest::HashingWriter;
+use edgeiso_bundle::format::ANNOTATION_REF_NAME;
+use edgeiso_bundle::manifest::{self, Descriptor, ManifestView};
+use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
+use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
+
+use crate::cli::ImportArgs;
+use crate::exit::{self, with_code};
+use crate::ui::{human_bytes, Ui};
+
+/// Where the files of one source are: path inside the source -> blob.
+struct SourceFiles {
+    label: String,
+    files: BTreeMap<String, (Digest, u64, PathBuf)>,
+}
+
+impl SourceFiles {
+    fn get(&self, path: &str) -> Option<&(Digest, u64, PathBuf)> {
+        self.files.get(path)
+    }
+    fn read(&self, path: &str) -> anyhow::Result<Vec<u8>> {
+        let (_, size, p) = self.get(path).ok_or_else(|| anyhow!("{}: no {path}", self.label))?;
+        if *size > edgeiso_bundle::reader::MAX_MANIFEST_BYTES {
+            bail!("{}: {path} is {size} bytes, too large for a manifest", self.label);
+        }
+        std::fs::read(p).with_context(|| format!("{}: {path}", self.label))
+    }
+}
+
+pub fn run(ui: &Ui, args: ImportArgs) -> anyhow::Result<()> {
+    let name_ok = !args.name.is_empty()
+        && args
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.' || b == b'_');
+    if !name_ok {
+        return Err(with_code(
+            exit::INVALID_INPUT,
+            anyhow!("--name {:?}: use lower-case letters, digits, '-', '_' and '.'", args.name),
+        ));
+    }
+    std::fs::create_dir_all(&args.out.output)
+        .with_context(|| format!("output folder {}", args.out.output.display()))?;
+    crate::cache::sweep_stale_temps(&args.out.output);
+    let staging = tempfile::Builder::new()
+        .prefix(".edgeiso-import-")
+        .tempdir_in(&args.out.output)
+        .with_context(|| format!("staging folder in {}", args.out.output.display()))?;
+
+    let mut images: Vec<ImageRecord> = Vec::new();
+    let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
+    for src in &args.sources {
+        let files = if src.is_dir() { scan_dir(src)? } else { stage_archive(src, staging.path())? };
+        let before = images.len();
+        import_source(&files, &mut images, &mut blobs).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+        ui.line(format!("{}: {} image(s)", src.display(), images.len() - before));
+    }
+    let mut seen = BTreeSet::new();
+    for i in &images {
+        if !seen.insert(i.reference.to_string()) {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow!("image {} appears in more than one source", i.reference),
+            ));
+        }
+    }
+    if images.is_empty() {
+        return Err(with_code(exit::INVALID_INPUT, anyhow!("no images found in the sources")));
+    }
+    let plan = BundlePlan {
+        name: args.name.clone(),
+        created: edgeiso_bundle::format::creation_time().map_err(|e| with_code(exit::INVALID_INPUT, anyhow!(e)))?,
+        tool: format!("edgeiso {}", env!("CARGO_PKG_VERSION")),
+        images,
+        blobs,
+    };
+    let total = plan.blobs.values().map(|b| b.0).sum();
+    let bar = ui.bytes_bar(total, "writing");
+    let progress = |n: u64| bar.inc(n);
+    let opts = WriteOptions { part_size: Some(args.out.part_size), zstd: args.out.zstd, progress: Some(&progress) };
+    let written = plan.write(&args.out.output, &opts)?;
+    bar.finish_and_clear();
+    for p in &written.paths {
+        ui.print(p.display().to_string());
+    }
+    ui.line(format!(
+        "bundle {}: {} images, {}",
+        args.name,
+        written.meta.images.len(),
+        human_bytes(written.total_bytes)
+    ));
+    ui.event("done", serde_json::json!({ "paths": written.paths, "zstd": written.zstd, "bytes": written.total_bytes, "images": written.meta.images.len() }));
+    Ok(())
+}
+
+/// An OCI layout folder, read in place.
+fn scan_dir(dir: &Path) -> anyhow::Result<SourceFiles> {
+    let label = dir.display().to_string();
+    let mut files = BTreeMap::new();
+    for name in ["index.json", "oci-layout", "manifest.json"] {
+        let p = dir.join(name);
+        if p.is_file() {
+            let (d, n) = edgeiso_bundle::digest::digest_reader(File::open(&p)?)?;
+            files.insert(name.to_owned(), (d, n, p));
+        }
+    }
+    if !files.contains_key("index.json") {
+        return Err(with_code(exit::INVALID_INPUT, anyhow!("{label}: not an OCI image layout (no index.json)")));
+    }
+    let blob_dir = dir.join("blobs/sha256");
+    if let Ok(rd) = std::fs::read_dir(&blob_dir) {
+        for e in rd.flatten() {
+            let hex = e.file_name().to_string_lossy().into_owned();
+            let Ok(d) = format!("sha256:{hex}").parse::<Digest>() else { continue };
+            let meta = e.metadata()?;
+            if meta.is_file() {
+                // Trusting the name here is safe: the bundle writer re-hashes
+                // every blob it copies and refuses a mismatch.
+                files.insert(d.blob_path(), (d, meta.len(), e.path()));
+            }
+        }
+    }
+    Ok(SourceFiles { label, files })
+}
+
+/// Stream an archive into `staging`, one content-addressed file per member.
+fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
+    let label = path.display().to_string();
+    let file = File::open(path).with_context(|| label.clone())?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let magic = {
+        let buf = std::io::BufRead::fill_buf(&mut reader).with_context(|| label.clone())?;
+        buf[..buf.len().min(4)].to_vec()
+    };
+    let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(reader))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::Decoder::with_buffer(reader)?)
+    } else {
+        Box::new(reader)
+    };
+    let invalid =
+        |member: &str, why: String| with_code(exit::INVALID_INPUT, anyhow!("{label}: member {member:?}: {why}"));
+    let mut files: BTreeMap<String, (Digest, u64, PathBuf)> = BTreeMap::new();
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut archive = tar::Archive::new(decoded);
+    let entries =
+        archive.entries().map_err(|e| with_code(exit::INVALID_INPUT, anyhow!("{label}: not a tar archive: {e}")))?;
+    for entry in entries {
+        let mut entry =
+            entry.map_err(|e| with_code(exit::INVALID_INPUT, anyhow!("{label}: unreadable archive: {e}")))?;
+        let raw = entry.path().map_err(|e| invalid("?", e.to_string()))?.into_owned();
+        let shown = raw.display().to_string();
+        let name = clean_member(&raw).map_err(|why| invalid(&shown, why))?;
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Directory => {}
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let tmp = tempfile::NamedTempFile::new_in(staging)?;
+                let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
+                std::io::copy(&mut entry, &mut w).map_err(|e| invalid(&shown, format!("cannot read: {e}")))?;
+                let (bw, digest, size) = w.finish();
+                let tmp = bw.into_inner().map_err(|e| e.into_error())?;
+                let dest = staging.join(digest.hex());
+                tmp.persist(&dest).map_err(|e| e.error)?;
+                files.insert(name, (digest, size, dest));
+            }
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target =
+                    entry.link_name().ok().flatten().ok_or_else(|| invalid(&shown, "link without a target".into()))?;
+                let target = target.into_owned();
+                let resolved = if kind == tar::EntryType::Symlink {
+                    if target.is_absolute() {
+                        return Err(invalid(&shown, format!("symlink to absolute path {}", target.display())));
+                    }
+                    Path::new(&name).parent().unwrap_or(Path::new("")).join(&target)
+                } else {
+                    target.clone()
+                };
+                let resolved = clean_member(&resolved)
+                    .map_err(|_| invalid(&shown, format!("link to {} points outside the archive", target.display())))?;
+                links.push((name, resolved));
+            }
+            other => return Err(invalid(&shown, format!("{other:?} members (devices, fifos) are not allowed"))),
+        }
+    }
+    // Links resolve to files staged above (or to other links, a few hops).
+    for _ in 0..8 {
+        let mut unresolved = Vec::new();
+        for (name, target) in links {
+            match files.get(&target).cloned() {
+                Some(f) => {
+                    files.insert(name, f);
+                }
+                None => unresolved.push((name, target)),
+            }
+        }
+        links = unresolved;
+        if links.is_empty() {
+            break;
+        }
+    }
+    if let Some((name, target)) = links.first() {
+        return Err(invalid(name, format!("link to {target}, which is not a file in the archive")));
+    }
+    // A vendor bundle may wrap the layout in a folder: use the shallowest one.
+    let prefix = files
+        .keys()
+        .filter_map(|k| k.strip_suffix("index.json"))
+        .filter(|p| p.is_empty() || p.ends_with('/'))
+        .min_by_key(|p| p.len())
+        .map(str::to_owned);
+    let files = match prefix {
+        Some(p) if !p.is_empty() => {
+            files.into_iter().filter_map(|(k, v)| k.strip_prefix(&p).map(|s| (s.to_owned(), v))).collect()
+        }
+        _ => files,
+    };
+    Ok(SourceFiles { label, files })
+}
+
+/// A member name as a clean relative path, or why it is refused.
+fn clean_member(p: &Path) -> Result<String, String> {
+    let mut parts = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => return Err("contains `..`".into()),
+            Component::RootDir | Component::Prefix(_) => return Err("is an absolute path".into()),
+        }
+    }
+    if parts.is_empty() {
+        return Err("empty name".into());
+    }
+    Ok(parts.join("/"))
+}
+
+fn import_source(
+    src: &SourceFiles,
+    images: &mut Vec<ImageRecord>,
+    blobs: &mut BTreeMap<Digest, (u64, BlobSource)>,
+) -> anyhow::Result<()> {
+    if src.get("index.json").is_some() {
+        import_oci_layout(src, images, blobs)
+    } else if src.get("manifest.json").is_some() {
+        import_docker_save(src, images, blobs)
+    } else {
+        bail!("{}: neither an OCI image layout (index.json) nor a `docker save` archive (manifest.json)", src.label)
+    }
+}
+
+fn blob_of<'a>(src: &'a SourceFiles, image: &str, d: &Digest) -> anyhow::Result<&'a (Digest, u64, PathBuf)> {
+    let f = src.get(&d.blob_path()).ok_or_else(|| anyhow!("{}: image {image}: blob {d} is missing", src.label))?;
+    if &f.0 != d {
+        bail!("{}: image {image}: blob {d} does not match its digest (it hashes to {})", src.label, f.0);
+    }
+    Ok(f)
+}
+
+fn import_oci_layout(
+    src: &SourceFiles,
+    images: &mut Vec<ImageRecord>,
+    blobs: &mut BTreeMap<Digest, (u64, BlobSource)>,
+) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Index {
+        manifests: Vec<Descriptor>,
+    }
+    let index: Index =
+        serde_json::from_slice(&src.read("index.json")?).map_err(|e| anyhow!("{}: index.json: {e}", src.label))?;
+    for (n, entry) in index.manifests.iter().enumerate() {
+        let Some(ref_name) = entry.annotations.get(ANNOTATION_REF_NAME) else {
+            bail!(
+                "{}: index.json entry {n} ({}) has no {ANNOTATION_REF_NAME} annotation to name the image",
+                src.label,
+                entry.digest
+            );
+        };
+        let reference = ImageRef::parse(ref_name).map_err(|e| anyhow!("{}: index.json entry {n}: {e}", src.label))?;
+        let image = reference.to_string();
+        let mut size = 0;
+        let mut platforms = Vec::new();
+        let mut stack = vec![(entry.clone(), 0)];
+        while let Some((desc, depth)) = stack.pop() {
+            let f = blob_of(src, &image, &desc.digest)?;
+            let bytes = src.read(&desc.digest.blob_path())?;
+            if Digest::of(&bytes) != desc.digest {
+                bail!("{}: image {image}: manifest {} does not match its digest", src.label, desc.digest);
+            }
+            blobs.insert(desc.digest.clone(), (f.1, BlobSource::File(f.2.clone())));
+            size += f.1;
+            let view = ManifestView::parse(&bytes)
+                .map_err(|e| anyhow!("{}: image {image}: {}: {e}", src.label, desc.digest))?;
+            if depth > 3 {
+                bail!("{}: image {image}: indexes nested too deeply", src.label);
+            }
+            for child in &view.manifests {
+                if let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown") {
+                    platforms.push(p.id());
+                }
+                stack.push((child.clone(), depth + 1));
+            }
+            for b in view.blobs() {
+                let f = blob_of(src, &image, &b.digest)?;
+                if f.1 != b.size {
+                    bail!(
+                        "{}: image {image}: blob {} is {} bytes, its manifest says {}",
+                        src.label,
+                        b.digest,
+                        f.1,
+                        b.size
+                    );
+                }
+                blobs.insert(b.digest.clone(), (f.1, BlobSource::File(f.2.clone())));
+                size += b.size;
+            }
+            if platforms.is_empty() && !view.is_index() {
+                if let Some(c) = &view.config {
+                    platforms.extend(config_platform(&std::fs::read(&blob_of(src, &image, &c.digest)?.2)?));
+                }
+            }
+        }
+        images.push(ImageRecord {
+            reference,
+            digest: entry.digest.clone(),
+            media_type: entry.media_type.clone(),
+            platforms,
+            role: Role::Workload,
+            size,
+            source_digest: None,
+            index_digest: None,
+        });
+    }
+    Ok(())
+}
+
+fn config_platform(config: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(config).ok()?;
+    let (os, arch) = (v["os"].as_str()?, v["architecture"].as_str()?);
+    Some(match v["variant"].as_str() {
+        Some(var) => format!("{os}/{arch}/{var}"),
+        None => format!("{os}/{arch}"),
+    })
+}
+
+/// Old-style `docker save` archives (k3s airgap image tarballs): one OCI
+/// manifest is written for each, over the same config and layer bytes.
+fn import_docker_save(
+    src: &SourceFiles,
+    images: &mut Vec<ImageRecord>,
+    blobs: &mut BTreeMap<Digest, (u64, BlobSource)>,
+) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        config: String,
+        #[serde(default)]
+        repo_tags: Option<Vec<String>>,
+        layers: Vec<String>,
+    }
+    let entries: Vec<Entry> = serde_json::from_slice(&src.read("manifest.json")?)
+        .map_err(|e| anyhow!("{}: manifest.json: {e}", src.label))?;
+    for (n, e) in entries.iter().enumerate() {
+        let tags = e.repo_tags.clone().unwrap_or_default();
+        if tags.is_empty() {
+            bail!("{}: manifest.json entry {n} has no RepoTags to name the image", src.label);
+        }
+        let file = |p: &str| {
+            let key = clean_member(Path::new(p))
+                .map_err(|why| anyhow!("{}: manifest.json entry {n}: {p:?} {why}", src.label))?;
+            src.get(&key).cloned().ok_or_else(|| anyhow!("{}: manifest.json entry {n}: {p} is missing", src.label))
+        };
+        let config = file(&e.config)?;
+        let mut layers = Vec::new();
+        for l in &e.layers {
+            let f = file(l)?;
+            let mut magic = [0u8; 2];
+            let gz = File::open(&f.2).and_then(|mut h| h.read_exact(&mut magic)).is_ok() && magic == [0x1f, 0x8b];
+            let media_type = if gz { manifest::OCI_LAYER_GZIP } else { manifest::OCI_LAYER_TAR };
+            layers.push(serde_json::json!({ "mediaType": media_type, "digest": f.0, "size": f.1 }));
+            blobs.insert(f.0.clone(), (f.1, BlobSource::File(f.2.clone())));
+        }
+        blobs.insert(config.0.clone(), (config.1, BlobSource::File(config.2.clone())));
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": manifest::OCI_MANIFEST,
+            "config": { "mediaType": manifest::OCI_CONFIG, "digest": config.0, "size": config.1 },
+            "layers": layers,
+        });
+        let bytes = serde_json::to_vec(&manifest)?;
+        let digest = Digest::of(&bytes);
+        let size =
+            bytes.len() as u64 + config.1 + e.layers.iter().filter_map(|l| file(l).ok()).map(|f| f.1).sum::<u64>();
+        let platforms: Vec<String> = config_platform(&std::fs::read(&config.2)?).into_iter().collect();
+        blobs.insert(digest.clone(), (bytes.len() as u64, BlobSource::Bytes(bytes)));
+        for t in tags {
+            let reference = ImageRef::parse(&t).map_err(|e| anyhow!("{}: manifest.json entry {n}: {e}", src.label))?;
+            images.push(ImageRecord {
+                reference,
+                digest: digest.clone(),
+                media_type: manifest::OCI_MANIFEST.into(),
+                platforms: platforms.clone(),
+                role: Role::Workload,
+                size,
+                source_digest: None,
+                index_digest: None,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! Every bad input of `edgeiso bundle`: a clear error naming the culprit, a
+//! meaningful exit code, and nothing half-written.
+
+mod common;
+
+use std::path::Path;
+
+use common::{edgeiso, p, tree, write_spec};
+use edgeiso_testkit::images;
+use edgeiso_testkit::{Registry, RegistryOptions};
+
+fn create(spec: &Path, out: &Path, cache: &Path) -> common::Run {
+    edgeiso(&["bundle", "create", "--spec", p(spec), "--output", p(out), "--cache", p(cache)], &[])
+}
+
+fn no_bundle_in(out: &Path) {
+    let left: Vec<String> = tree(out).into_iter().filter(|f| f.contains("content-")).collect();
+    assert!(left.is_empty(), "a failed run left {left:?}");
+}
+
+#[test]
+fn unknown_images_and_tags_are_all_reported_together() {
+    let reg = Registry::start();
+    images::push_all(&reg, &images::corpus());
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/app:1.0\n  - {h}/team/app:no-such-tag\n  - {h}/nobody/here:1\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"));
+    assert_eq!(r.code(), 5, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(err.contains("team/app:no-such-tag") && err.contains("nobody/here:1"), "{err}");
+    assert!(err.contains("2 image(s)"), "{err}");
+    no_bundle_in(&dir.path().join("out"));
+}
+
+#[test]
+fn wrong_credentials_name_the_registry_and_never_print_the_secret() {
+    let reg =
+        Registry::start_with(RegistryOptions { tls: false, auth: Some(("edge".into(), "right-password".into())) });
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    std::fs::write(dir.path().join("pw"), "Wr0ng-S3cret-Value\n").unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n    username: edge\n    passwordFile: pw\n"),
+    );
+    let r = edgeiso(
+        &[
+            "-vv",
+            "bundle",
+            "create",
+            "--spec",
+            p(&spec),
+            "--output",
+            p(&dir.path().join("out")),
+            "--cache",
+            p(&dir.path().join("c")),
+        ],
+        &[],
+    );
+    assert_eq!(r.code(), 5, "{}", r.stderr());
+    assert!(r.stderr().contains(&h) && r.stderr().contains("credentials"), "{}", r.stderr());
+    assert!(!r.stderr().contains("Wr0ng-S3cret-Value") && !r.stdout().contains("Wr0ng-S3cret-Value"), "secret leaked");
+
+    // The right password works (the registry is real, with htpasswd auth).
+    images::push_all(&reg, &images::corpus());
+    std::fs::write(dir.path().join("pw"), "right-password\n").unwrap();
+    create(&spec, &dir.path().join("out"), &dir.path().join("c")).ok();
+}
+
+#[test]
+fn docker_auth_file_supplies_credentials_when_the_spec_has_none() {
+    let reg = Registry::start_with(RegistryOptions {
+        tls: false,
+        auth: Some(("edge".into(), "pw-from-docker-config".into())),
+    });
+    images::push_all(&reg, &images::corpus());
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let auth = base64_encode(b"edge:pw-from-docker-config");
+    std::fs::write(dir.path().join("auth.json"), format!(r#"{{"auths":{{"{h}":{{"auth":"{auth}"}}}}}}"#)).unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    edgeiso(
+        &[
+            "bundle",
+            "create",
+            "--spec",
+            p(&spec),
+            "--output",
+            p(&dir.path().join("out")),
+            "--cache",
+            p(&dir.path().join("c")),
+        ],
+        &[("REGISTRY_AUTH_FILE", p(&dir.path().join("auth.json")))],
+    )
+    .ok();
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn registry_down_mid_pull_fails_clearly_then_resumes() {
+    let mut reg = Registry::start();
+    let big = images::image_with_layer("team/big", "1", 48 << 20, 3);
+    images::push(&reg, &big);
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/big:1\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("out");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeiso"))
+        .args(["bundle", "create", "--spec", p(&spec), "--output", p(&out), "--cache", p(&cache)])
+        .env("EDGEISO_RETRY_BASE_MS", "50")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Stop the registry once the big layer is on its way.
+    let blobs = cache.join("blobs/sha256");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !tree(&blobs).iter().any(|f| f.ends_with(".partial")) {
+        assert!(std::time::Instant::now() < deadline, "download never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reg.stop();
+    let r = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&r.stderr).into_owned();
+    assert!(!r.status.success(), "must fail with the registry down");
+    assert!(err.contains(&h), "error must name the registry: {err}");
+    no_bundle_in(&out);
+    assert!(!tree(&blobs).iter().any(|f| f.ends_with(".partial")), "partial download left behind");
+
+    reg.restart();
+    create(&spec, &out, &cache).ok();
+    edgeiso(&["bundle", "verify", p(&out.join("content-s.tar"))], &[]).ok();
+}
+
+#[test]
+fn a_registry_serving_wrong_bytes_is_caught_naming_the_blob() {
+    let reg = Registry::start();
+    let img = images::image_with_layer("team/app", "1.0", 64 << 10, 5);
+    images::push(&reg, &img);
+    // Corrupt the layer in the registry's own storage.
+    let (layer, bytes) = img.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap();
+    let data =
+        reg.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{}/data", &layer.hex()[..2], layer.hex()));
+    let mut evil = bytes.clone();
+    evil[100] ^= 0xff;
+    std::fs::write(&data, &evil).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"));
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(r.stderr().contains(layer.as_str()), "must name the blob: {}", r.stderr());
+    no_bundle_in(&dir.path().join("out"));
+    assert!(!dir.path().join("cache/blobs/sha256").join(layer.hex()).exists(), "bad blob entered the cache");
+}
+
+#[test]
+fn disk_full_leaves_no_partial_bundle() {
+    let reg = Registry::start();
+    images::push(&reg, &images::image_with_layer("team/app", "1.0", 3 << 20, 11));
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mount = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs", p(&small)])
+        .status()
+        .unwrap();
+    assert!(mount.success(), "tests run as root and mount a 1 MiB tmpfs to fill");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(&small);
+    let h = reg.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    let r = create(&spec, &small, &dir.path().join("cache"));
+    assert_ne!(r.code(), 0);
+    assert!(r.stderr().contains("content-s.tar") && r.stderr().to_lowercase().contains("space"), "{}", r.stderr());
+    assert_eq!(tree(&small), Vec::<String>::new(), "nothing may be left on the full disk");
+}
+
+#[test]
+fn a_typo_in_the_spec_names_file_line_and_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "name: s\nimages:\n  - nginx\nregistries:\n  - host: 127.0.0.1:5000\n    insecur: true\n",
+    );
+    let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"));
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    let err = r.stderr();
+    assert!(err.contains("site.yaml:6:5"), "{err}");
+    assert!(err.contains("insecure"), "did-you-mean missing: {err}");
+}
+
+#[test]
+fn verify_names_the_corrupted_blob_and_its_image() {
+    let reg = Registry::start();
+    let img = images::image_with_layer("team/app", "1.0", 64 << 10, 5);
+    images::push(&reg, &img);
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    create(&spec, &dir.path().join("out"), &dir.path().join("cache")).ok();
+    let path = dir.path().join("out/content-s.tar");
+    let bundle = edgeiso_bundle::Bundle::open(&path).unwrap();
+    let (layer, _) = img.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap();
+    let loc = bundle.blob(layer).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[(loc.offset + 10) as usize] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let r = edgeiso(&["bundle", "verify", p(&path)], &[]);
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(
+        r.stderr().contains(&layer.blob_path()) && r.stderr().contains(&format!("{h}/team/app:1.0")),
+        "{}",
+        r.stderr()
+    );
+
+    // A missing last part is named too.
+    let parts = dir.path().join("parts");
+    edgeiso(
+        &[
+            "bundle",
+            "create",
+            "--spec",
+            p(&spec),
+            "--output",
+            p(&parts),
+            "--cache",
+            p(&dir.path().join("cache")),
+            "--part-size",
+            "20000",
+        ],
+        &[],
+    )
+    .ok();
+    let last = tree(&parts).into_iter().filter(|n| n.contains(".part")).max().unwrap();
+    std::fs::remove_file(parts.join(&last)).unwrap();
+    let r = edgeiso(&["bundle", "verify", p(&parts.join("content-s.tar.part000"))], &[]);
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(r.stderr().contains("truncated") || r.stderr().contains("missing"), "{}", r.stderr());
+}
