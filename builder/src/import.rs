@@ -167,8 +167,12 @@ fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
             entry.map_err(|e| with_code(exit::INVALID_INPUT, anyhow!("{label}: unreadable archive: {e}")))?;
         let raw = entry.path().map_err(|e| invalid("?", e.to_string()))?.into_owned();
         let shown = raw.display().to_string();
-        let name = clean_member(&raw).map_err(|why| invalid(&shown, why))?;
         let kind = entry.header().entry_type();
+        // `./` (the archive's root folder) is common and harmless.
+        if kind.is_dir() && raw.components().all(|c| matches!(c, Component::CurDir)) {
+            continue;
+        }
+        let name = clean_member(&raw).map_err(|why| invalid(&shown, why))?;
         match kind {
             tar::EntryType::Directory => {}
             tar::EntryType::Regular | tar::EntryType::Continuous => {
