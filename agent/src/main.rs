@@ -1,1 +1,59 @@
-fn main() {}
+//! `edgeiso-agent`: parse the command line, set up logging, dispatch, and map
+//! the outcome to a documented exit status (see `edgeiso_agent::ExitStatus`).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use edgeiso_agent::cli::{Cli, Command, PASSWORD_ENV};
+use edgeiso_agent::config::LoadSettings;
+use edgeiso_agent::{load, status, AgentError, ExitStatus};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    // Our own modules at the chosen level; libraries only when asked for.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,edgeiso_agent={default},edgeiso_bundle={default}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Load(args) => {
+            let password_env = std::env::var(PASSWORD_ENV).ok();
+            LoadSettings::resolve(&args, password_env).and_then(|settings| {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;
+                let report = runtime.block_on(load::run(settings))?;
+                report.outcome()
+            })
+        }
+        Command::Status(args) => status::collect(&args.state_dir).map(|s| status::print(&s, args.json)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.exit_status();
+            let e = anyhow::Error::new(e);
+            tracing::error!("{e:#}");
+            if code == ExitStatus::Internal {
+                eprintln!("edgeiso-agent: internal error: {e:?}");
+            }
+            ExitCode::from(code.code())
+        }
+    }
+}

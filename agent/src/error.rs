@@ -1,0 +1,77 @@
+//! The agent's error type and the exit status each kind of failure maps to.
+//! Scripts (the systemd unit, the installer) branch on these numbers, so they
+//! are part of the command-line contract: see `docs/agent.md`.
+
+use std::path::PathBuf;
+
+use edgeiso_bundle::BundleError;
+
+/// Process exit statuses. Stable: other tools script against them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Every image is in the registry.
+    Ok = 0,
+    /// Unexpected internal error (a bug, or an I/O error on the state dir).
+    Internal = 1,
+    /// Bad command line or configuration file (clap also uses 2).
+    Usage = 2,
+    /// The load ran to the end but some images failed (bad blob, manifest
+    /// rejected, ...); the others were loaded.
+    ImagesFailed = 3,
+    /// The registry did not answer within `--wait-timeout`, or stopped
+    /// answering for longer than the retry budget.
+    RegistryUnavailable = 4,
+    /// The registry refused the credentials (401/403): retrying cannot help.
+    AuthFailed = 5,
+    /// No bundle found, or a bundle is unreadable (missing or truncated part).
+    BadBundle = 6,
+    /// TLS verification failed (unknown CA, wrong host name, ...).
+    Tls = 7,
+}
+
+impl ExitStatus {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("no bundle found in {0}")]
+    NoBundle(String),
+    #[error("registry {url} did not answer within {waited}: {last_error}")]
+    RegistryTimeout { url: String, waited: String, last_error: String },
+    #[error("registry {url}: {message}")]
+    Registry { url: String, message: String },
+    #[error("registry {url} refused the credentials{user}: {message}")]
+    Auth { url: String, user: String, message: String },
+    #[error("TLS verification of {url} failed: {message} (pass the registry's CA with --ca FILE, or --insecure to skip verification)")]
+    Tls { url: String, message: String },
+    #[error("state directory {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{failed} of {total} images failed to load")]
+    ImagesFailed { failed: usize, total: usize },
+}
+
+impl AgentError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            AgentError::Usage(_) => ExitStatus::Usage,
+            AgentError::Bundle(_) | AgentError::NoBundle(_) => ExitStatus::BadBundle,
+            AgentError::RegistryTimeout { .. } | AgentError::Registry { .. } => ExitStatus::RegistryUnavailable,
+            AgentError::Auth { .. } => ExitStatus::AuthFailed,
+            AgentError::Tls { .. } => ExitStatus::Tls,
+            AgentError::State { .. } => ExitStatus::Internal,
+            AgentError::ImagesFailed { .. } => ExitStatus::ImagesFailed,
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The journal: what is known to be in one registry, so that a run after a
+//! crash, a `kill -9` or a power cut continues where the last one stopped and
+//! re-uploads nothing that was finished.
+//!
+//! Format: JSON lines appended to `<state-dir>/journal/<host>_<port>.jsonl`,
+//! each line written whole and `fdatasync`ed before the agent relies on it.
+//! A power cut can tear only the last line; reading skips a line that does
+//! not parse and truncates a torn tail before appending. When the file has
+//! grown well past what it describes it is rewritten compactly to a temporary
+//! name, synced and renamed over the old one (atomic on POSIX filesystems).
+//!
+//! The journal is a cache, never the truth: a loaded image is confirmed with
+//! a manifest HEAD on every run, and a blob the registry turns out not to
+//! have is uploaded again (see `load.rs`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use edgeiso_bundle::Digest;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "kebab-case")]
+pub enum Record {
+    /// A run is about to load these images from this bundle.
+    Plan { bundle: String, path: String, images: Vec<PlannedImage>, at: String },
+    /// `repo` holds blob `digest` (uploaded, mounted, or found there).
+    Blob { repo: String, digest: Digest },
+    /// A chunked upload in progress: where to resume it.
+    Upload { repo: String, digest: Digest, location: String, offset: u64 },
+    /// Every manifest of the image is in, its tag last.
+    Image { bundle: String, reference: String, target: String, digest: Digest, at: String },
+    /// The image could not be loaded.
+    Failed { bundle: String, reference: String, target: String, error: String, at: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedImage {
+    pub reference: String,
+    pub target: String,
+    pub digest: Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageEntry {
+    pub bundle: String,
+    pub reference: String,
+    pub target: String,
+    pub digest: Digest,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedEntry {
+    pub bundle: String,
+    pub reference: String,
+    pub target: String,
+    pub error: String,
+    pub at: String,
+}
+
+/// What the records add up to.
+#[derive(Debug, Default, Clone)]
+pub struct JournalState {
+    /// Repositories known to hold each blob.
+    pub blobs: HashMap<Digest, BTreeSet<String>>,
+    /// Chunked uploads in progress, by (repository, digest).
+    pub uploads: HashMap<(String, Digest), (String, u64)>,
+    /// Loaded images, by target (`repo:tag` or `repo@digest`).
+    pub images: BTreeMap<String, ImageEntry>,
+    pub failed: BTreeMap<String, FailedEntry>,
+    /// The last plan of each bundle, by bundle name.
+    pub plans: BTreeMap<String, (String, Vec<PlannedImage>, String)>,
+}
+
+impl JournalState {
+    /// Fold one record into the state (later records win).
+    pub fn apply_public(&mut self, r: Record) {
+        self.apply(r)
+    }
+
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Plan { bundle, path, images, at } => {
+                self.plans.insert(bundle, (path, images, at));
+            }
+            Record::Blob { repo, digest } => {
+                self.uploads.remove(&(repo.clone(), digest.clone()));
+                self.blobs.entry(digest).or_default().insert(repo);
+            }
+            Record::Upload { repo, digest, location, offset } => {
+                self.uploads.insert((repo, digest), (location, offset));
+            }
+            Record::Image { bundle, reference, target, digest, at } => {
+                self.failed.remove(&target);
+                self.images.insert(target.clone(), ImageEntry { bundle, reference, target, digest, at });
+            }
+            Record::Failed { bundle, reference, target, error, at } => {
+                self.images.remove(&target);
+                self.failed.insert(target.clone(), FailedEntry { bundle, reference, target, error, at });
+            }
+        }
+    }
+
+    /// The records that rebuild this state (for compaction).
+    fn records(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (bundle, (path, images, at)) in &self.plans {
+            out.push(Record::Plan {
+                bundle: bundle.clone(),
+                path: path.clone(),
+                images: images.clone(),
+                at: at.clone(),
+            });
+        }
+        let mut blobs: Vec<_> = self.blobs.iter().collect();
+        blobs.sort();
+        for (digest, repos) in blobs {
+            for repo in repos {
+                out.push(Record::Blob { repo: repo.clone(), digest: digest.clone() });
+            }
+        }
+        let mut uploads: Vec<_> = self.uploads.iter().collect();
+        uploads.sort();
+        for ((repo, digest), (location, offset)) in uploads {
+            out.push(Record::Upload {
+                repo: repo.clone(),
+                digest: digest.clone(),
+                location: location.clone(),
+                offset: *offset,
+            });
+        }
+        for e in self.images.values() {
+            out.push(Record::Image {
+                bundle: e.bundle.clone(),
+                reference: e.reference.clone(),
+                target: e.target.clone(),
+                digest: e.digest.clone(),
+                at: e.at.clone(),
+            });
+        }
+        for e in self.failed.values() {
+            out.push(Record::Failed {
+                bundle: e.bundle.clone(),
+                reference: e.reference.clone(),
+                target: e.target.clone(),
+                error: e.error.clone(),
+                at: e.at.clone(),
+            });
+        }
+        out
+    }
+}
+
+pub struct Journal {
+    path: Option<PathBuf>,
+    file: Mutex<Option<File>>,
+    state: Mutex<JournalState>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("journal {path}: {source}")]
+pub struct JournalError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// `10.0.0.5:30003` -> `10.0.0.5_30003.jsonl`
+pub fn journal_path(state_dir: &Path, host_port: &str) -> PathBuf {
+    let name: String =
+        host_port.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+    state_dir.join("journal").join(format!("{name}.jsonl"))
+}
+
+/// Read a journal file: the records of its whole lines, and the length of
+/// the prefix made of whole lines (a torn last line is dropped).
+pub fn read_records(path: &Path) -> io::Result<(Vec<Record>, u64)> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let good_len = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let mut records = Vec::new();
+    for (n, line) in data[..good_len].split(|&b| b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<Record>(line) {
+            Ok(r) => records.push(r),
+            Err(e) => warn!(path = %path.display(), line = n + 1, %e, "skipping an unreadable journal line"),
+        }
+    }
+    Ok((records, good_len as u64))
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Journal {
+    /// A journal that remembers nothing across runs (`--no-journal`).
+    pub fn in_memory() -> Journal {
+        Journal { path: None, file: Mutex::new(None), state: Mutex::default() }
+    }
+
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let err = |source| JournalError { path: path.to_path_buf(), source };
+        let dir = path.parent().expect("journal paths have a parent");
+        let created_dir = !dir.exists();
+        fs::create_dir_all(dir).map_err(err)?;
+        if created_dir {
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent).map_err(err)?;
+            }
+        }
+        let (records, good_len) = read_records(path).map_err(err)?;
+        let mut state = JournalState::default();
+        let count = records.len();
+        for r in records {
+            state.apply(r);
+        }
+        let live = state.records();
+        if count > 2 * live.len() + 1000 {
+            Self::rewrite(path, &live).map_err(err)?;
+        } else {
+            // Cut a torn tail so the next append starts on a line of its own.
+            let f = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+            if f.metadata().map_err(err)?.len() != good_len {
+                f.set_len(good_len).map_err(err)?;
+                f.sync_all().map_err(err)?;
+            }
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
+        sync_dir(dir).map_err(err)?;
+        Ok(Journal { path: Some(path.to_path_buf()), file: Mutex::new(Some(file)), state: Mutex::new(state) })
+    }
+
+    fn rewrite(path: &Path, records: &[Record]) -> io::Result<()> {
+        let tmp = path.with_extension(format!("jsonl.{}.tmp", std::process::id()));
+        {
+            let mut f = io::BufWriter::new(File::create(&tmp)?);
+            for r in records {
+                serde_json::to_writer(&mut f, r)?;
+                f.write_all(b"\n")?;
+            }
+            f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        sync_dir(path.parent().expect("journal paths have a parent"))
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Record `r` durably, then apply it. Returns once the line is on disk.
+    pub fn append(&self, r: Record) -> Result<(), JournalError> {
+        let mut guard = self.file.lock().unwrap();
+        if let Some(f) = guard.as_mut() {
+            let mut line = serde_json::to_vec(&r).expect("records serialize");
+            line.push(b'\n');
+            let path = self.path.clone().unwrap_or_default();
+            // One write per line: O_APPEND keeps it whole among our own writes.
+            f.write_all(&line).map_err(|source| JournalError { path: path.clone(), source })?;
+            f.sync_data().map_err(|source| JournalError { path, source })?;
+        }
+        drop(guard);
+        self.state.lock().unwrap().apply(r);
+        Ok(())
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, JournalState> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn snapshot(&self) -> JournalState {
+        self.state.lock().unwrap().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(c: char) -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64)).parse().unwrap()
+    }
+
+    #[test]
+    fn survives_a_torn_last_line_and_keeps_appending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "127.0.0.1:5000");
+        assert!(path.ends_with("journal/127.0.0.1_5000.jsonl"));
+        {
+            let j = Journal::open(&path).unwrap();
+            j.append(Record::Blob { repo: "p/a".into(), digest: d('a') }).unwrap();
+            j.append(Record::Blob { repo: "p/b".into(), digest: d('b') }).unwrap();
+        }
+        // A power cut in the middle of the third line.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"t":"blob","repo":"p/c","dig"#).unwrap();
+        drop(f);
+        let j = Journal::open(&path).unwrap();
+        assert_eq!(j.state().blobs.len(), 2);
+        j.append(Record::Blob { repo: "p/c".into(), digest: d('c') }).unwrap();
+        drop(j);
+        let (records, _) = read_records(&path).unwrap();
+        assert_eq!(records.len(), 3, "the torn line is gone and the new one is whole");
+        let j = Journal::open(&path).unwrap();
+        assert!(j.state().blobs[&d('c')].contains("p/c"));
+    }
+
+    #[test]
+    fn later_records_win_and_compaction_keeps_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "h:1");
+        let j = Journal::open(&path).unwrap();
+        let img = |at: &str| Record::Image {
+            bundle: "b".into(),
+            reference: "docker.io/library/x:1".into(),
+            target: "p/docker.io/library/x:1".into(),
+            digest: d('e'),
+            at: at.into(),
+        };
+        j.append(Record::Failed {
+            bundle: "b".into(),
+            reference: "docker.io/library/x:1".into(),
+            target: "p/docker.io/library/x:1".into(),
+            error: "boom".into(),
+            at: "t0".into(),
+        })
+        .unwrap();
+        for i in 0..1500 {
+            j.append(img(&format!("t{i}"))).unwrap();
+        }
+        let before = j.snapshot();
+        assert!(before.failed.is_empty());
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        let (records, _) = read_records(&path).unwrap();
+        assert_eq!(records.len(), 1, "compacted");
+        assert_eq!(j.state().images, before.images);
+    }
+}

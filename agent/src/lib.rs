@@ -1,0 +1,22 @@
+//! `edgeiso-agent`: pushes every workload image of a content bundle into the
+//! site registry (Harbor or any OCI distribution registry), resumably.
+//!
+//! The binary is a thin dispatcher over these modules; tests drive both the
+//! binary and the modules directly.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod discover;
+pub mod dns;
+pub mod error;
+pub mod events;
+pub mod journal;
+pub mod load;
+pub mod registry;
+pub mod retry;
+pub mod status;
+pub mod tls;
+pub mod upload;
+
+pub use error::{AgentError, ExitStatus};

@@ -1,0 +1,703 @@
+//! `edgeiso-agent load`: wait for the registry, make sure the project exists,
+//! then push every workload image of every bundle, blobs first (skipped,
+//! mounted or uploaded, each once), then manifests children-first with the
+//! tag last, recording progress in the journal as it goes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edgeiso_bundle::manifest::Descriptor;
+use edgeiso_bundle::{harbor_target, Bundle, Digest, ImageRecord, Role, TargetRef};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tracing::{error, info, warn};
+
+use crate::config::LoadSettings;
+use crate::events::{human_bytes, Event, Reporter};
+use crate::journal::{journal_path, Journal, PlannedImage, Record};
+use crate::registry::{ClientOptions, Flavor, RegistryClient, RegistryError, UploadStart};
+use crate::retry::RetryPolicy;
+use crate::upload::{upload_blob, BlobSource, BundleFiles, UploadError, UploadOptions};
+use crate::{cli, discover, AgentError};
+
+/// How one image's failure is classified for the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailKind {
+    /// The bundle's content is bad (corrupt blob, unreadable manifest) or the
+    /// registry rejected it.
+    Content,
+    /// The registry stopped answering.
+    Unavailable,
+    /// Credentials refused or TLS failure.
+    Auth,
+}
+
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub loaded: usize,
+    pub failed: Vec<(String, FailKind, String)>,
+    pub skipped: usize,
+    pub bytes_sent: u64,
+    pub seconds: f64,
+    pub blobs_uploaded: usize,
+    pub blobs_mounted: usize,
+    pub blobs_present: usize,
+    pub requests: u64,
+    pub retries: u64,
+}
+
+impl LoadReport {
+    /// The error the run ends with, if any image failed.
+    pub fn outcome(&self) -> Result<(), AgentError> {
+        if self.failed.is_empty() {
+            return Ok(());
+        }
+        let total = self.loaded + self.failed.len();
+        let kinds: Vec<FailKind> = self.failed.iter().map(|f| f.1).collect();
+        if kinds.iter().all(|k| *k == FailKind::Auth) {
+            return Err(AgentError::Auth {
+                url: String::new(),
+                user: String::new(),
+                message: format!("{} of {total} images could not be pushed: {}", self.failed.len(), self.failed[0].2),
+            });
+        }
+        if kinds.iter().all(|k| *k == FailKind::Unavailable) {
+            return Err(AgentError::Registry {
+                url: String::new(),
+                message: format!(
+                    "stopped answering; {} of {total} images not loaded (run again to continue)",
+                    self.failed.len()
+                ),
+            });
+        }
+        Err(AgentError::ImagesFailed { failed: self.failed.len(), total })
+    }
+}
+
+/// One image to push.
+struct WorkItem {
+    bundle: Arc<Bundle>,
+    files: Arc<BundleFiles>,
+    record: ImageRecord,
+    target: TargetRef,
+    /// `tag` or the digest: what the top-level manifest is put under.
+    reference: String,
+}
+
+impl WorkItem {
+    fn target_key(&self) -> String {
+        match &self.target.tag {
+            Some(t) => format!("{}:{t}", self.target.repository),
+            None => format!("{}@{}", self.target.repository, self.record.digest),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    uploaded: AtomicUsize,
+    mounted: AtomicUsize,
+    present: AtomicUsize,
+    done: AtomicUsize,
+}
+
+/// Per-run shared state.
+struct Run {
+    client: RegistryClient,
+    journal: Journal,
+    settings: LoadSettings,
+    blob_slots: Semaphore,
+    /// One lock per blob digest: images sharing a layer wait for the first
+    /// upload and then mount it, instead of uploading it twice.
+    blob_locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
+    /// Blobs found corrupt in this run: every image needing one fails.
+    bad_blobs: Mutex<HashMap<Digest, String>>,
+    sent: Arc<AtomicU64>,
+    counters: Counters,
+    reporter: Reporter,
+    total: usize,
+}
+
+#[derive(Debug)]
+enum BlobOutcome {
+    Present,
+    Mounted,
+    Uploaded,
+}
+
+struct ImageFailure {
+    kind: FailKind,
+    message: String,
+}
+
+impl From<RegistryError> for ImageFailure {
+    fn from(e: RegistryError) -> Self {
+        let kind = match &e {
+            RegistryError::Auth { .. } | RegistryError::Tls { .. } => FailKind::Auth,
+            e if e.is_transient() => FailKind::Unavailable,
+            _ => FailKind::Content,
+        };
+        ImageFailure { kind, message: e.to_string() }
+    }
+}
+
+impl From<UploadError> for ImageFailure {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::Registry(r) => r.into(),
+            other => ImageFailure { kind: FailKind::Content, message: other.to_string() },
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// Wait until something answers at the registry address, with backoff.
+pub async fn wait_for_registry(client: &RegistryClient, timeout: Duration) -> Result<Flavor, AgentError> {
+    let started = Instant::now();
+    let policy = RetryPolicy { retries: u32::MAX, base: Duration::from_millis(500), cap: Duration::from_secs(15) };
+    let mut attempt = 0;
+    let mut last_note = Instant::now();
+    loop {
+        match client.probe().await {
+            Ok(flavor) => {
+                if attempt > 0 {
+                    info!(waited = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())), "registry is up");
+                }
+                return Ok(flavor);
+            }
+            Err(RegistryError::Tls { message, .. }) => {
+                return Err(AgentError::Tls { url: client.url.to_string(), message });
+            }
+            Err(e) => {
+                let elapsed = started.elapsed();
+                if elapsed >= timeout {
+                    return Err(AgentError::RegistryTimeout {
+                        url: client.url.to_string(),
+                        waited: humantime::format_duration(Duration::from_secs(elapsed.as_secs())).to_string(),
+                        last_error: e.to_string(),
+                    });
+                }
+                if attempt == 0 || last_note.elapsed() > Duration::from_secs(30) {
+                    info!(registry = %client.url, error = %e, "waiting for the registry to answer");
+                    last_note = Instant::now();
+                }
+                attempt += 1;
+                let pause = policy.delay(attempt.min(30)).min(timeout - elapsed);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+fn registry_error_to_agent(url: &str, user: &str, e: RegistryError) -> AgentError {
+    match e {
+        RegistryError::Tls { message, .. } => AgentError::Tls { url: url.into(), message },
+        RegistryError::Auth { .. } => AgentError::Auth { url: url.into(), user: user.into(), message: e.to_string() },
+        other => AgentError::Registry { url: url.into(), message: other.to_string() },
+    }
+}
+
+/// The whole `load` command.
+pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
+    let reporter = Reporter { json: settings.json };
+    let bundle_paths = settings.bundles.clone();
+    let bundles =
+        tokio::task::spawn_blocking(move || discover::find_bundles(&bundle_paths, cli::DEFAULT_BUNDLE_SEARCH))
+            .await
+            .map_err(|e| AgentError::Usage(format!("bundle search panicked: {e}")))??;
+
+    if settings.insecure {
+        warn!(registry = %settings.registry, "--insecure: TLS certificates are NOT verified");
+    }
+    let client = RegistryClient::new(
+        settings.registry.clone(),
+        ClientOptions {
+            ca: settings.ca.as_deref(),
+            insecure: settings.insecure,
+            credentials: settings.credentials.clone(),
+        },
+    )
+    .map_err(|e| AgentError::Usage(e.to_string()))?;
+    let url = settings.registry.to_string();
+    let user = settings.credentials.as_ref().map(|c| format!(" for user {}", c.username())).unwrap_or_default();
+
+    let flavor = wait_for_registry(&client, settings.wait_timeout).await?;
+    client.check_access().await.map_err(|e| registry_error_to_agent(&url, &user, e))?;
+    if flavor == Flavor::Harbor {
+        let created = client
+            .ensure_harbor_project(&settings.project)
+            .await
+            .map_err(|e| registry_error_to_agent(&url, &user, e))?;
+        if created {
+            info!(project = %settings.project, "created the Harbor project");
+            reporter.emit(&Event::ProjectCreated { project: settings.project.clone() });
+        }
+    }
+
+    let journal = if settings.journal {
+        let path = journal_path(&settings.state_dir, &settings.registry.host_port);
+        Journal::open(&path).map_err(|e| AgentError::State { path: e.path, source: e.source })?
+    } else {
+        Journal::in_memory()
+    };
+
+    // The work list: every workload image once (by target), bundle order.
+    let mut work = Vec::new();
+    let mut by_target: BTreeMap<String, Digest> = BTreeMap::new();
+    let mut skipped = 0;
+    let bundle_count = bundles.len();
+    for bundle in bundles {
+        let bundle = Arc::new(bundle);
+        let files = BundleFiles::open(&bundle)?;
+        let mut planned = Vec::new();
+        for record in &bundle.meta.images {
+            if record.role == Role::Bootstrap {
+                skipped += 1;
+                info!(image = %record.reference, "bootstrap image: imported at boot, not pushed");
+                reporter.emit(&Event::ImageSkipped {
+                    reference: record.reference.to_string(),
+                    reason: "bootstrap role".into(),
+                });
+                continue;
+            }
+            let target = harbor_target(&settings.project, &record.reference);
+            let reference = target.tag.clone().unwrap_or_else(|| record.digest.to_string());
+            let item =
+                WorkItem { bundle: bundle.clone(), files: files.clone(), record: record.clone(), target, reference };
+            let key = item.target_key();
+            if let Some(prev) = by_target.get(&key) {
+                if prev != &record.digest {
+                    warn!(target = %key, "two bundles carry different images for the same target; the first one wins");
+                }
+                skipped += 1;
+                continue;
+            }
+            by_target.insert(key.clone(), record.digest.clone());
+            planned.push(PlannedImage {
+                reference: record.reference.to_string(),
+                target: key,
+                digest: record.digest.clone(),
+            });
+            work.push(item);
+        }
+        journal
+            .append(Record::Plan {
+                bundle: bundle.meta.name.clone(),
+                path: bundle.path().display().to_string(),
+                images: planned,
+                at: now_rfc3339(),
+            })
+            .map_err(|e| AgentError::State { path: e.path, source: e.source })?;
+    }
+    let total_bytes: u64 = work.iter().map(|w| w.record.size).sum();
+    info!(
+        registry = %url,
+        flavor = ?flavor,
+        project = %settings.project,
+        images = work.len(),
+        bytes = %human_bytes(total_bytes),
+        concurrency = settings.concurrency,
+        "loading"
+    );
+    reporter.emit(&Event::Start {
+        registry: url.clone(),
+        flavor: format!("{flavor:?}").to_lowercase(),
+        project: settings.project.clone(),
+        bundles: bundle_count,
+        images: work.len(),
+        bytes: total_bytes,
+    });
+
+    let started = Instant::now();
+    let total = work.len();
+    let run = Arc::new(Run {
+        client,
+        journal,
+        blob_slots: Semaphore::new(settings.concurrency),
+        blob_locks: Mutex::default(),
+        bad_blobs: Mutex::default(),
+        sent: Arc::default(),
+        counters: Counters::default(),
+        reporter,
+        total,
+        settings,
+    });
+
+    // Overall throughput every few seconds while pushing.
+    let ticker = {
+        let run = run.clone();
+        tokio::spawn(async move {
+            let mut last = (Instant::now(), 0u64);
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                let sent = run.sent.load(Ordering::Relaxed);
+                let rate = ((sent - last.1) as f64 / last.0.elapsed().as_secs_f64()) as u64;
+                last = (Instant::now(), sent);
+                let done = run.counters.done.load(Ordering::Relaxed);
+                info!("progress: {done}/{} images, {} sent, {}/s", run.total, human_bytes(sent), human_bytes(rate));
+                run.reporter.emit(&Event::Progress {
+                    images_done: done,
+                    images_total: run.total,
+                    bytes_sent: sent,
+                    bytes_per_second: rate,
+                });
+            }
+        })
+    };
+
+    // Images in parallel (more than blob slots, so manifests and HEADs of
+    // one image overlap another's uploads); blob transfers bounded globally.
+    let image_parallelism = run.settings.concurrency * 2;
+    let results: Vec<(String, Result<bool, ImageFailure>)> = futures_util::stream::iter(work)
+        .map(|item| {
+            let run = run.clone();
+            async move {
+                let key = item.target_key();
+                let r = load_image(&run, &item).await;
+                (key, r)
+            }
+        })
+        .buffer_unordered(image_parallelism)
+        .collect()
+        .await;
+    ticker.abort();
+
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes_sent = run.sent.load(Ordering::Relaxed);
+    let mut report = LoadReport {
+        skipped,
+        bytes_sent,
+        seconds,
+        blobs_uploaded: run.counters.uploaded.load(Ordering::Relaxed),
+        blobs_mounted: run.counters.mounted.load(Ordering::Relaxed),
+        blobs_present: run.counters.present.load(Ordering::Relaxed),
+        requests: run.client.stats.requests.load(Ordering::Relaxed),
+        retries: run.client.stats.retries.load(Ordering::Relaxed),
+        ..Default::default()
+    };
+    for (key, r) in results {
+        match r {
+            Ok(_) => report.loaded += 1,
+            Err(f) => report.failed.push((key, f.kind, f.message)),
+        }
+    }
+    let rate = if seconds > 0.0 { (bytes_sent as f64 / seconds) as u64 } else { 0 };
+    info!(
+        "done: {} loaded, {} failed, {} skipped; {} sent in {:.1}s ({}/s); blobs: {} uploaded, {} mounted, {} already there; {} requests, {} retries",
+        report.loaded,
+        report.failed.len(),
+        report.skipped,
+        human_bytes(bytes_sent),
+        seconds,
+        human_bytes(rate),
+        report.blobs_uploaded,
+        report.blobs_mounted,
+        report.blobs_present,
+        report.requests,
+        report.retries
+    );
+    run.reporter.emit(&Event::Done {
+        loaded: report.loaded,
+        failed: report.failed.len(),
+        skipped: report.skipped,
+        bytes_sent,
+        seconds,
+        bytes_per_second: rate,
+        blobs_uploaded: report.blobs_uploaded,
+        blobs_mounted: report.blobs_mounted,
+        blobs_present: report.blobs_present,
+        requests: report.requests,
+        retries: report.retries,
+    });
+    Ok(report)
+}
+
+/// Push one image. `Ok(true)` when it was already there.
+async fn load_image(run: &Run, item: &WorkItem) -> Result<bool, ImageFailure> {
+    let name = item.record.reference.to_string();
+    let key = item.target_key();
+    let result = load_image_inner(run, item).await;
+    let n = run.counters.done.fetch_add(1, Ordering::Relaxed) + 1;
+    match &result {
+        Ok(stats) => {
+            if stats.already_present {
+                info!("[{n}/{}] {name} -> {key}: already present", run.total);
+            } else {
+                info!(
+                    "[{n}/{}] {name} -> {key}: loaded ({} sent; blobs {} uploaded, {} mounted, {} already there)",
+                    run.total,
+                    human_bytes(stats.uploaded_bytes),
+                    stats.uploaded,
+                    stats.mounted,
+                    stats.present
+                );
+            }
+            run.reporter.emit(&Event::ImageLoaded {
+                index: n,
+                total: run.total,
+                reference: name.clone(),
+                target: key.clone(),
+                digest: item.record.digest.to_string(),
+                uploaded_bytes: stats.uploaded_bytes,
+                blobs_uploaded: stats.uploaded,
+                blobs_mounted: stats.mounted,
+                blobs_present: stats.present,
+                already_present: stats.already_present,
+            });
+            let known = run.journal.state().images.get(&key).is_some_and(|e| e.digest == item.record.digest);
+            if !known {
+                let _ = run
+                    .journal
+                    .append(Record::Image {
+                        bundle: item.bundle.meta.name.clone(),
+                        reference: name.clone(),
+                        target: key.clone(),
+                        digest: item.record.digest.clone(),
+                        at: now_rfc3339(),
+                    })
+                    .map_err(|e| error!(%e, "cannot write the journal"));
+            }
+        }
+        Err(f) => {
+            error!("[{n}/{}] {name} -> {key}: FAILED: {}", run.total, f.message);
+            run.reporter.emit(&Event::ImageFailed {
+                index: n,
+                total: run.total,
+                reference: name.clone(),
+                target: key.clone(),
+                error: f.message.clone(),
+            });
+            let _ = run
+                .journal
+                .append(Record::Failed {
+                    bundle: item.bundle.meta.name.clone(),
+                    reference: name.clone(),
+                    target: key.clone(),
+                    error: f.message.clone(),
+                    at: now_rfc3339(),
+                })
+                .map_err(|e| error!(%e, "cannot write the journal"));
+        }
+    }
+    result.map(|s| s.already_present)
+}
+
+#[derive(Default)]
+struct ImageStats {
+    already_present: bool,
+    uploaded_bytes: u64,
+    uploaded: usize,
+    mounted: usize,
+    present: usize,
+}
+
+async fn load_image_inner(run: &Run, item: &WorkItem) -> Result<ImageStats, ImageFailure> {
+    let name = item.record.reference.to_string();
+    let repo = &item.target.repository;
+    let with_image = |f: ImageFailure| ImageFailure { kind: f.kind, message: format!("image {name}: {}", f.message) };
+
+    // Already there, byte for byte (same digest under the same reference)?
+    // One HEAD per image makes a re-run a fast no-op, journal or not.
+    if run.client.manifest_digest(repo, &item.reference).await.map_err(|e| with_image(e.into()))?.as_ref()
+        == Some(&item.record.digest)
+    {
+        return Ok(ImageStats { already_present: true, ..Default::default() });
+    }
+
+    let graph = {
+        let bundle = item.bundle.clone();
+        let record = item.record.clone();
+        tokio::task::spawn_blocking(move || bundle.image_graph(&record))
+            .await
+            .map_err(|e| ImageFailure { kind: FailKind::Content, message: e.to_string() })?
+            .map_err(|e| with_image(ImageFailure { kind: FailKind::Content, message: e.to_string() }))?
+    };
+
+    let mut stats = ImageStats::default();
+    let mut trust_journal = true;
+    for round in 0..2 {
+        push_blobs(run, item, &graph.blobs, trust_journal, &mut stats).await.map_err(with_image)?;
+        match push_manifests(run, item, &graph.manifests).await {
+            Ok(()) => return Ok(stats),
+            // The journal said a blob was there and the registry disagrees
+            // (registry wiped or garbage-collected): check every blob again.
+            Err(f) if round == 0 && f.message.contains("BLOB_UNKNOWN") => {
+                warn!(image = %name, "the registry lacks blobs the journal recorded; checking every blob again");
+                trust_journal = false;
+            }
+            Err(f) => return Err(with_image(f)),
+        }
+    }
+    unreachable!("the second round returns")
+}
+
+async fn push_blobs(
+    run: &Run,
+    item: &WorkItem,
+    blobs: &[Descriptor],
+    trust_journal: bool,
+    stats: &mut ImageStats,
+) -> Result<(), ImageFailure> {
+    let results = futures_util::future::join_all(
+        blobs.iter().map(|b| async move { (ensure_blob(run, item, &b.digest, trust_journal).await, ()) }),
+    )
+    .await;
+    let mut first_err = None;
+    for (r, _) in &results {
+        match r {
+            Ok(BlobOutcome::Present) => stats.present += 1,
+            Ok(BlobOutcome::Mounted) => stats.mounted += 1,
+            Ok(BlobOutcome::Uploaded) => stats.uploaded += 1,
+            Err(e) => {
+                if first_err.is_none() {
+                    first_err = Some(ImageFailure { kind: e.kind, message: e.message.clone() });
+                }
+            }
+        }
+    }
+    stats.uploaded_bytes += blobs
+        .iter()
+        .zip(&results)
+        .filter(|(_, (r, _))| matches!(r, Ok(BlobOutcome::Uploaded)))
+        .map(|(b, _)| b.size)
+        .sum::<u64>();
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn blob_lock(run: &Run, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
+    run.blob_locks.lock().unwrap().entry(digest.clone()).or_default().clone()
+}
+
+async fn ensure_blob(
+    run: &Run,
+    item: &WorkItem,
+    digest: &Digest,
+    trust_journal: bool,
+) -> Result<BlobOutcome, ImageFailure> {
+    let r = ensure_blob_inner(run, item, digest, trust_journal).await;
+    if let Ok(outcome) = &r {
+        let size = item.bundle.blob(digest).map_or(0, |l| l.size);
+        run.reporter.emit(&Event::Blob {
+            repository: item.target.repository.clone(),
+            digest: digest.to_string(),
+            size,
+            outcome: format!("{outcome:?}").to_lowercase(),
+        });
+    }
+    r
+}
+
+async fn ensure_blob_inner(
+    run: &Run,
+    item: &WorkItem,
+    digest: &Digest,
+    trust_journal: bool,
+) -> Result<BlobOutcome, ImageFailure> {
+    let repo = &item.target.repository;
+    let lock = blob_lock(run, digest);
+    let _held = lock.lock().await;
+    if let Some(why) = run.bad_blobs.lock().unwrap().get(digest) {
+        return Err(ImageFailure { kind: FailKind::Content, message: why.clone() });
+    }
+    let (holders, resume) = {
+        let st = run.journal.state();
+        let holders = st.blobs.get(digest).cloned().unwrap_or_default();
+        let resume = st.uploads.get(&(repo.clone(), digest.clone())).and_then(|(loc, _)| reqwest::Url::parse(loc).ok());
+        (holders, resume)
+    };
+    if trust_journal && holders.contains(repo) {
+        run.counters.present.fetch_add(1, Ordering::Relaxed);
+        return Ok(BlobOutcome::Present);
+    }
+    let loc = item.bundle.blob(digest).ok_or_else(|| ImageFailure {
+        kind: FailKind::Content,
+        message: format!("blob {digest} is missing from the bundle"),
+    })?;
+    let source = BlobSource { files: item.files.clone(), loc, digest: digest.clone() };
+    let _slot = run.blob_slots.acquire().await.expect("semaphore never closed");
+    let record_blob = |run: &Run| {
+        run.journal
+            .append(Record::Blob { repo: repo.clone(), digest: digest.clone() })
+            .map_err(|e| ImageFailure { kind: FailKind::Content, message: format!("cannot write the journal: {e}") })
+    };
+
+    // Another repository of the project holds it: mount (no bytes sent).
+    let mut session = None;
+    let from = holders.iter().find(|h| *h != repo && h.starts_with(&format!("{}/", run.settings.project)));
+    if let (Some(from), true) = (from, trust_journal) {
+        match run.client.start_upload(repo, Some((digest, from))).await? {
+            UploadStart::Mounted => {
+                record_blob(run)?;
+                run.counters.mounted.fetch_add(1, Ordering::Relaxed);
+                return Ok(BlobOutcome::Mounted);
+            }
+            // The registry could not mount (source gone, or no mount
+            // support) and opened a plain upload session: use it, unless
+            // the blob turns out to be there already.
+            UploadStart::Session(url) => session = Some(url),
+        }
+    }
+    if session.is_none() && resume.is_none() && run.client.blob_exists(repo, digest).await? {
+        record_blob(run)?;
+        run.counters.present.fetch_add(1, Ordering::Relaxed);
+        return Ok(BlobOutcome::Present);
+    }
+    let on_chunk = |loc: &reqwest::Url, offset: u64| {
+        let _ = run.journal.append(Record::Upload {
+            repo: repo.clone(),
+            digest: digest.clone(),
+            location: loc.to_string(),
+            offset,
+        });
+    };
+    let opts = UploadOptions {
+        chunk_threshold: run.settings.chunk_threshold,
+        chunk_size: run.settings.chunk_size,
+        sent: run.sent.clone(),
+        on_chunk: &on_chunk,
+        resume,
+    };
+    match upload_blob(&run.client, repo, &source, session, &opts).await {
+        Ok(()) => {
+            record_blob(run)?;
+            run.counters.uploaded.fetch_add(1, Ordering::Relaxed);
+            Ok(BlobOutcome::Uploaded)
+        }
+        Err(e @ (UploadError::Corrupt { .. } | UploadError::Read { .. })) => {
+            let msg = e.to_string();
+            run.bad_blobs.lock().unwrap().insert(digest.clone(), msg.clone());
+            Err(ImageFailure { kind: FailKind::Content, message: msg })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn push_manifests(run: &Run, item: &WorkItem, manifests: &[Descriptor]) -> Result<(), ImageFailure> {
+    let repo = &item.target.repository;
+    let last = manifests.len().saturating_sub(1);
+    for (i, m) in manifests.iter().enumerate() {
+        let bytes = {
+            let bundle = item.bundle.clone();
+            let name = item.record.reference.to_string();
+            let digest = m.digest.clone();
+            tokio::task::spawn_blocking(move || bundle.read_manifest(&name, &digest))
+                .await
+                .map_err(|e| ImageFailure { kind: FailKind::Content, message: e.to_string() })?
+                .map_err(|e| ImageFailure { kind: FailKind::Content, message: e.to_string() })?
+        };
+        // Children by digest; the top-level manifest under the tag (or its
+        // digest for a digest-only reference), last of all.
+        let reference = if i == last { item.reference.clone() } else { m.digest.to_string() };
+        run.client.put_manifest(repo, &reference, &m.media_type, &Bytes::from(bytes), &m.digest).await?;
+    }
+    Ok(())
+}

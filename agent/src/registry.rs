@@ -1,0 +1,630 @@
+//! A small OCI distribution push client on reqwest: just the calls a loader
+//! needs, each with per-request retries (exponential backoff, jitter), the
+//! Basic and Bearer auth flows, and errors that say what was being done.
+//! Why not `oci-client`: see `docs/decisions/0004-agent-push-client.md`.
+//!
+//! Requests with a replayable body go through [`RegistryClient::send`], which
+//! retries transient failures itself. Uploads stream their bodies from the
+//! bundle, so they use [`RegistryClient::send_once`] and the upload code
+//! decides how to resume (see `upload.rs`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
+use edgeiso_bundle::Digest;
+use reqwest::header::{
+    HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
+use reqwest::{RequestBuilder, Response, StatusCode, Url};
+use tracing::{debug, warn};
+
+use crate::auth::{self, Challenge, Credentials, Scheme, Token, TokenResponse};
+use crate::config::RegistryUrl;
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{what}: {message}")]
+    Transport { what: String, message: String },
+    #[error("{what}: HTTP {status}{detail}")]
+    Status { what: String, status: u16, detail: String },
+    #[error("{what}: the registry refused the credentials (HTTP {status}){detail}")]
+    Auth { what: String, status: u16, detail: String },
+    #[error("{what}: TLS certificate verification failed: {message}")]
+    Tls { what: String, message: String },
+    #[error("{what}: {message}")]
+    Protocol { what: String, message: String },
+}
+
+impl RegistryError {
+    /// Worth retrying: the network, a restarting registry, an overloaded one.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Transport { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            _ => false,
+        }
+    }
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RegistryError::Status { status, .. } | RegistryError::Auth { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// Counters for the summary and for tests ("nothing finished was re-uploaded").
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+pub struct RegistryClient {
+    http: reqwest::Client,
+    pub url: RegistryUrl,
+    creds: Option<Credentials>,
+    scheme: Mutex<Scheme>,
+    tokens: Mutex<HashMap<String, Token>>,
+    pub retry: RetryPolicy,
+    pub stats: Arc<Stats>,
+}
+
+/// What answers at the registry address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `/api/v2.0/ping` answers: projects must exist before a push.
+    Harbor,
+    /// Only `/v2/`: any OCI distribution registry.
+    Plain,
+}
+
+/// The start of a blob upload.
+#[derive(Debug)]
+pub enum UploadStart {
+    /// Cross-repository mount done (201): nothing to send.
+    Mounted,
+    /// An upload session to send the bytes to.
+    Session(Url),
+}
+
+pub struct ClientOptions<'a> {
+    pub ca: Option<&'a std::path::Path>,
+    pub insecure: bool,
+    pub credentials: Option<Credentials>,
+}
+
+fn detail_of(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        String::new()
+    } else {
+        let cut: String = body.chars().take(300).collect();
+        format!(": {cut}")
+    }
+}
+
+impl RegistryClient {
+    pub fn new(url: RegistryUrl, opts: ClientOptions<'_>) -> Result<RegistryClient, crate::tls::TlsSetupError> {
+        let tls = crate::tls::client_config(opts.ca, opts.insecure)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .dns_resolver(Arc::new(crate::dns::Resolver::default()))
+            // The registry is local; an HTTP_PROXY meant for the outside world
+            // must not capture it.
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(10))
+            // Generous: a registry may hash a multi-GB blob before answering
+            // the final PUT.
+            .read_timeout(Duration::from_secs(600))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .tcp_nodelay(true)
+            .user_agent(concat!("edgeiso-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| crate::tls::TlsSetupError::Ca { path: "(client)".into(), reason: e.to_string() })?;
+        Ok(RegistryClient {
+            http,
+            url,
+            creds: opts.credentials,
+            scheme: Mutex::new(Scheme::Unknown),
+            tokens: Mutex::new(HashMap::new()),
+            retry: RetryPolicy::default(),
+            stats: Arc::default(),
+        })
+    }
+
+    pub fn v2(&self, path: &str) -> Url {
+        self.url.join(&format!("v2/{path}"))
+    }
+
+    fn transport_error(what: &str, e: &reqwest::Error) -> RegistryError {
+        if let Some(message) = crate::tls::is_cert_error(e) {
+            return RegistryError::Tls { what: what.to_owned(), message };
+        }
+        let mut message = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            src = s.source();
+        }
+        RegistryError::Transport { what: what.to_owned(), message }
+    }
+
+    async fn status_error(what: &str, resp: Response) -> RegistryError {
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        if status == 401 || status == 403 {
+            RegistryError::Auth { what: what.to_owned(), status, detail: detail_of(&body) }
+        } else {
+            RegistryError::Status { what: what.to_owned(), status, detail: detail_of(&body) }
+        }
+    }
+
+    fn scope_key(scopes: &[String]) -> String {
+        let mut s: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        s.sort_unstable();
+        s.dedup();
+        s.join(" ")
+    }
+
+    /// The `Authorization` header to send, fetching a token if the registry
+    /// uses the Bearer flow and none is cached for these scopes.
+    async fn authorization(&self, scopes: &[String]) -> Result<Option<String>, RegistryError> {
+        let scheme = self.scheme.lock().unwrap().clone();
+        match scheme {
+            Scheme::Unknown => Ok(None),
+            Scheme::Basic => Ok(self.creds.as_ref().map(Credentials::basic_header)),
+            Scheme::Bearer { realm, service } => {
+                let key = Self::scope_key(scopes);
+                if let Some(t) = self.tokens.lock().unwrap().get(&key).filter(|t| t.expires > Instant::now()) {
+                    return Ok(Some(format!("Bearer {}", t.value)));
+                }
+                let token = self.fetch_token(&realm, service.as_deref(), scopes).await?;
+                let header = format!("Bearer {}", token.value);
+                self.tokens.lock().unwrap().insert(key, token);
+                Ok(Some(header))
+            }
+        }
+    }
+
+    async fn fetch_token(&self, realm: &str, service: Option<&str>, scopes: &[String]) -> Result<Token, RegistryError> {
+        let what = "token request";
+        let mut url = Url::parse(realm)
+            .map_err(|e| RegistryError::Protocol { what: what.into(), message: format!("bad realm {realm:?}: {e}") })?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            for s in scopes {
+                q.append_pair("scope", s);
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let mut rb = self.http.get(url.clone());
+            if let Some(c) = &self.creds {
+                rb = rb.header(AUTHORIZATION, c.basic_header());
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let err = match rb.send().await {
+                Ok(resp) if resp.status().is_success() => {
+                    let body: TokenResponse = resp.json().await.map_err(|e| RegistryError::Protocol {
+                        what: what.into(),
+                        message: format!("unreadable token response: {e}"),
+                    })?;
+                    return body.into_token().ok_or_else(|| RegistryError::Protocol {
+                        what: what.into(),
+                        message: "token response without a token".into(),
+                    });
+                }
+                Ok(resp) => Self::status_error(what, resp).await,
+                Err(e) => Self::transport_error(what, &e),
+            };
+            attempt += 1;
+            if !err.is_transient() || attempt > self.retry.retries {
+                return Err(err);
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(self.retry.delay(attempt)).await;
+        }
+    }
+
+    /// Learn from a 401. Returns false when retrying cannot help (we already
+    /// sent what the challenge asks for, or we have no credentials).
+    fn handle_challenge(&self, resp: &Response, scopes: &mut Vec<String>, sent_auth: bool) -> bool {
+        let Some(challenge) =
+            resp.headers().get(WWW_AUTHENTICATE).and_then(|h| h.to_str().ok()).and_then(auth::parse_challenge)
+        else {
+            return false;
+        };
+        match challenge {
+            Challenge::Basic => {
+                if self.creds.is_none() || sent_auth {
+                    return false;
+                }
+                *self.scheme.lock().unwrap() = Scheme::Basic;
+                true
+            }
+            Challenge::Bearer { realm, service, scope } => {
+                let key = Self::scope_key(scopes);
+                let had_token = self.tokens.lock().unwrap().remove(&key).is_some();
+                let mut widened = false;
+                if let Some(scope) = scope {
+                    for s in scope.split(' ') {
+                        if !scopes.iter().any(|x| x == s) {
+                            scopes.push(s.to_owned());
+                            widened = true;
+                        }
+                    }
+                }
+                *self.scheme.lock().unwrap() = Scheme::Bearer { realm, service };
+                // A fresh token for a token that was refused only helps if
+                // the old one may have expired or the scope grew.
+                !sent_auth || had_token || widened
+            }
+        }
+    }
+
+    /// One request, no transient retry (the body may be a stream). A 401
+    /// that a new token or Basic credentials can answer is retried once when
+    /// `replayable` (no body, or a buffered one); otherwise it is returned as
+    /// a transient error after the auth state was updated, so the caller's
+    /// own retry goes out with the right credentials.
+    pub async fn send_once(
+        &self,
+        what: &str,
+        scopes: &[String],
+        replayable: bool,
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
+    ) -> Result<Response, RegistryError> {
+        let mut scopes = scopes.to_vec();
+        let mut auth_rounds = 0;
+        loop {
+            let authz = self.authorization(&scopes).await?;
+            let sent_auth = authz.is_some();
+            let mut rb = make(&self.http);
+            if let Some(a) = authz {
+                let mut v = HeaderValue::from_str(&a).map_err(|_| RegistryError::Protocol {
+                    what: what.into(),
+                    message: "unusable credentials".into(),
+                })?;
+                v.set_sensitive(true);
+                rb = rb.header(AUTHORIZATION, v);
+            }
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = rb.send().await.map_err(|e| Self::transport_error(what, &e))?;
+            if resp.status() == StatusCode::UNAUTHORIZED
+                && auth_rounds < 2
+                && self.handle_challenge(&resp, &mut scopes, sent_auth)
+            {
+                auth_rounds += 1;
+                if replayable {
+                    continue;
+                }
+                return Err(RegistryError::Transport {
+                    what: what.into(),
+                    message: "authentication renewed; retrying".into(),
+                });
+            }
+            if resp.status() == StatusCode::UNAUTHORIZED && !sent_auth && self.creds.is_none() {
+                let body = resp.text().await.unwrap_or_default();
+                return Err(RegistryError::Auth {
+                    what: what.into(),
+                    status: 401,
+                    detail: format!(
+                        ": the registry requires credentials (--username, --password-file){}",
+                        detail_of(&body)
+                    ),
+                });
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// A request with a replayable body, retried on transient failures.
+    /// Answers other than 401/403 and transient ones are returned as they are
+    /// for the caller to interpret (404 means "absent" for a HEAD).
+    pub async fn send(
+        &self,
+        what: &str,
+        scopes: &[String],
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            let err = match self.send_once(what, scopes, true, make).await {
+                Ok(resp) => {
+                    let s = resp.status();
+                    if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
+                        return Err(Self::status_error(what, resp).await);
+                    }
+                    if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT {
+                        Self::status_error(what, resp).await
+                    } else {
+                        return Ok(resp);
+                    }
+                }
+                Err(e) => e,
+            };
+            attempt += 1;
+            if !err.is_transient() || attempt > self.retry.retries {
+                return Err(err);
+            }
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            let pause = self.retry.delay(attempt);
+            debug!(%err, attempt, ?pause, "retrying");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One probe of what answers at the address (no retry, no auth): used
+    /// while waiting for the registry to come up.
+    pub async fn probe(&self) -> Result<Flavor, RegistryError> {
+        let ping = self.url.join("api/v2.0/ping");
+        let harbor = match self.http.get(ping).send().await {
+            Ok(r) if r.status().is_success() => true,
+            Ok(r) if r.status().is_server_error() => return Err(Self::status_error("GET /api/v2.0/ping", r).await),
+            Ok(_) => false,
+            Err(e) => return Err(Self::transport_error("GET /api/v2.0/ping", &e)),
+        };
+        match self.http.get(self.v2("")).send().await {
+            Ok(r) if r.status().is_success() || r.status() == StatusCode::UNAUTHORIZED => {
+                Ok(if harbor { Flavor::Harbor } else { Flavor::Plain })
+            }
+            Ok(r) => Err(Self::status_error("GET /v2/", r).await),
+            Err(e) => Err(Self::transport_error("GET /v2/", &e)),
+        }
+    }
+
+    /// `GET /v2/` with credentials: fails fast on refused credentials.
+    pub async fn check_access(&self) -> Result<(), RegistryError> {
+        let url = self.v2("");
+        let resp = self.send("GET /v2/", &[], &|c| c.get(url.clone())).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::status_error("GET /v2/", resp).await)
+        }
+    }
+
+    /// Harbor: create `project` unless it exists (HEAD, then POST; 409 is fine).
+    pub async fn ensure_harbor_project(&self, project: &str) -> Result<bool, RegistryError> {
+        let mut head = self.url.join("api/v2.0/projects");
+        head.query_pairs_mut().append_pair("project_name", project);
+        let basic = self.creds.as_ref().map(Credentials::basic_header);
+        let with_auth = |rb: RequestBuilder| match &basic {
+            Some(b) => rb.header(AUTHORIZATION, b),
+            None => rb,
+        };
+        let what = format!("HEAD /api/v2.0/projects?project_name={project}");
+        let resp = self.send(&what, &[], &|c| with_auth(c.head(head.clone()))).await?;
+        match resp.status() {
+            s if s.is_success() => return Ok(false),
+            StatusCode::NOT_FOUND => {}
+            _ => return Err(Self::status_error(&what, resp).await),
+        }
+        let post = self.url.join("api/v2.0/projects");
+        let body = serde_json::json!({ "project_name": project, "metadata": { "public": "false" } }).to_string();
+        let what = format!("POST /api/v2.0/projects {project}");
+        let resp = self
+            .send(&what, &[], &|c| {
+                with_auth(c.post(post.clone())).header(CONTENT_TYPE, "application/json").body(body.clone())
+            })
+            .await?;
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::CONFLICT => Ok(false),
+            _ => Err(Self::status_error(&what, resp).await),
+        }
+    }
+
+    pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
+        let url = self.v2(&format!("{repo}/blobs/{digest}"));
+        let what = format!("HEAD {repo} blob {digest}");
+        let resp = self.send(&what, &[auth::push_scope(repo)], &|c| c.head(url.clone())).await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(Self::status_error(&what, resp).await),
+        }
+    }
+
+    /// The digest `reference` (tag or digest) points to, if it exists.
+    pub async fn manifest_digest(&self, repo: &str, reference: &str) -> Result<Option<Digest>, RegistryError> {
+        let url = self.v2(&format!("{repo}/manifests/{reference}"));
+        let what = format!("HEAD {repo}:{reference}");
+        let accept = ACCEPTED_MANIFEST_TYPES.join(", ");
+        let resp =
+            self.send(&what, &[auth::pull_scope(repo)], &|c| c.head(url.clone()).header(ACCEPT, &accept)).await?;
+        match resp.status() {
+            s if s.is_success() => {
+                let d = resp
+                    .headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<Digest>().ok());
+                // A registry that does not say is treated as "unknown", so the
+                // caller pushes (idempotent) rather than trusting a guess.
+                Ok(d)
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(Self::status_error(&what, resp).await),
+        }
+    }
+
+    /// Put a manifest's exact bytes under `reference` and check the registry
+    /// computed the same digest.
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &bytes::Bytes,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
+        let url = self.v2(&format!("{repo}/manifests/{reference}"));
+        let what = format!("PUT {repo} manifest {reference}");
+        let resp = self
+            .send(&what, &[auth::push_scope(repo)], &|c| {
+                c.put(url.clone()).header(CONTENT_TYPE, media_type).body(bytes.clone())
+            })
+            .await?;
+        if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
+            return Err(Self::status_error(&what, resp).await);
+        }
+        if let Some(got) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+            if got != digest.as_str() {
+                return Err(RegistryError::Protocol {
+                    what,
+                    message: format!("the registry stored digest {got}, expected {digest}"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn location(what: &str, resp: &Response) -> Result<Url, RegistryError> {
+        let loc =
+            resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| RegistryError::Protocol {
+                what: what.into(),
+                message: format!("HTTP {} without a Location header", resp.status()),
+            })?;
+        resp.url()
+            .join(loc)
+            .map_err(|e| RegistryError::Protocol { what: what.into(), message: format!("bad Location {loc:?}: {e}") })
+    }
+
+    /// Open an upload session, or mount `digest` from `from` when given.
+    pub async fn start_upload(&self, repo: &str, mount: Option<(&Digest, &str)>) -> Result<UploadStart, RegistryError> {
+        let mut url = self.v2(&format!("{repo}/blobs/uploads/"));
+        let mut scopes = vec![auth::push_scope(repo)];
+        if let Some((digest, from)) = mount {
+            url.query_pairs_mut().append_pair("mount", digest.as_str()).append_pair("from", from);
+            scopes.push(auth::pull_scope(from));
+        }
+        let what = match mount {
+            Some((d, from)) => format!("POST {repo} mount {d} from {from}"),
+            None => format!("POST {repo} upload"),
+        };
+        let resp = self.send(&what, &scopes, &|c| c.post(url.clone()).header(CONTENT_LENGTH, "0")).await?;
+        match resp.status() {
+            StatusCode::CREATED if mount.is_some() => Ok(UploadStart::Mounted),
+            // A registry that cannot mount opens an ordinary session (202).
+            StatusCode::ACCEPTED => Ok(UploadStart::Session(Self::location(&what, &resp)?)),
+            _ => Err(Self::status_error(&what, resp).await),
+        }
+    }
+
+    /// How many bytes the session holds (`GET <location>` -> 204 + Range),
+    /// and the session's current location. `None` when the session is gone.
+    pub async fn upload_offset(&self, repo: &str, location: &Url) -> Result<Option<(u64, Url)>, RegistryError> {
+        let what = format!("GET {repo} upload status");
+        let resp = self.send(&what, &[auth::push_scope(repo)], &|c| c.get(location.clone())).await?;
+        match resp.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::ACCEPTED => {
+                let end = resp
+                    .headers()
+                    .get("range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|r| r.rsplit_once('-'))
+                    .and_then(|(_, e)| e.trim().parse::<i64>().ok())
+                    .unwrap_or(-1);
+                let loc = Self::location(&what, &resp).unwrap_or_else(|_| location.clone());
+                Ok(Some(((end + 1).max(0) as u64, loc)))
+            }
+            // 404 unknown upload; 400/416 a session the registry cannot resume.
+            s if s.is_client_error() => {
+                debug!(status = %s, "upload session not resumable");
+                Ok(None)
+            }
+            _ => Err(Self::status_error(&what, resp).await),
+        }
+    }
+
+    fn with_digest(location: &Url, digest: &Digest) -> Url {
+        let mut u = location.clone();
+        u.query_pairs_mut().append_pair("digest", digest.as_str());
+        u
+    }
+
+    /// The whole blob in one streamed PUT. Not retried here.
+    pub async fn put_blob_monolithic(
+        &self,
+        repo: &str,
+        location: &Url,
+        digest: &Digest,
+        len: u64,
+        body: impl Fn() -> reqwest::Body + Sync,
+    ) -> Result<(), RegistryError> {
+        let url = Self::with_digest(location, digest);
+        let what = format!("PUT {repo} blob {digest}");
+        let resp = self
+            .send_once(&what, &[auth::push_scope(repo)], false, &|c| {
+                c.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len)
+                    .body(body())
+            })
+            .await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::status_error(&what, resp).await)
+        }
+    }
+
+    /// Send bytes `[start, start + len)` of a chunked upload. Returns the
+    /// session's next location. Not retried here.
+    pub async fn patch_chunk(
+        &self,
+        repo: &str,
+        location: &Url,
+        start: u64,
+        len: u64,
+        body: impl Fn() -> reqwest::Body + Sync,
+    ) -> Result<Url, RegistryError> {
+        let what = format!("PATCH {repo} bytes {start}-{}", start + len - 1);
+        let resp = self
+            .send_once(&what, &[auth::push_scope(repo)], false, &|c| {
+                c.patch(location.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, len)
+                    .header(CONTENT_RANGE, format!("{start}-{}", start + len - 1))
+                    .body(body())
+            })
+            .await?;
+        if resp.status() == StatusCode::ACCEPTED || resp.status().is_success() {
+            Self::location(&what, &resp)
+        } else {
+            Err(Self::status_error(&what, resp).await)
+        }
+    }
+
+    /// Close a chunked upload: `PUT <location>?digest=` with no body.
+    pub async fn finish_upload(&self, repo: &str, location: &Url, digest: &Digest) -> Result<(), RegistryError> {
+        let url = Self::with_digest(location, digest);
+        let what = format!("PUT {repo} blob {digest} (close upload)");
+        let resp =
+            self.send(&what, &[auth::push_scope(repo)], &|c| c.put(url.clone()).header(CONTENT_LENGTH, "0")).await?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::status_error(&what, resp).await)
+        }
+    }
+
+    /// Best effort: the registry garbage-collects abandoned sessions anyway.
+    pub async fn cancel_upload(&self, repo: &str, location: &Url) {
+        let what = format!("DELETE {repo} upload");
+        match self.send_once(&what, &[auth::push_scope(repo)], true, &|c| c.delete(location.clone())).await {
+            Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => {}
+            Ok(r) => warn!(status = %r.status(), "could not cancel an upload session"),
+            Err(e) => debug!(%e, "could not cancel an upload session"),
+        }
+    }
+}

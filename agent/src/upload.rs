@@ -1,0 +1,364 @@
+//! Blob bodies streamed straight from the bundle (tar or parts) by offset,
+//! hashed on the way out, and the two upload strategies: one streamed PUT,
+//! or resumable chunks for big layers.
+//!
+//! The one rule: never complete an upload whose bytes do not match the
+//! digest. The stream holds back its last buffer until the digest of the
+//! whole blob is known; on a mismatch it fails instead, so the request body
+//! is cut short and the registry discards the session (and would refuse the
+//! closing `?digest=` anyway). Memory per upload is two read buffers,
+//! whatever the blob size.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use edgeiso_bundle::parts::PartsReader;
+use edgeiso_bundle::{Bundle, BundleError, Digest, MemberLoc};
+use reqwest::Url;
+use sha2::{Digest as _, Sha256};
+use tracing::{debug, info, warn};
+
+use crate::registry::{RegistryClient, RegistryError, UploadStart};
+
+/// Bytes per read and per body frame.
+const READ_BUF: usize = 1 << 20;
+
+/// The open files of one bundle, shared by every upload from it.
+pub struct BundleFiles {
+    files: Vec<File>,
+    layout: PartsReader,
+    pub name: PathBuf,
+}
+
+impl BundleFiles {
+    pub fn open(bundle: &Bundle) -> Result<Arc<BundleFiles>, BundleError> {
+        let files =
+            bundle.paths.iter().map(|p| File::open(p).map_err(|e| BundleError::io(p, e))).collect::<Result<_, _>>()?;
+        Ok(Arc::new(BundleFiles { files, layout: bundle.reader()?, name: bundle.path().to_path_buf() }))
+    }
+
+    /// Read `buf.len()` bytes at absolute bundle offset `at`, across parts.
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let mut filled = 0usize;
+        for (i, off, len) in self.layout.segments(at, buf.len() as u64) {
+            let end = filled + len as usize;
+            self.files[i].read_exact_at(&mut buf[filled..end], off)?;
+            filled = end;
+        }
+        if filled != buf.len() {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the bundle ends before the blob does"));
+        }
+        Ok(())
+    }
+}
+
+/// One blob of a bundle.
+#[derive(Clone)]
+pub struct BlobSource {
+    pub files: Arc<BundleFiles>,
+    pub loc: MemberLoc,
+    pub digest: Digest,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("blob {digest} in {bundle} is corrupt: its content hashes to {actual}; nothing of it was committed")]
+    Corrupt { digest: Digest, actual: Digest, bundle: String },
+    #[error("blob {digest}: cannot read it from {bundle}: {message}")]
+    Read { digest: Digest, bundle: String, message: String },
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// What the stream found, read by the uploader after the request ends.
+#[derive(Default)]
+struct StreamOutcome {
+    /// The hasher after the stream's last byte (chunked uploads continue it).
+    hasher: Mutex<Option<Sha256>>,
+    mismatch: Mutex<Option<Digest>>,
+    read_error: Mutex<Option<String>>,
+}
+
+impl BlobSource {
+    fn bundle_name(&self) -> String {
+        self.files.name.display().to_string()
+    }
+
+    /// Read `[from, to)` of the blob in blocking threads, feeding `hasher`.
+    async fn hash_range(&self, mut hasher: Sha256, from: u64, to: u64) -> io::Result<Sha256> {
+        let mut pos = from;
+        while pos < to {
+            let n = (to - pos).min(READ_BUF as u64 * 8) as usize;
+            let files = self.files.clone();
+            let at = self.loc.offset + pos;
+            hasher = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0; n];
+                files.read_exact_at(&mut buf, at)?;
+                hasher.update(&buf);
+                Ok::<_, io::Error>(hasher)
+            })
+            .await
+            .map_err(io::Error::other)??;
+            pos += n as u64;
+        }
+        Ok(hasher)
+    }
+
+    /// A request body with bytes `[from, to)`, continuing `hasher`. When
+    /// `to` is the end of the blob the digest is checked before the last
+    /// buffer goes out.
+    fn body(
+        &self,
+        hasher: Sha256,
+        from: u64,
+        to: u64,
+        outcome: Arc<StreamOutcome>,
+        sent: Arc<AtomicU64>,
+    ) -> reqwest::Body {
+        struct State {
+            src: BlobSource,
+            pos: u64,
+            to: u64,
+            hasher: Option<Sha256>,
+            held: Option<Bytes>,
+            checked: bool,
+            outcome: Arc<StreamOutcome>,
+            sent: Arc<AtomicU64>,
+        }
+        let state =
+            State { src: self.clone(), pos: from, to, hasher: Some(hasher), held: None, checked: false, outcome, sent };
+        let stream = futures_util::stream::unfold(state, |mut st| async move {
+            loop {
+                if st.pos < st.to {
+                    let n = (st.to - st.pos).min(READ_BUF as u64) as usize;
+                    let files = st.src.files.clone();
+                    let at = st.src.loc.offset + st.pos;
+                    let mut hasher = st.hasher.take().expect("hasher present while reading");
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0; n];
+                        let r = files.read_exact_at(&mut buf, at);
+                        if r.is_ok() {
+                            hasher.update(&buf);
+                        }
+                        (r, hasher, buf)
+                    })
+                    .await;
+                    let (r, hasher, buf) = match read {
+                        Ok(x) => x,
+                        Err(e) => (Err(io::Error::other(e)), Sha256::new(), Vec::new()),
+                    };
+                    st.hasher = Some(hasher);
+                    if let Err(e) = r {
+                        *st.outcome.read_error.lock().unwrap() = Some(e.to_string());
+                        return Some((Err(e), st));
+                    }
+                    st.pos += n as u64;
+                    if let Some(prev) = st.held.replace(Bytes::from(buf)) {
+                        st.sent.fetch_add(prev.len() as u64, Ordering::Relaxed);
+                        return Some((Ok(prev), st));
+                    }
+                    continue;
+                }
+                if !st.checked {
+                    st.checked = true;
+                    let h = st.hasher.take().expect("hasher present at end");
+                    if st.to == st.src.loc.size {
+                        let actual = Digest::from_hasher(h.clone());
+                        if actual != st.src.digest {
+                            *st.outcome.mismatch.lock().unwrap() = Some(actual.clone());
+                            let e = io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("blob {} hashes to {actual}", st.src.digest),
+                            );
+                            return Some((Err(e), st));
+                        }
+                    }
+                    *st.outcome.hasher.lock().unwrap() = Some(h);
+                }
+                let last = st.held.take()?;
+                st.sent.fetch_add(last.len() as u64, Ordering::Relaxed);
+                return Some((Ok(last), st));
+            }
+        });
+        reqwest::Body::wrap_stream(stream)
+    }
+
+    fn corrupt_or_read_error(&self, outcome: &StreamOutcome) -> Option<UploadError> {
+        if let Some(actual) = outcome.mismatch.lock().unwrap().clone() {
+            return Some(UploadError::Corrupt { digest: self.digest.clone(), actual, bundle: self.bundle_name() });
+        }
+        outcome.read_error.lock().unwrap().clone().map(|message| UploadError::Read {
+            digest: self.digest.clone(),
+            bundle: self.bundle_name(),
+            message,
+        })
+    }
+}
+
+/// Tuning and hooks for one upload.
+pub struct UploadOptions<'a> {
+    pub chunk_threshold: u64,
+    pub chunk_size: u64,
+    /// Bytes put on the wire (progress, bytes/s).
+    pub sent: Arc<AtomicU64>,
+    /// Called after each acknowledged chunk with the session's location and
+    /// offset, so the journal can resume it after a crash.
+    pub on_chunk: &'a (dyn Fn(&Url, u64) + Sync),
+    /// A session left by an earlier run (from the journal) to resume.
+    pub resume: Option<Url>,
+}
+
+/// Upload `blob` into `repo`, starting from `start` (a session opened by a
+/// mount attempt that fell back to 202, or a fresh one).
+pub async fn upload_blob(
+    client: &RegistryClient,
+    repo: &str,
+    blob: &BlobSource,
+    session: Option<Url>,
+    opts: &UploadOptions<'_>,
+) -> Result<(), UploadError> {
+    if blob.loc.size > opts.chunk_threshold {
+        upload_chunked(client, repo, blob, session, opts).await
+    } else {
+        upload_monolithic(client, repo, blob, session, opts).await
+    }
+}
+
+async fn new_session(client: &RegistryClient, repo: &str) -> Result<Url, RegistryError> {
+    match client.start_upload(repo, None).await? {
+        UploadStart::Session(u) => Ok(u),
+        UploadStart::Mounted => unreachable!("no mount was asked for"),
+    }
+}
+
+async fn upload_monolithic(
+    client: &RegistryClient,
+    repo: &str,
+    blob: &BlobSource,
+    mut session: Option<Url>,
+    opts: &UploadOptions<'_>,
+) -> Result<(), UploadError> {
+    let mut attempt = 0;
+    loop {
+        let loc = match session.take() {
+            Some(u) => u,
+            None => new_session(client, repo).await?,
+        };
+        let outcome = Arc::new(StreamOutcome::default());
+        let result = client
+            .put_blob_monolithic(repo, &loc, &blob.digest, blob.loc.size, || {
+                blob.body(Sha256::new(), 0, blob.loc.size, outcome.clone(), opts.sent.clone())
+            })
+            .await;
+        let err = match result {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(bad) = blob.corrupt_or_read_error(&outcome) {
+            client.cancel_upload(repo, &loc).await;
+            return Err(bad);
+        }
+        attempt += 1;
+        if !err.is_transient() || attempt > client.retry.retries {
+            return Err(err.into());
+        }
+        // A cut-off PUT leaves the session at an unknown offset: a new session
+        // is the only safe restart for a monolithic upload.
+        warn!(%err, attempt, "blob upload failed; retrying with a new session");
+        client.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(client.retry.delay(attempt)).await;
+    }
+}
+
+async fn upload_chunked(
+    client: &RegistryClient,
+    repo: &str,
+    blob: &BlobSource,
+    session: Option<Url>,
+    opts: &UploadOptions<'_>,
+) -> Result<(), UploadError> {
+    let size = blob.loc.size;
+    let read_err = |e: io::Error| UploadError::Read {
+        digest: blob.digest.clone(),
+        bundle: blob.bundle_name(),
+        message: e.to_string(),
+    };
+    // Resume a session an earlier run left, if the registry still has it.
+    let (mut loc, mut offset, mut hasher) = match (&opts.resume, session) {
+        (Some(prev), fresh) => match client.upload_offset(repo, prev).await? {
+            Some((off, l)) if off <= size => {
+                info!(digest = %blob.digest, offset = off, "resuming an interrupted upload");
+                if let Some(f) = fresh {
+                    client.cancel_upload(repo, &f).await;
+                }
+                (l, off, blob.hash_range(Sha256::new(), 0, off).await.map_err(read_err)?)
+            }
+            _ => (
+                match fresh {
+                    Some(f) => f,
+                    None => new_session(client, repo).await?,
+                },
+                0,
+                Sha256::new(),
+            ),
+        },
+        (None, Some(f)) => (f, 0, Sha256::new()),
+        (None, None) => (new_session(client, repo).await?, 0, Sha256::new()),
+    };
+    let mut attempt = 0;
+    while offset < size {
+        let end = (offset + opts.chunk_size).min(size);
+        let outcome = Arc::new(StreamOutcome::default());
+        let start_hasher = hasher.clone();
+        let result = client
+            .patch_chunk(repo, &loc, offset, end - offset, || {
+                blob.body(start_hasher.clone(), offset, end, outcome.clone(), opts.sent.clone())
+            })
+            .await;
+        let err = match result {
+            Ok(next) => {
+                loc = next;
+                offset = end;
+                hasher = outcome.hasher.lock().unwrap().take().expect("a finished stream leaves its hasher");
+                attempt = 0;
+                (opts.on_chunk)(&loc, offset);
+                continue;
+            }
+            Err(e) => e,
+        };
+        if let Some(bad) = blob.corrupt_or_read_error(&outcome) {
+            client.cancel_upload(repo, &loc).await;
+            return Err(bad);
+        }
+        attempt += 1;
+        if !err.is_transient() || attempt > client.retry.retries {
+            return Err(err.into());
+        }
+        client.stats.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(client.retry.delay(attempt)).await;
+        // Ask the registry how far it got, and continue from there.
+        match client.upload_offset(repo, &loc).await {
+            Ok(Some((off, l))) if off >= offset && off <= end => {
+                warn!(%err, digest = %blob.digest, from = off, "chunk failed; resuming the upload where the registry stopped");
+                hasher = blob.hash_range(start_hasher, offset, off).await.map_err(read_err)?;
+                offset = off;
+                loc = l;
+            }
+            Ok(other) => {
+                warn!(%err, digest = %blob.digest, registry_offset = ?other.map(|o| o.0), "the registry cannot resume this upload; starting it again");
+                loc = new_session(client, repo).await?;
+                offset = 0;
+                hasher = Sha256::new();
+            }
+            Err(e) if e.is_transient() => debug!(%e, "upload status unavailable; retrying the chunk"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    client.finish_upload(repo, &loc, &blob.digest).await?;
+    Ok(())
+}

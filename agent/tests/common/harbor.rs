@@ -1,0 +1,203 @@
+//! A small double of Harbor in front of a real registry: Harbor's ping and
+//! project API (HEAD/POST `/api/v2.0/projects`), its token service, Basic
+//! or Bearer auth on `/v2/`, and `/v2/*` reverse-proxied to the real
+//! `docker-registry`. Every request is recorded so tests can assert what the
+//! agent asked for (and in which order).
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+#[derive(Clone, Default)]
+pub struct HarborOptions {
+    /// Basic credentials Harbor accepts (API, token service, and `/v2/` when
+    /// not in bearer mode).
+    pub credentials: Option<(String, String)>,
+    /// `/v2/` wants `Bearer` tokens from `/service/token`.
+    pub bearer: bool,
+    /// Projects that exist from the start.
+    pub projects: Vec<String>,
+}
+
+struct State {
+    upstream: String,
+    base: String,
+    opts: HarborOptions,
+    projects: Mutex<BTreeSet<String>>,
+    tokens: Mutex<BTreeSet<String>>,
+    requests: Mutex<Vec<String>>,
+    http: reqwest::Client,
+}
+
+pub struct HarborDouble {
+    pub url: String,
+    state: Arc<State>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl HarborDouble {
+    pub fn start(upstream: &str, opts: HarborOptions) -> HarborDouble {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let state = Arc::new(State {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            base: base.clone(),
+            projects: Mutex::new(opts.projects.iter().cloned().collect()),
+            opts,
+            tokens: Mutex::default(),
+            requests: Mutex::default(),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        });
+        let st = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        HarborDouble { url: base, state, _runtime: runtime }
+    }
+
+    /// `METHOD /path?query` of every request so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    pub fn projects(&self) -> BTreeSet<String> {
+        self.state.projects.lock().unwrap().clone()
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
+}
+
+fn reply(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder().status(status).body(Full::new(Bytes::from(body.to_owned()))).unwrap()
+}
+
+fn unauthorized(challenge: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::UNAUTHORIZED)
+        .header("www-authenticate", challenge)
+        .body(Full::new(Bytes::from_static(br#"{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}"#)))
+        .unwrap()
+}
+
+async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let line = format!("{} {}{}", req.method(), path, query.as_ref().map(|q| format!("?{q}")).unwrap_or_default());
+    st.requests.lock().unwrap().push(line);
+    let authz = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let basic_ok = match &st.opts.credentials {
+        None => true,
+        Some((u, p)) => authz.as_deref() == Some(basic(u, p).as_str()),
+    };
+
+    if path == "/api/v2.0/ping" {
+        return Ok(reply(StatusCode::OK, "Pong"));
+    }
+    if path == "/api/v2.0/projects" {
+        if !basic_ok {
+            return Ok(reply(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#));
+        }
+        if req.method() == hyper::Method::HEAD {
+            let name = query
+                .as_deref()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("project_name=")))
+                .unwrap_or("")
+                .to_owned();
+            let exists = st.projects.lock().unwrap().contains(&name);
+            return Ok(reply(if exists { StatusCode::OK } else { StatusCode::NOT_FOUND }, ""));
+        }
+        if req.method() == hyper::Method::POST {
+            let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let name = v["project_name"].as_str().unwrap_or("").to_owned();
+            if name.is_empty() || v["metadata"]["public"] != "false" {
+                return Ok(reply(StatusCode::BAD_REQUEST, "bad project"));
+            }
+            let created = st.projects.lock().unwrap().insert(name);
+            return Ok(reply(if created { StatusCode::CREATED } else { StatusCode::CONFLICT }, ""));
+        }
+    }
+    if path == "/service/token" {
+        if !basic_ok {
+            return Ok(reply(StatusCode::UNAUTHORIZED, "bad credentials"));
+        }
+        let token = format!("tok-{}", st.tokens.lock().unwrap().len());
+        st.tokens.lock().unwrap().insert(token.clone());
+        return Ok(reply(StatusCode::OK, &format!(r#"{{"token":"{token}","expires_in":1800}}"#)));
+    }
+    if path.starts_with("/v2/") {
+        if st.opts.bearer {
+            let ok = authz
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .is_some_and(|t| st.tokens.lock().unwrap().contains(t));
+            if !ok {
+                let repo = path
+                    .strip_prefix("/v2/")
+                    .and_then(|p| p.split("/blobs/").next().filter(|r| *r != p))
+                    .or_else(|| path.strip_prefix("/v2/").and_then(|p| p.split("/manifests/").next()))
+                    .unwrap_or("");
+                let scope = if repo.is_empty() || path == "/v2/" {
+                    String::new()
+                } else {
+                    format!(r#",scope="repository:{repo}:pull,push""#)
+                };
+                return Ok(unauthorized(format!(
+                    r#"Bearer realm="{}/service/token",service="harbor-registry"{scope}"#,
+                    st.base
+                )));
+            }
+        } else if !basic_ok {
+            return Ok(unauthorized(r#"Basic realm="harbor""#.into()));
+        }
+        return Ok(proxy(&st, req, &path, query.as_deref()).await);
+    }
+    Ok(reply(StatusCode::NOT_FOUND, "not found"))
+}
+
+async fn proxy(st: &State, req: Request<Incoming>, path: &str, query: Option<&str>) -> Response<Full<Bytes>> {
+    let url = format!("{}{}{}", st.upstream, path, query.map(|q| format!("?{q}")).unwrap_or_default());
+    let method = req.method().clone();
+    let mut headers = req.headers().clone();
+    headers.remove("host");
+    headers.remove("authorization");
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return reply(StatusCode::BAD_REQUEST, "client went away"),
+    };
+    let resp = match st.http.request(method, url).headers(headers).body(body).send().await {
+        Ok(r) => r,
+        Err(e) => return reply(StatusCode::BAD_GATEWAY, &e.to_string()),
+    };
+    let mut out = Response::builder().status(resp.status().as_u16());
+    for (k, v) in resp.headers() {
+        if k == "location" {
+            let loc = v.to_str().unwrap_or("").replace(&st.upstream, &st.base);
+            out = out.header(k, loc);
+        } else if k != "transfer-encoding" && k != "connection" {
+            out = out.header(k, v);
+        }
+    }
+    let bytes = resp.bytes().await.unwrap_or_default();
+    out.body(Full::new(bytes)).unwrap()
+}
