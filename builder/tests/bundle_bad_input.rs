@@ -277,3 +277,51 @@ fn verify_names_the_corrupted_blob_and_its_image() {
     assert_eq!(r.code(), 4, "{}", r.stderr());
     assert!(r.stderr().contains("truncated") || r.stderr().contains("missing"), "{}", r.stderr());
 }
+
+#[test]
+fn killed_run_resumes_without_downloading_finished_blobs() {
+    let reg = Registry::start();
+    let corpus = images::corpus();
+    images::push_all(&reg, &corpus);
+    let big = images::image_with_layer("team/big", "1", 64 << 20, 21);
+    images::push(&reg, &big);
+    let dir = tempfile::tempdir().unwrap();
+    let h = reg.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - {h}/team/big:1\n  - {h}/team/app:1.0\n  - {h}/team/web:2.1\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeiso"))
+        .args(["bundle", "create", "--spec", p(&spec), "--output", p(&out), "--cache", p(&cache)])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let blobs = cache.join("blobs/sha256");
+    let finished = |t: &[String]| t.iter().filter(|f| !f.ends_with(".partial")).count();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let t = tree(&blobs);
+        if t.iter().any(|f| f.ends_with(".partial")) && finished(&t) >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never got mid-download: {t:?}");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL: no cleanup code runs
+    child.wait().unwrap();
+    let cached_before: Vec<String> = tree(&blobs).into_iter().filter(|f| !f.ends_with(".partial")).collect();
+    assert!(!cached_before.is_empty());
+    no_bundle_in(&out);
+
+    let r = edgeiso(&["--json", "bundle", "create", "--spec", p(&spec), "--output", p(&out), "--cache", p(&cache)], &[]).ok();
+    let pulled: Vec<String> =
+        r.events("blob").iter().map(|e| e["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned()).collect();
+    assert!(!pulled.is_empty(), "the unfinished big layer must be pulled");
+    for d in &pulled {
+        assert!(!cached_before.contains(d), "finished blob {d} downloaded again");
+    }
+    assert!(!tree(&blobs).iter().any(|f| f.ends_with(".partial")), "stale partial files not swept");
+    edgeiso(&["bundle", "verify", p(&out.join("content-s.tar"))], &[]).ok();
+}
