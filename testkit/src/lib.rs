@@ -1,1 +1,26 @@
-//! placeholder
+//! edgeiso-testkit: the test harness other edgeiso crates use as a
+//! dev-dependency.
+//!
+//! - [`registry`]: a real `docker-registry` (distribution 2.8) on 127.0.0.1,
+//!   plain or TLS (CA generated in-process), optionally with htpasswd auth,
+//!   with read/write helpers;
+//! - [`images`]: a deterministic synthetic corpus (OCI, Docker schema-2,
+//!   multi-platform index, uncompressed layer), pushing, OCI layouts and
+//!   `docker save` archives;
+//! - [`containerd`]: a private containerd daemon for `ctr images import`.
+//!
+//! Everything here panics with a clear message on failure: it is a test
+//! harness, and a panic with the registry's log tail is the most useful error.
+//! Tests that need external tools should call [`tools_present`] and return
+//! early when it says no; on machines set up by scripts/install-test-deps.sh
+//! they are all present.
+
+pub mod containerd;
+pub mod images;
+pub mod registry;
+
+pub use containerd::{have, tools_present, Containerd};
+pub use images::{
+    corpus, image_with_layer, push, push_all, write_docker_save, write_oci_layout, Flavor, Layer, TestImage,
+};
+pub use registry::{free_port, Registry, RegistryOptions};
