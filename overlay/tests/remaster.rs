@@ -1,0 +1,217 @@
+//! Remastering real base ISOs (built by scripts/make-test-base-iso.sh):
+//! inspection, overlay read-back, reproducibility and refusals. Booting the
+//! results is in boot.rs.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{base_iso, make_overlay, sha256_file};
+use edgeiso_overlay::iso::{inspect, BootConfigKind, EfiImage, IsoError, Remaster, Xorriso};
+
+fn remaster(
+    base: &Path,
+    overlay: &Path,
+    out: &Path,
+    epoch: Option<u64>,
+) -> Result<edgeiso_overlay::iso::RemasterReport, IsoError> {
+    let mut job = Remaster::new(base, overlay, out).unwrap();
+    job.source_date_epoch = epoch;
+    job.run()
+}
+
+#[test]
+fn inspect_grub_mkrescue_layout() {
+    let setup = inspect(&Xorriso::find().unwrap(), &base_iso("grub-mkrescue")).unwrap();
+    assert_eq!(setup.volume_id, "EDGEISO_GRUB");
+    assert_eq!(setup.bios_boot_image.as_deref(), Some("/boot/grub/i386-pc/eltorito.img"));
+    assert_eq!(setup.bios_loader.as_deref(), Some("grub"));
+    assert_eq!(setup.efi_boot_image, Some(EfiImage::File("/efi.img".into())));
+    assert!(setup.gpt && setup.mbr && setup.hfsplus && !setup.appended_efi_partition);
+    let cfgs: Vec<_> = setup.configs.iter().map(|c| (c.path.as_str(), c.kind, c.initrd_lines)).collect();
+    assert_eq!(cfgs, [("/boot/grub/grub.cfg", BootConfigKind::Grub, 2)]);
+    // grub-mkrescue's EFI image holds only GRUB itself: its embedded config
+    // finds the ISO and reads /boot/grub/grub.cfg there.
+    assert_eq!(setup.efi_image_files, ["efi.img:/efi/boot/bootx64.efi"]);
+    assert!(setup.efi_image_configs.is_empty());
+}
+
+#[test]
+fn inspect_auroraboot_layout() {
+    let setup = inspect(&Xorriso::find().unwrap(), &base_iso("auroraboot")).unwrap();
+    assert_eq!(setup.volume_id, "COS_LIVE");
+    assert_eq!(setup.bios_boot_image.as_deref(), Some("/boot/x86_64/loader/eltorito.img"));
+    assert!(matches!(setup.efi_boot_image, Some(EfiImage::Range { .. })));
+    assert!(setup.appended_efi_partition && setup.gpt && !setup.hfsplus && setup.joliet);
+    let cfgs: Vec<_> = setup.configs.iter().map(|c| (c.path.as_str(), c.initrd_lines, c.kernel_lines)).collect();
+    assert_eq!(cfgs, [("/boot/grub2/grub.cfg", 2, 2)]);
+    // Kairos-style stub in the EFI image: hands over, loads no kernel.
+    assert_eq!(setup.efi_image_configs.len(), 1);
+    assert_eq!(setup.efi_image_configs[0].path, "efi.img:/EFI/BOOT/grub.cfg");
+    assert_eq!(setup.efi_image_configs[0].initrd_lines + setup.efi_image_configs[0].kernel_lines, 0);
+}
+
+#[test]
+fn inspect_isolinux_layout() {
+    let setup = inspect(&Xorriso::find().unwrap(), &base_iso("isolinux")).unwrap();
+    assert_eq!(setup.bios_loader.as_deref(), Some("isolinux"));
+    assert_eq!(setup.bios_boot_image.as_deref(), Some("/isolinux/isolinux.bin"));
+    assert!(setup.efi_boot_image.is_none() && setup.mbr && !setup.gpt);
+    let cfgs: Vec<_> = setup.configs.iter().map(|c| (c.path.as_str(), c.kind, c.initrd_lines)).collect();
+    assert_eq!(cfgs, [("/isolinux/isolinux.cfg", BootConfigKind::Isolinux, 2)]);
+}
+
+#[test]
+fn remaster_lays_overlay_patches_configs_and_verifies_every_layout() {
+    for layout in common::LAYOUTS {
+        let base = base_iso(layout);
+        let base_hash = sha256_file(&base);
+        let tmp = tempfile::tempdir().unwrap();
+        let overlay = tmp.path().join("overlay");
+        make_overlay(&overlay, layout);
+        let out = tmp.path().join("out.iso");
+        let report = remaster(&base, &overlay, &out, Some(1_700_000_000)).unwrap_or_else(|e| panic!("{layout}: {e}"));
+        assert_eq!(sha256_file(&base), base_hash, "{layout}: base modified");
+        // 5 overlay files + the patched boot config, all hashed back out of the ISO.
+        assert_eq!(report.verification.files_checked, 6, "{layout}");
+        assert_eq!(report.patched_configs.len(), 1, "{layout}");
+        assert_eq!(report.patched_configs[0].patched_lines, 2, "{layout}");
+        assert_eq!(report.result.volume_id, report.base.volume_id);
+        assert_eq!(report.result.bios_boot_image, report.base.bios_boot_image);
+        assert_eq!(report.result.gpt, report.base.gpt);
+        assert_eq!(report.result.appended_efi_partition, report.base.appended_efi_partition);
+        // Remastering the output again must not add the overlay twice.
+        let cfg = &report.patched_configs[0].path;
+        let again = tmp.path().join("again.iso");
+        let report2 = remaster(&out, &overlay, &again, Some(1_700_000_000)).unwrap();
+        assert_eq!(report2.patched_configs[0].patched_lines, 0, "{layout}: {cfg} patched twice");
+        eprintln!("{layout}: {}", report.result.summary());
+        for n in &report.notes {
+            eprintln!("{layout}: note: {n}");
+        }
+        assert!(!out.with_file_name(".out.iso.partial").exists());
+    }
+}
+
+#[test]
+fn remaster_is_byte_identical_with_source_date_epoch() {
+    for layout in ["grub-mkrescue", "auroraboot", "isolinux"] {
+        let base = base_iso(layout);
+        let tmp = tempfile::tempdir().unwrap();
+        let (o1, o2) = (tmp.path().join("o1"), tmp.path().join("o2"));
+        make_overlay(&o1, layout);
+        // Same content, different disk times and a second apart.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        make_overlay(&o2, layout);
+        let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
+        remaster(&base, &o1, &a, Some(1_700_000_000)).unwrap();
+        remaster(&base, &o2, &b, Some(1_700_000_000)).unwrap();
+        assert_eq!(sha256_file(&a), sha256_file(&b), "{layout}: remaster is not reproducible");
+        let c = tmp.path().join("c.iso");
+        remaster(&base, &o1, &c, Some(1_800_000_000)).unwrap();
+        assert_ne!(sha256_file(&a), sha256_file(&c), "{layout}: epoch has no effect");
+    }
+}
+
+#[test]
+fn refuses_to_write_over_the_base() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base.iso");
+    std::fs::copy(base_iso("isolinux"), &base).unwrap();
+    let hash = sha256_file(&base);
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "refuse");
+
+    let same = remaster(&base, &overlay, &base, None);
+    assert!(matches!(same, Err(IsoError::OutputIsBase { .. })), "{same:?}");
+    let dotted = tmp.path().join(".").join("base.iso");
+    assert!(matches!(remaster(&base, &overlay, &dotted, None), Err(IsoError::OutputIsBase { .. })));
+    let hard = tmp.path().join("hardlink.iso");
+    std::fs::hard_link(&base, &hard).unwrap();
+    assert!(matches!(remaster(&base, &overlay, &hard, None), Err(IsoError::OutputIsBase { .. })));
+    let sym = tmp.path().join("symlink.iso");
+    std::os::unix::fs::symlink(&base, &sym).unwrap();
+    let err = remaster(&base, &overlay, &sym, None).unwrap_err();
+    assert!(err.to_string().contains("is the base ISO"), "{err}");
+    assert_eq!(sha256_file(&base), hash, "base modified");
+}
+
+#[test]
+fn refuses_non_iso_and_non_bootable_bases() {
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "refuse");
+
+    let junk = tmp.path().join("junk.iso");
+    std::fs::write(&junk, vec![0x5au8; 200_000]).unwrap();
+    let err = remaster(&junk, &overlay, &tmp.path().join("o1.iso"), None).unwrap_err();
+    assert!(matches!(err, IsoError::NotAnIso { .. }), "{err}");
+    assert!(err.to_string().contains("junk.iso"));
+
+    let missing = remaster(&tmp.path().join("nope.iso"), &overlay, &tmp.path().join("o2.iso"), None).unwrap_err();
+    assert!(missing.to_string().contains("nope.iso"), "{missing}");
+
+    // A valid ISO 9660 image without El Torito.
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("hello.txt"), "hello\n").unwrap();
+    let plain = tmp.path().join("plain.iso");
+    let st = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-V", "PLAIN", "-o"])
+        .arg(&plain)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let err = remaster(&plain, &overlay, &tmp.path().join("o3.iso"), None).unwrap_err();
+    assert!(matches!(err, IsoError::NotBootable { .. }), "{err}");
+    assert!(err.to_string().contains("no BIOS El Torito") && err.to_string().contains("no UEFI El Torito"), "{err}");
+    assert!(!tmp.path().join("o3.iso").exists());
+}
+
+#[test]
+fn unknown_layout_lists_what_was_found() {
+    // Bootable (isolinux El Torito) but its config loads no initrd: nothing to
+    // add the overlay to, so the error must say what the ISO has.
+    let tmp = tempfile::tempdir().unwrap();
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("isolinux")).unwrap();
+    std::fs::copy("/usr/lib/ISOLINUX/isolinux.bin", tree.join("isolinux/isolinux.bin")).unwrap();
+    std::fs::write(tree.join("isolinux/isolinux.cfg"), "DEFAULT local\nLABEL local\n  LOCALBOOT 0\n").unwrap();
+    let iso = tmp.path().join("odd.iso");
+    let st = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-V", "ODD", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat"])
+        .args(["-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "odd");
+    let err = remaster(&iso, &overlay, &tmp.path().join("out.iso"), None).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, IsoError::UnsupportedLayout { .. }), "{msg}");
+    assert!(msg.contains("BIOS El Torito /isolinux/isolinux.bin (isolinux)"), "{msg}");
+    assert!(msg.contains("no UEFI El Torito") && msg.contains("no boot configs"), "{msg}");
+}
+
+#[test]
+fn missing_xorriso_and_bad_overlay_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "x");
+    let mut job = Remaster::new(base_iso("isolinux"), &overlay, tmp.path().join("o.iso")).unwrap();
+    job.xorriso = Xorriso::at("/nonexistent/xorriso");
+    let err = job.run().unwrap_err();
+    assert!(matches!(err, IsoError::ToolMissing { .. }) && err.to_string().contains("/nonexistent/xorriso"), "{err}");
+
+    // An initramfs overlay the kernel would drop is refused before xorriso runs.
+    std::fs::write(overlay.join("boot/edgeiso.img"), b"not a cpio").unwrap();
+    let err = Remaster::new(base_iso("isolinux"), &overlay, tmp.path().join("o.iso")).unwrap().run().unwrap_err();
+    assert!(matches!(err, IsoError::BadInitramfs { .. }), "{err}");
+    std::fs::remove_file(overlay.join("boot/edgeiso.img")).unwrap();
+    let err = Remaster::new(base_iso("isolinux"), &overlay, tmp.path().join("o.iso")).unwrap().run().unwrap_err();
+    assert!(err.to_string().contains("/boot/edgeiso.img"), "{err}");
+}
