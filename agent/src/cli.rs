@@ -63,7 +63,7 @@ pub struct Cli {
 pub enum Command {
     /// Push every workload image of the bundles into the registry (resumable).
     #[command(after_help = LOAD_EXAMPLES)]
-    Load(LoadArgs),
+    Load(Box<LoadArgs>),
     /// Show what is loaded, pending and failed, from the journal.
     #[command(after_help = "Example:\n  edgeiso-agent status --json")]
     Status(StatusArgs),

@@ -24,6 +24,10 @@ pub struct HarborOptions {
     pub bearer: bool,
     /// Projects that exist from the start.
     pub projects: Vec<String>,
+    /// Answer the Nth PATCH (1-based) with 504 without passing it on, as
+    /// Harbor's nginx does when an upload is slow: the registry's session
+    /// is left exactly where the previous chunk ended.
+    pub fail_patch: Option<usize>,
 }
 
 struct State {
@@ -33,6 +37,7 @@ struct State {
     projects: Mutex<BTreeSet<String>>,
     tokens: Mutex<BTreeSet<String>>,
     requests: Mutex<Vec<String>>,
+    patches: Mutex<usize>,
     http: reqwest::Client,
 }
 
@@ -55,6 +60,7 @@ impl HarborDouble {
             opts,
             tokens: Mutex::default(),
             requests: Mutex::default(),
+            patches: Mutex::default(),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         });
         let st = state.clone();
@@ -169,6 +175,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             }
         } else if !basic_ok {
             return Ok(unauthorized(r#"Basic realm="harbor""#.into()));
+        }
+        if req.method() == hyper::Method::PATCH {
+            let n = {
+                let mut p = st.patches.lock().unwrap();
+                *p += 1;
+                *p
+            };
+            if st.opts.fail_patch == Some(n) {
+                let _ = req.into_body().collect().await;
+                return Ok(reply(StatusCode::GATEWAY_TIMEOUT, "<html>504 Gateway Time-out</html>"));
+            }
         }
         return Ok(proxy(&st, req, &path, query.as_deref()).await);
     }

@@ -1,0 +1,120 @@
+//! Harbor-specific behaviour against a double of Harbor's API with the real
+//! registry behind it: the project is created (HEAD, then POST), Basic and
+//! Bearer auth on `/v2/`, no cookies, credentials refused cleanly.
+
+mod common;
+
+use common::harbor::{HarborDouble, HarborOptions};
+use common::*;
+use edgeiso_testkit::{corpus, Registry};
+
+fn setup() -> Option<(Registry, tempfile::TempDir, Vec<edgeiso_testkit::TestImage>, std::path::PathBuf)> {
+    if !edgeiso_testkit::have("docker-registry") {
+        eprintln!("SKIP: docker-registry not installed");
+        return None;
+    }
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let images = corpus();
+    let entries: Vec<Entry> = images.iter().map(|i| Entry::workload(i, &i.reference())).collect();
+    let bundle = write_bundle(dir.path(), "site", &entries, None).remove(0);
+    Some((reg, dir, images, bundle))
+}
+
+fn creds() -> Option<(String, String)> {
+    Some(("admin".into(), "Harbor12345".into()))
+}
+
+fn load_with_password(
+    url: &str,
+    bundle: &std::path::Path,
+    state: &std::path::Path,
+    password: &str,
+) -> std::process::Output {
+    let mut c = load_cmd(url, bundle, state, &["--username", "admin", "--json"]);
+    c.env("EDGEISO_REGISTRY_PASSWORD", password);
+    run(c)
+}
+
+#[test]
+fn creates_the_project_then_loads_and_a_rerun_only_checks() {
+    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let harbor = HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), ..Default::default() });
+    let state = dir.path().join("s");
+    let out = load_with_password(&harbor.url, &bundle, &state, "Harbor12345");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(events(&out).iter().any(|e| e["event"] == "project-created" && e["project"] == "spectro-images"));
+    assert!(harbor.projects().contains("spectro-images"));
+
+    let reqs = harbor.requests();
+    let pos = |p: &str| reqs.iter().position(|r| r.starts_with(p)).unwrap_or_else(|| panic!("no {p} in {reqs:#?}"));
+    let ping = pos("GET /api/v2.0/ping");
+    let head = pos("HEAD /api/v2.0/projects?project_name=spectro-images");
+    let post = pos("POST /api/v2.0/projects");
+    let first_push = reqs.iter().position(|r| r.contains("/blobs/uploads/")).unwrap();
+    assert!(ping < head && head < post && post < first_push, "{reqs:#?}");
+    for img in &images {
+        assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
+    }
+    // Shared layers were mounted across repositories, through Harbor.
+    assert!(reqs.iter().any(|r| r.contains("mount=sha256")), "{reqs:#?}");
+
+    // Re-run: the project exists (no POST), every image is confirmed by one
+    // manifest HEAD, nothing is uploaded.
+    let before = harbor.requests().len();
+    let out = load_with_password(&harbor.url, &bundle, &state, "Harbor12345");
+    assert_eq!(out.status.code(), Some(0));
+    let again: Vec<String> = harbor.requests()[before..].to_vec();
+    assert!(!again.iter().any(|r| r.starts_with("POST")), "{again:#?}");
+    assert!(!again.iter().any(|r| r.starts_with("PUT") || r.starts_with("PATCH")), "{again:#?}");
+    assert_eq!(again.iter().filter(|r| r.starts_with("HEAD /v2/") && r.contains("/manifests/")).count(), images.len());
+}
+
+#[test]
+fn an_existing_project_is_not_created_again() {
+    let Some((reg, dir, _, bundle)) = setup() else { return };
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions { credentials: creds(), projects: vec!["spectro-images".into()], ..Default::default() },
+    );
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!harbor.requests().iter().any(|r| r.starts_with("POST /api/")));
+}
+
+#[test]
+fn bearer_token_flow_like_harbor_v2() {
+    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let harbor =
+        HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), bearer: true, ..Default::default() });
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(0));
+    let reqs = harbor.requests();
+    assert!(
+        reqs.iter().any(|r| r.starts_with("GET /service/token?service=harbor-registry&scope=repository")),
+        "{reqs:#?}"
+    );
+    for img in &images {
+        assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
+    }
+    // Tokens are cached per scope, not fetched per request.
+    let tokens = reqs.iter().filter(|r| r.starts_with("GET /service/token")).count();
+    let v2 = reqs.iter().filter(|r| r.contains(" /v2/")).count();
+    assert!(tokens * 3 < v2, "{tokens} token requests for {v2} registry requests");
+}
+
+#[test]
+fn refused_credentials_stop_at_once_with_exit_5() {
+    let Some((reg, dir, _, bundle)) = setup() else { return };
+    for bearer in [false, true] {
+        let harbor =
+            HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), bearer, ..Default::default() });
+        let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "not-the-password");
+        assert_eq!(out.status.code(), Some(5), "bearer={bearer}");
+        let reqs = harbor.requests();
+        assert!(reqs.len() < 10, "no retry storm: {reqs:#?}");
+        assert!(!reqs.iter().any(|r| r.starts_with("POST") || r.starts_with("PUT")));
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(!all.contains("not-the-password"));
+    }
+}
