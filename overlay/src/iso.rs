@@ -109,6 +109,9 @@ pub enum IsoError {
         /// What is wrong.
         source: crate::initramfs::CpioCheckError,
     },
+    /// `SOURCE_DATE_EPOCH` is malformed.
+    #[error(transparent)]
+    Epoch(#[from] crate::EpochError),
     /// Read-back verification of the output failed.
     #[error("verification of {iso} failed: {reason}")]
     VerifyFailed {

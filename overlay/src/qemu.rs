@@ -392,3 +392,72 @@ pub fn boot_until(spec: BootSpec, marker: &Regex) -> Result<BootOutcome, QemuErr
     }
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in for qemu-system-x86_64: writes `lines` to the `-serial file:` path, then runs `then`.
+    fn fake_qemu(dir: &Path, lines: &str, then: &str) -> PathBuf {
+        let script = dir.join("fake-qemu");
+        let body = format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in file:*) log=${{a#file:}};; esac; done\nprintf '{lines}' >>\"$log\"\n{then}\n"
+        );
+        std::fs::write(&script, body).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    fn spec(dir: &Path, qemu: PathBuf) -> BootSpec {
+        let iso = dir.join("x.iso");
+        std::fs::write(&iso, b"iso").unwrap();
+        let mut s = BootSpec::new(iso).timeout(Duration::from_secs(2));
+        s.qemu = qemu;
+        s.disk_bytes = 1 << 20;
+        s
+    }
+
+    #[test]
+    fn marker_found_in_serial_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = fake_qemu(dir.path(), "booting\\nEDGEISO-HOOK-RAN\\n", "exec sleep 30");
+        let marker = Regex::new("HOOK-RAN").unwrap();
+        let started = Instant::now();
+        let out = boot_until(spec(dir.path(), q), &marker).unwrap();
+        assert_eq!(out.marker_line, "EDGEISO-HOOK-RAN");
+        assert!(out.log.starts_with("booting\n"));
+        // The VM was killed, not waited out.
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+
+    #[test]
+    fn early_exit_and_timeout_report_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = Regex::new("never").unwrap();
+        let q = fake_qemu(dir.path(), "kernel panic\\n", "echo bad device >&2; exit 1");
+        match boot_until(spec(dir.path(), q), &marker) {
+            Err(QemuError::ExitedEarly { log_tail, stderr, .. }) => {
+                assert!(log_tail.contains("kernel panic"));
+                assert!(stderr.contains("bad device"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let q = fake_qemu(dir.path(), "stuck\\n", "exec sleep 30");
+        match boot_until(spec(dir.path(), q), &marker) {
+            Err(e @ QemuError::Timeout { .. }) => assert!(e.to_string().contains("stuck")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn missing_qemu_and_ovmf_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), PathBuf::from("/nonexistent/qemu-system-x86_64"));
+        let err = Vm::start(s).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/qemu-system-x86_64"), "{err}");
+        let mut s = spec(dir.path(), PathBuf::from("true")).firmware(Firmware::Uefi);
+        s.ovmf_dir = dir.path().to_path_buf();
+        assert!(Vm::start(s).unwrap_err().to_string().contains("OVMF"));
+    }
+}
