@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{edgeiso, p, tree, write_spec};
+use common::{edgeiso, p, simple_spec, tree, write_spec};
 use edgeiso_testkit::images;
 use edgeiso_testkit::{Registry, RegistryOptions};
 
@@ -24,10 +24,7 @@ fn unknown_images_and_tags_are_all_reported_together() {
     images::push_all(&reg, &images::corpus());
     let dir = tempfile::tempdir().unwrap();
     let h = reg.host();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/app:1.0\n  - {h}/team/app:no-such-tag\n  - {h}/nobody/here:1\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/app:1.0", "team/app:no-such-tag", "nobody/here:1"]);
     let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"));
     assert_eq!(r.code(), 5, "{}", r.stderr());
     let err = r.stderr();
@@ -82,10 +79,7 @@ fn docker_auth_file_supplies_credentials_when_the_spec_has_none() {
     let h = reg.host();
     let auth = base64_encode(b"edge:pw-from-docker-config");
     std::fs::write(dir.path().join("auth.json"), format!(r#"{{"auths":{{"{h}":{{"auth":"{auth}"}}}}}}"#)).unwrap();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/app:1.0"]);
     edgeiso(
         &[
             "bundle",
@@ -125,10 +119,7 @@ fn registry_down_mid_pull_fails_clearly_then_resumes() {
     images::push(&reg, &big);
     let dir = tempfile::tempdir().unwrap();
     let h = reg.host();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/big:1\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/big:1"]);
     let cache = dir.path().join("cache");
     let out = dir.path().join("out");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeiso"))
@@ -171,10 +162,7 @@ fn a_registry_serving_wrong_bytes_is_caught_naming_the_blob() {
     std::fs::write(&data, &evil).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let h = reg.host();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/app:1.0"]);
     let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"));
     assert_eq!(r.code(), 4, "{}", r.stderr());
     assert!(r.stderr().contains(layer.as_str()), "must name the blob: {}", r.stderr());
@@ -202,10 +190,7 @@ fn disk_full_leaves_no_partial_bundle() {
     }
     let _guard = Unmount(&small);
     let h = reg.host();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/app:1.0"]);
     let r = create(&spec, &small, &dir.path().join("cache"));
     assert_ne!(r.code(), 0);
     assert!(r.stderr().contains("content-s.tar") && r.stderr().to_lowercase().contains("space"), "{}", r.stderr());
@@ -233,10 +218,7 @@ fn verify_names_the_corrupted_blob_and_its_image() {
     images::push(&reg, &img);
     let dir = tempfile::tempdir().unwrap();
     let h = reg.host();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/app:1.0"]);
     create(&spec, &dir.path().join("out"), &dir.path().join("cache")).ok();
     let path = dir.path().join("out/content-s.tar");
     let bundle = edgeiso_bundle::Bundle::open(&path).unwrap();
@@ -287,10 +269,7 @@ fn killed_run_resumes_without_downloading_finished_blobs() {
     images::push(&reg, &big);
     let dir = tempfile::tempdir().unwrap();
     let h = reg.host();
-    let spec = write_spec(
-        dir.path(),
-        &format!("name: s\nimages:\n  - {h}/team/big:1\n  - {h}/team/app:1.0\n  - {h}/team/web:2.1\nregistries:\n  - host: {h}\n    insecure: true\n"),
-    );
+    let spec = simple_spec(dir.path(), &h, &["team/big:1", "team/app:1.0", "team/web:2.1"]);
     let cache = dir.path().join("cache");
     let out = dir.path().join("out");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgeiso"))
@@ -315,9 +294,14 @@ fn killed_run_resumes_without_downloading_finished_blobs() {
     assert!(!cached_before.is_empty());
     no_bundle_in(&out);
 
-    let r = edgeiso(&["--json", "bundle", "create", "--spec", p(&spec), "--output", p(&out), "--cache", p(&cache)], &[]).ok();
-    let pulled: Vec<String> =
-        r.events("blob").iter().map(|e| e["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned()).collect();
+    let r =
+        edgeiso(&["--json", "bundle", "create", "--spec", p(&spec), "--output", p(&out), "--cache", p(&cache)], &[])
+            .ok();
+    let pulled: Vec<String> = r
+        .events("blob")
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned())
+        .collect();
     assert!(!pulled.is_empty(), "the unfinished big layer must be pulled");
     for d in &pulled {
         assert!(!cached_before.contains(d), "finished blob {d} downloaded again");

@@ -29,6 +29,16 @@ fn corpus_spec(reg: &Registry, corpus: &[TestImage]) -> String {
     )
 }
 
+/// A registry holding the corpus, and a spec of all of it in a temp folder.
+fn corpus_fixture() -> (Registry, Vec<TestImage>, tempfile::TempDir, std::path::PathBuf) {
+    let reg = Registry::start();
+    let corpus = images::corpus();
+    images::push_all(&reg, &corpus);
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &corpus_spec(&reg, &corpus));
+    (reg, corpus, dir, spec)
+}
+
 fn create(spec: &Path, out: &Path, cache: &Path, extra: &[&str]) -> common::Run {
     let mut args = vec!["--json", "bundle", "create", "--spec", p(spec), "--output", p(out), "--cache", p(cache)];
     args.extend_from_slice(extra);
@@ -37,11 +47,7 @@ fn create(spec: &Path, out: &Path, cache: &Path, extra: &[&str]) -> common::Run 
 
 #[test]
 fn bundle_holds_every_image_byte_identical_and_verifies() {
-    let reg = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&reg, &corpus);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &corpus_spec(&reg, &corpus));
+    let (reg, corpus, dir, spec) = corpus_fixture();
     let out = dir.path().join("out");
     create(&spec, &out, &dir.path().join("cache"), &[]).ok();
 
@@ -129,11 +135,7 @@ fn default_platform_keeps_one_manifest_of_an_index() {
 
 #[test]
 fn skopeo_and_containerd_read_the_bundle_as_written() {
-    let reg = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&reg, &corpus);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &corpus_spec(&reg, &corpus));
+    let (_reg, _corpus, dir, spec) = corpus_fixture();
     create(&spec, &dir.path().join("out"), &dir.path().join("cache"), &[]).ok();
     let bundle_path = dir.path().join("out/content-store-042.tar");
     let bundle = Bundle::open(&bundle_path).unwrap();
@@ -172,11 +174,7 @@ fn skopeo_and_containerd_read_the_bundle_as_written() {
 
 #[test]
 fn same_inputs_give_a_byte_identical_bundle_and_parts_and_zstd_agree() {
-    let reg = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&reg, &corpus);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &corpus_spec(&reg, &corpus));
+    let (_reg, _corpus, dir, spec) = corpus_fixture();
     create(&spec, &dir.path().join("a"), &dir.path().join("cache-a"), &[]).ok();
     create(&spec, &dir.path().join("b"), &dir.path().join("cache-b"), &["--locked"]).ok();
     let a = std::fs::read(dir.path().join("a/content-store-042.tar")).unwrap();
@@ -210,11 +208,7 @@ fn same_inputs_give_a_byte_identical_bundle_and_parts_and_zstd_agree() {
 
 #[test]
 fn cache_means_a_rebuild_downloads_only_new_blobs() {
-    let reg = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&reg, &corpus);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &corpus_spec(&reg, &corpus));
+    let (reg, _corpus, dir, spec) = corpus_fixture();
     let cache = dir.path().join("cache");
     let first = create(&spec, &dir.path().join("out"), &cache, &[]).ok();
     assert!(!first.events("blob").is_empty());
@@ -235,11 +229,7 @@ fn cache_means_a_rebuild_downloads_only_new_blobs() {
 
 #[test]
 fn locked_build_uses_the_pinned_digest_even_after_the_tag_moved() {
-    let reg = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&reg, &corpus);
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &corpus_spec(&reg, &corpus));
+    let (reg, corpus, dir, spec) = corpus_fixture();
     let cache = dir.path().join("cache");
     create(&spec, &dir.path().join("out"), &cache, &[]).ok();
     images::push(&reg, &images::image_with_layer("team/web", "2.1", 4096, 9));

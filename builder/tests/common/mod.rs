@@ -68,3 +68,9 @@ pub fn tree(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A spec named `s` with `repos` (paths under `host`) from one plain-HTTP registry.
+pub fn simple_spec(dir: &Path, host: &str, repos: &[&str]) -> PathBuf {
+    let images: String = repos.iter().map(|r| format!("  - {host}/{r}\n")).collect();
+    write_spec(dir, &format!("name: s\nimages:\n{images}registries:\n  - host: {host}\n    insecure: true\n"))
+}
