@@ -1,12 +1,23 @@
 //! The site spec (`site.yaml`) and everything rendered from it for an
-//! air-gapped edge site. See `docs/spec.md`.
+//! air-gapped edge site: user-data, Harbor manifests, registry credential
+//! Secrets, node mirrors, the agent's config, and the lint checks run before
+//! an ISO is burned. See `docs/spec.md` and `docs/render.md`.
 
+pub mod agent_config;
 pub mod auth;
 pub mod error;
+pub mod layout;
+pub mod lint;
+pub mod render;
 pub mod spec;
 pub mod suggest;
+pub mod write;
+pub mod yaml;
 
+pub use agent_config::AgentConfig;
 pub use error::{Pos, SpecError};
+pub use lint::{check_site, fix_profile, lint_profile, FixReport, LintReport};
+pub use render::{harbor_images, render, RenderError, RenderOptions, RenderReport};
 pub use spec::{
     Distribution, HarborDeployment, HarborSpec, HarborStorage, HarborUrl, ImageSpec, InstallSpec, Platforms,
     RegistryKind, RegistrySpec, SecretSpec, SiteSpec, Size, Spec, TlsSpec, UserSpec,

@@ -1,0 +1,93 @@
+//! Node-level pull redirection: containerd `hosts.toml` per upstream registry
+//! and the k3s/RKE2 `registries.yaml`. Both send a pull of
+//! `docker.io/library/nginx:1.25` to `<harbor>/v2/spectro-images/docker.io/library/nginx/...`,
+//! using `edgeiso_bundle::harbor_prefix`, the mapping the agent pushes with.
+
+use std::collections::BTreeSet;
+
+use edgeiso_bundle::harbor_prefix;
+
+use crate::layout;
+use crate::spec::Spec;
+use crate::yaml::{Map, Value};
+
+/// The upstream registries whose pulls are redirected: those of the
+/// workload images (bootstrap images are imported, never pulled).
+pub fn upstream_hosts(spec: &Spec) -> Vec<String> {
+    spec.images.iter().map(|i| i.reference.registry().to_owned()).collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// Where containerd reaches an upstream registry itself (the fallback).
+fn upstream_server(spec: &Spec, host: &str) -> String {
+    if host == "docker.io" {
+        return "https://registry-1.docker.io".into();
+    }
+    let scheme = if spec.registry(host).is_some_and(|r| r.insecure) { "http" } else { "https" };
+    format!("{scheme}://{host}")
+}
+
+fn toml_str(s: &str) -> String {
+    // TOML basic strings share JSON's escapes for everything we emit.
+    serde_json::to_string(s).expect("strings serialize")
+}
+
+/// `containerd/certs.d/<host>/hosts.toml` for one upstream host.
+pub fn hosts_toml(spec: &Spec, host: &str) -> String {
+    let h = &spec.harbor;
+    let mirror = format!("{}/v2/{}", h.url, harbor_prefix(&h.project, host));
+    let ca = if h.url.is_https() { format!("ca = {}\n", toml_str(layout::NODE_HARBOR_CA)) } else { String::new() };
+    let mut out = format!(
+        "# Written by edgeiso render for site {site}.\n\
+         # Pulls of {host}/<repo> are served by the site Harbor from {mirror}/<repo>.\n",
+        site = spec.name,
+    );
+    if spec.airgap_strict {
+        out.push_str("# airgapStrict: the mirror is the server; there is no fallback to the upstream.\n");
+        out.push_str(&format!(
+            "server = {}\ncapabilities = [\"pull\", \"resolve\"]\noverride_path = true\n{ca}",
+            toml_str(&mirror)
+        ));
+    } else {
+        out.push_str("# containerd tries the mirror first and the upstream `server` last.\n");
+        out.push_str(&format!(
+            "server = {}\n\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n{}",
+            toml_str(&upstream_server(spec, host)),
+            toml_str(&mirror),
+            if ca.is_empty() { String::new() } else { format!("  {ca}") },
+        ));
+    }
+    out
+}
+
+/// k3s/RKE2 `registries.yaml`: a mirror with a rewrite per upstream host, and
+/// the Harbor endpoint's TLS and credentials (the project is private).
+pub fn registries_yaml(spec: &Spec, admin_password: Option<&str>) -> Value {
+    let h = &spec.harbor;
+    let mut mirrors = Map::new();
+    for host in upstream_hosts(spec) {
+        mirrors.insert(
+            host.clone(),
+            Map::new()
+                .with("endpoint", vec![h.url.to_string()])
+                .with("rewrite", Map::new().with("^(.*)$", format!("{}/$1", harbor_prefix(&h.project, &host)))),
+        );
+    }
+    let mut config = Map::new();
+    if let Some(pw) = admin_password {
+        config.insert("auth", Map::new().with("username", "admin").with("password", pw));
+    }
+    if h.url.is_https() {
+        config.insert("tls", Map::new().with("ca_file", layout::NODE_HARBOR_CA));
+    }
+    let mut root = Map::new().with("mirrors", mirrors);
+    if !config.is_empty() {
+        root.insert("configs", Map::new().with(h.url.authority(), config));
+    }
+    Value::Map(root)
+}
+
+/// With `airgapStrict`, k3s/RKE2 must not try the upstream after the mirror;
+/// that is a server flag, given as a config drop-in.
+pub fn strict_config() -> Value {
+    Value::Map(Map::new().with("disable-default-registry-endpoint", true))
+}

@@ -1,0 +1,347 @@
+//! `edgeiso render`: everything the ISO carries besides images, from the site
+//! spec. See `docs/render.md` for the output and how it reaches the node.
+
+pub mod credentials;
+pub mod harbor;
+pub mod mirrors;
+pub mod tls;
+pub mod userdata;
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use edgeiso_bundle::ImageRef;
+
+use crate::error::SpecError;
+use crate::layout;
+use crate::lint::{self, LintReport};
+use crate::spec::{HarborDeployment, Spec};
+use crate::write::{write_atomic, Mode};
+use crate::yaml::{self, Value};
+use crate::AgentConfig;
+
+pub use harbor::harbor_images;
+
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Unique bytes of the site's bundle(s), when known: Harbor's registry
+    /// storage is checked against it (plus 20% headroom).
+    pub bundle_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderedFile {
+    /// Relative to the output folder.
+    pub path: PathBuf,
+    /// Holds a password or a private key (written 0600).
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderReport {
+    pub output: PathBuf,
+    pub files: Vec<RenderedFile>,
+    /// Images Harbor runs: the builder adds them to the bundle as bootstrap images.
+    pub harbor_images: Vec<ImageRef>,
+    /// Upstream registries whose pulls nodes redirect to Harbor.
+    pub mirrored_hosts: Vec<String>,
+    pub config_yaml_bytes: u64,
+    /// True when render generated Harbor's CA and certificate.
+    pub generated_tls: bool,
+    /// Site and profile checks (storage, hardware, AlwaysPullImages).
+    pub lint: LintReport,
+    /// Things worth telling the user that do not stop the render.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An input file (chart, manifest, certificate, user-data) is unusable.
+    #[error("{}: {message}", file.display())]
+    Input { file: PathBuf, message: String },
+    /// A key set both by the spec and by the user's user-data file.
+    #[error(
+        "user-data conflict at `{key}` ({detail}): set by the site spec {} and by the user-data file {}; remove it from one, or set `userDataWins: true` in the spec",
+        spec.display(),
+        user.display()
+    )]
+    Conflict { key: String, spec: PathBuf, user: PathBuf, detail: String },
+    #[error("{}: {bytes} bytes; Kairos skips user-data of 1 MB or more (limit {limit})", path.display())]
+    TooLarge { path: PathBuf, bytes: u64, limit: u64 },
+    #[error("{0}")]
+    Tls(String),
+    #[error("{}: refusing to replace a folder that is not empty and was not written by edgeiso render", .0.display())]
+    NotOurs(PathBuf),
+    #[error("checks failed:\n{0}")]
+    Lint(LintReport),
+}
+
+impl RenderError {
+    pub(crate) fn read(path: &Path, source: std::io::Error) -> RenderError {
+        RenderError::Read { path: path.to_owned(), source }
+    }
+    pub(crate) fn from_yaml(path: &Path, e: &serde_saphyr::Error) -> RenderError {
+        RenderError::Spec(crate::spec::yaml_error(path, e))
+    }
+}
+
+pub(crate) fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+/// Collects output files in a staging folder.
+struct Out {
+    dir: PathBuf,
+    files: Vec<RenderedFile>,
+}
+
+impl Out {
+    fn put(&mut self, rel: &str, data: &[u8], mode: Mode) -> Result<(), RenderError> {
+        let path = self.dir.join(rel);
+        write_atomic(&path, data, mode).map_err(|source| RenderError::Write { path, source })?;
+        self.files.push(RenderedFile { path: rel.into(), secret: mode == Mode::Secret });
+        Ok(())
+    }
+}
+
+fn docs_to_string(docs: &[Value]) -> String {
+    docs.iter().map(yaml::to_string).collect::<Vec<_>>().join("---\n")
+}
+
+fn harbor_admin_password(spec: &Spec) -> Result<Option<String>, RenderError> {
+    let h = &spec.harbor;
+    if let Some(p) = &h.admin_password_file {
+        return Ok(Some(crate::spec::read_secret_file(p, "Harbor admin password file")?));
+    }
+    if let Some(var) = &h.admin_password_env {
+        return match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(v)),
+            _ => Err(RenderError::Input {
+                file: spec.source_path.clone(),
+                message: format!("harbor.adminPasswordEnv: environment variable {var} is not set"),
+            }),
+        };
+    }
+    Ok(None)
+}
+
+/// Render the site into `output` (replaced as a whole; see `docs/render.md`).
+pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<RenderReport, RenderError> {
+    if output.is_dir() && !output.join(layout::OUT_MARKER).exists() {
+        let empty = std::fs::read_dir(output).map_err(|e| RenderError::read(output, e))?.next().is_none();
+        if !empty {
+            return Err(RenderError::NotOurs(output.to_owned()));
+        }
+    }
+    let mut warnings = Vec::new();
+
+    // Checks first: nothing is written when the site would not work.
+    let mut lint = lint::check_site(spec, opts.bundle_bytes);
+    if let Some(profile) = &spec.profile {
+        lint.merge(lint::lint_profile(profile)?);
+    }
+    if lint.has_errors() {
+        return Err(RenderError::Lint(lint));
+    }
+
+    let admin_password = harbor_admin_password(spec)?;
+    let deployment = &spec.harbor.deployment;
+    if matches!(deployment, HarborDeployment::Chart(_)) && admin_password.is_none() {
+        return Err(RenderError::Input {
+            file: spec.source_path.clone(),
+            message: "harbor.chart needs the admin password: set harbor.adminPasswordFile or harbor.adminPasswordEnv"
+                .into(),
+        });
+    }
+    if admin_password.is_none() {
+        warnings.push(
+            "no Harbor admin password in the spec: the agent and the nodes get no registry credentials".to_owned(),
+        );
+    }
+    let https = spec.harbor.url.is_https();
+    let tls_material = match deployment {
+        HarborDeployment::Manifests(dir) if https => {
+            let Some(t) = &spec.harbor.tls else {
+                return Err(RenderError::Input {
+                    file: dir.clone(),
+                    message: "harbor.manifests with an https url: give harbor.tls (caFile, or certFile and keyFile) so nodes and the agent trust the certificate your manifests carry".into(),
+                });
+            };
+            let ca = std::fs::read_to_string(t.ca_file.as_ref().unwrap_or(&t.cert_file))
+                .map_err(|e| RenderError::read(t.ca_file.as_ref().unwrap_or(&t.cert_file), e))?;
+            // Only the CA is used: the manifests carry their own certificate.
+            Some(tls::TlsMaterial { cert_pem: String::new(), key_pem: String::new(), ca_pem: ca, generated: false })
+        }
+        _ if https => Some(tls::material(spec)?),
+        _ => None,
+    };
+    if matches!(deployment, HarborDeployment::External) && tls_material.as_ref().is_some_and(|t| t.generated) {
+        warnings.push(format!(
+            "Harbor comes from the cluster profile: configure its pack to use the Secret {}/{} from manifests/harbor-secrets.yaml, or nodes will not trust it",
+            spec.harbor.namespace,
+            harbor::TLS_SECRET
+        ));
+    }
+    let harbor_images = harbor_images(spec)?;
+
+    // Stage everything in a sibling folder, then swap it in.
+    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "render".into());
+    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| RenderError::Write { path: staging.clone(), source: e })?;
+    }
+    std::fs::create_dir_all(&staging).map_err(|e| RenderError::Write { path: staging.clone(), source: e })?;
+    let mut out = Out { dir: staging.clone(), files: Vec::new() };
+    let result = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref(), &mut warnings);
+    let config_yaml_bytes = match result {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    out.put(layout::OUT_MARKER, format!("edgeiso render of site {}\n", spec.name).as_bytes(), Mode::Public)?;
+    swap_in(&staging, output)?;
+
+    Ok(RenderReport {
+        output: output.to_owned(),
+        files: out.files,
+        harbor_images,
+        mirrored_hosts: mirrors::upstream_hosts(spec),
+        config_yaml_bytes,
+        generated_tls: tls_material.as_ref().is_some_and(|t| t.generated),
+        lint,
+        warnings,
+    })
+}
+
+fn write_all(
+    spec: &Spec,
+    out: &mut Out,
+    admin_password: Option<&str>,
+    tls: Option<&tls::TlsMaterial>,
+    _warnings: &mut Vec<String>,
+) -> Result<u64, RenderError> {
+    let pw_mode = if admin_password.is_some() { Mode::Secret } else { Mode::Public };
+
+    // Harbor: CA for nodes and agent, password for the agent, the deployment.
+    if let Some(t) = tls {
+        out.put(layout::OUT_HARBOR_CA, t.ca_pem.as_bytes(), Mode::Public)?;
+    }
+    if let Some(pw) = admin_password {
+        out.put(layout::OUT_HARBOR_PASSWORD, format!("{pw}\n").as_bytes(), Mode::Secret)?;
+    }
+    match &spec.harbor.deployment {
+        HarborDeployment::Chart(p) => {
+            let chart = harbor::read_chart(p)?;
+            let doc = harbor::helm_chart(spec, &chart);
+            out.put(layout::OUT_HARBOR_CHART, yaml::to_string(&doc).as_bytes(), Mode::Public)?;
+            let secrets = harbor::secrets(spec, tls, admin_password.unwrap_or_default());
+            out.put(layout::OUT_HARBOR_SECRETS, docs_to_string(&secrets).as_bytes(), Mode::Secret)?;
+        }
+        HarborDeployment::Manifests(dir) => {
+            for f in harbor::read_manifests(dir)? {
+                let stem = f.source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let stem = stem.strip_prefix("harbor-").unwrap_or(&stem).to_owned();
+                let rel = format!("{}/harbor-{stem}.yaml", layout::OUT_MANIFESTS);
+                // Pre-rendered manifests may hold Secrets: treat them as secret.
+                out.put(&rel, f.text.as_bytes(), Mode::Secret)?;
+            }
+        }
+        HarborDeployment::External => {
+            if let Some(t) = tls.filter(|t| !t.key_pem.is_empty()) {
+                let mut docs = harbor::secrets(spec, Some(t), admin_password.unwrap_or_default());
+                if admin_password.is_none() {
+                    docs.pop(); // no admin Secret without a password
+                }
+                out.put(layout::OUT_HARBOR_SECRETS, docs_to_string(&docs).as_bytes(), Mode::Secret)?;
+            }
+        }
+    }
+
+    // Palette registry credential Secrets.
+    let creds = credentials::secrets(spec)?;
+    if !creds.is_empty() {
+        out.put(layout::OUT_REGISTRY_CREDENTIALS, docs_to_string(&creds).as_bytes(), Mode::Secret)?;
+    }
+
+    // Node mirrors.
+    for host in mirrors::upstream_hosts(spec) {
+        let rel = format!("{}/{host}/hosts.toml", layout::OUT_CERTS_D);
+        out.put(&rel, mirrors::hosts_toml(spec, &host).as_bytes(), Mode::Public)?;
+    }
+    let registries_yaml = yaml::to_string(&mirrors::registries_yaml(spec, admin_password));
+    out.put(layout::OUT_K3S_REGISTRIES, registries_yaml.as_bytes(), pw_mode)?;
+    if spec.airgap_strict {
+        out.put(layout::OUT_K3S_STRICT, yaml::to_string(&mirrors::strict_config()).as_bytes(), Mode::Public)?;
+    }
+
+    // The agent.
+    let agent = AgentConfig {
+        registry: Some(spec.harbor.url.to_string()),
+        project: Some(spec.harbor.project.clone()),
+        ca: tls.map(|_| layout::NODE_HARBOR_CA.into()),
+        insecure: false,
+        username: admin_password.map(|_| "admin".to_owned()),
+        password_file: admin_password.map(|_| layout::NODE_HARBOR_PASSWORD.into()),
+        bundles: vec![layout::NODE_CONTENT_DIR.into()],
+        state_dir: Some(layout::NODE_STATE_DIR.into()),
+    };
+    out.put(layout::OUT_AGENT_CONFIG, agent.to_yaml().as_bytes(), Mode::Public)?;
+    out.put(layout::OUT_UNIT, userdata::unit().as_bytes(), Mode::Public)?;
+
+    // The user-data, last: it embeds some of the above.
+    let inputs = userdata::Inputs { admin_password, registries_yaml: &registries_yaml };
+    let (mut config, mut secret) = userdata::build(spec, &inputs)?;
+    if let Some(user_file) = &spec.user_data {
+        let user = userdata::read_user_data(user_file)?;
+        let src = userdata::Sources { spec: &spec.source_path, user: user_file };
+        userdata::merge(&mut config, user, spec.user_data_wins, &src)?;
+        // We cannot know what the user's file holds: keep it private.
+        secret = true;
+    }
+    let text = format!("#cloud-config\n{}", yaml::to_string(&config));
+    let bytes = text.len() as u64;
+    if bytes >= layout::MAX_USER_DATA_BYTES {
+        return Err(RenderError::TooLarge {
+            path: out.dir.join(layout::CONFIG_YAML),
+            bytes,
+            limit: layout::MAX_USER_DATA_BYTES,
+        });
+    }
+    out.put(layout::CONFIG_YAML, text.as_bytes(), if secret { Mode::Secret } else { Mode::Public })?;
+    Ok(bytes)
+}
+
+/// Replace `output` with `staging`: rename the old folder aside, rename the
+/// new one in, delete the old one.
+fn swap_in(staging: &Path, output: &Path) -> Result<(), RenderError> {
+    let w = |path: &Path, source| RenderError::Write { path: path.to_owned(), source };
+    if output.exists() {
+        let old = staging.with_extension("old");
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(|e| w(&old, e))?;
+        }
+        std::fs::rename(output, &old).map_err(|e| w(output, e))?;
+        std::fs::rename(staging, output).map_err(|e| w(output, e))?;
+        std::fs::remove_dir_all(&old).map_err(|e| w(&old, e))?;
+    } else {
+        std::fs::rename(staging, output).map_err(|e| w(output, e))?;
+    }
+    Ok(())
+}

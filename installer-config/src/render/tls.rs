@@ -1,0 +1,126 @@
+//! Harbor's TLS material: the spec's certificate and key, or a generated CA
+//! and a server certificate whose SANs cover every name nodes use.
+
+use std::net::IpAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use super::RenderError;
+use crate::spec::Spec;
+
+/// The name Palette's Harbor certificate always carries.
+pub const HARBOR_DNS_NAME: &str = "spectro.registry.local";
+
+pub struct TlsMaterial {
+    pub cert_pem: String,
+    pub key_pem: String,
+    /// What nodes and the agent trust.
+    pub ca_pem: String,
+    /// True when render made it (so it changes on every render).
+    pub generated: bool,
+}
+
+/// The SANs a generated certificate carries: `spectro.registry.local`, the
+/// VIP, url's host, and the loopback address the default url uses.
+pub fn sans(spec: &Spec) -> Vec<String> {
+    let mut out = vec![HARBOR_DNS_NAME.to_owned()];
+    let mut add = |s: String| {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    if let Some(vip) = spec.harbor.vip {
+        add(vip.to_string());
+    }
+    add(spec.harbor.url.host.clone());
+    add("127.0.0.1".into());
+    add("localhost".into());
+    out
+}
+
+pub fn material(spec: &Spec) -> Result<TlsMaterial, RenderError> {
+    if let Some(t) = &spec.harbor.tls {
+        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| RenderError::read(p, e));
+        let cert_pem = read(&t.cert_file)?;
+        let key_pem = read(&t.key_file)?;
+        for (p, text, want) in [(&t.cert_file, &cert_pem, "CERTIFICATE"), (&t.key_file, &key_pem, "PRIVATE KEY")] {
+            if !text.contains("-----BEGIN ") || !text.contains(want) {
+                return Err(RenderError::Input { file: p.clone(), message: format!("not a PEM {want}") });
+            }
+        }
+        let ca_pem = match &t.ca_file {
+            Some(p) => read(p)?,
+            None => cert_pem.clone(),
+        };
+        return Ok(TlsMaterial { cert_pem, key_pem, ca_pem, generated: false });
+    }
+    generate(&sans(spec), &spec.name)
+}
+
+fn generate(sans: &[String], site: &str) -> Result<TlsMaterial, RenderError> {
+    let e = |what: &str, err: rcgen::Error| RenderError::Tls(format!("{what}: {err}"));
+    let (y, m, d) = civil_today();
+    let not_before = rcgen::date_time_ymd(y, m, d) - rcgen_days(1);
+    // Ten years: an edge site is not re-keyed often, and an expired registry
+    // certificate stops every pull.
+    let not_after = rcgen::date_time_ymd(y + 10, m, d.min(28));
+
+    let ca_key = KeyPair::generate().map_err(|x| e("CA key", x))?;
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|x| e("CA", x))?;
+    ca.distinguished_name = dn(&format!("edgeiso {site} Harbor CA"));
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca.not_before = not_before;
+    ca.not_after = not_after;
+    let ca_cert = ca.self_signed(&ca_key).map_err(|x| e("CA", x))?;
+    let issuer = Issuer::new(ca, ca_key);
+
+    let key = KeyPair::generate().map_err(|x| e("server key", x))?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|x| e("server", x))?;
+    params.subject_alt_names = sans
+        .iter()
+        .map(|s| match s.parse::<IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => s.clone().try_into().map(SanType::DnsName),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|x| e("SAN", x))?;
+    params.distinguished_name = dn(HARBOR_DNS_NAME);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = not_before;
+    params.not_after = not_after;
+    let cert = params.signed_by(&key, &issuer).map_err(|x| e("server", x))?;
+    Ok(TlsMaterial { cert_pem: cert.pem(), key_pem: key.serialize_pem(), ca_pem: ca_cert.pem(), generated: true })
+}
+
+fn dn(cn: &str) -> DistinguishedName {
+    let mut d = DistinguishedName::new();
+    d.push(DnType::CommonName, cn);
+    d.push(DnType::OrganizationName, "edgeiso");
+    d
+}
+
+fn rcgen_days(n: i64) -> std::time::Duration {
+    std::time::Duration::from_secs(n as u64 * 86_400)
+}
+
+/// Today's UTC date (proleptic Gregorian), from the system clock.
+fn civil_today() -> (i32, u8, u8) {
+    let days = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
+    // Howard Hinnant's days_from_civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    ((if m <= 2 { y + 1 } else { y }) as i32, m as u8, d as u8)
+}

@@ -1,0 +1,365 @@
+//! `config.yaml`: the Kairos cloud-config of an airgap site.
+
+use std::path::{Path, PathBuf};
+
+use super::{mirrors, RenderError};
+use crate::layout;
+use crate::spec::{read_secret_file, InterfaceSpec, Spec};
+use crate::yaml::{self, Map, Value};
+
+/// Go's yaml reads a plain `0644` as octal; we write decimal to be unambiguous.
+const MODE_0644: u64 = 0o644;
+const MODE_0600: u64 = 0o600;
+
+/// Everything user-data needs that render computed elsewhere.
+pub struct Inputs<'a> {
+    pub admin_password: Option<&'a str>,
+    pub registries_yaml: &'a str,
+}
+
+/// The cloud-config as a value (before the user's file is merged in), and
+/// whether it holds a secret (a password) so the file must be 0600.
+pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError> {
+    let mut secret = false;
+    let mut root = Map::new();
+
+    // install
+    let mut install = Map::new()
+        .with("device", spec.install.device.as_str())
+        .with("reboot", spec.install.reboot)
+        .with("poweroff", spec.install.poweroff);
+    if let Some(size) = spec.install.persistent_size_mib {
+        install.insert("partitions", Map::new().with("persistent", Map::new().with("size", size)));
+    }
+    root.insert("install", install);
+
+    // stylus
+    let mut stylus = Map::new();
+    let mut site = Map::new().with("name", spec.site.name.clone().unwrap_or_else(|| spec.name.clone()));
+    if let Some(h) = &spec.site.host_name {
+        site.insert("hostName", h.as_str());
+    }
+    if !spec.site.tags.is_empty() {
+        let mut tags = Map::new();
+        for (k, v) in &spec.site.tags {
+            tags.insert(k.as_str(), v.as_str());
+        }
+        site.insert("tags", tags);
+    }
+    if let Some(n) = &spec.site.network {
+        let mut net = Map::new();
+        for (k, v) in [
+            ("httpProxy", &n.http_proxy),
+            ("httpsProxy", &n.https_proxy),
+            ("noProxy", &n.no_proxy),
+            ("nameserver", &n.nameserver),
+        ] {
+            if let Some(v) = v {
+                net.insert(k, v.as_str());
+            }
+        }
+        if !n.interfaces.is_empty() {
+            let mut ifs = Map::new();
+            for (nic, i) in &n.interfaces {
+                let m = match i {
+                    InterfaceSpec::Dhcp => Map::new().with("type", "dhcp"),
+                    InterfaceSpec::Static { ip_address, mask, gateway, nameserver } => {
+                        let mut m = Map::new().with("type", "static").with("ipAddress", ip_address.to_string());
+                        m.insert(
+                            "mask",
+                            mask.parse::<u64>().map(Value::UInt).unwrap_or_else(|_| Value::from(mask.as_str())),
+                        );
+                        if let Some(g) = gateway {
+                            m.insert("gateway", g.to_string());
+                        }
+                        if let Some(ns) = nameserver {
+                            m.insert("nameserver", ns.to_string());
+                        }
+                        m
+                    }
+                };
+                ifs.insert(nic.as_str(), m);
+            }
+            net.insert("interfaces", ifs);
+        }
+        site.insert("network", net);
+    }
+    if !spec.site.ca_certs.is_empty() {
+        let mut certs = Vec::new();
+        for p in &spec.site.ca_certs {
+            certs.push(read_pem(p)?);
+        }
+        site.insert("caCerts", certs);
+    }
+    stylus.insert("site", site);
+    if spec.site.legacy_agent {
+        stylus.insert("installationMode", "airgap");
+    } else {
+        stylus.insert("managementMode", "local");
+    }
+    if let Some(enable) = spec.site.image_redirect_webhook {
+        stylus.insert("imageRedirectWebhook", Map::new().with("enable", enable));
+    }
+    if let Some(rc) = &spec.site.registry_credentials {
+        let r = spec.registry(&rc.registry).expect("validated: registryCredentials names a registry");
+        let password = r.read_password()?.unwrap_or_default();
+        secret = true;
+        stylus.insert(
+            "registryCredentials",
+            Map::new()
+                .with("domain", domain(&r.host, rc.path.as_deref()))
+                .with("username", r.username.clone().unwrap_or_default())
+                .with("password", password)
+                .with("insecure", r.insecure),
+        );
+    }
+    if let Some(er) = &spec.site.external_registries {
+        let mut list = Vec::new();
+        for e in &er.registries {
+            let r = spec.registry(&e.registry).expect("validated: externalRegistries names a registry");
+            let password = r.read_password()?.unwrap_or_default();
+            secret = true;
+            let mut m = Map::new()
+                .with("domain", domain(&r.host, e.path.as_deref()))
+                .with("username", r.username.clone().unwrap_or_default())
+                .with("password", password);
+            if let Some(n) = &e.repository_name {
+                m.insert("repositoryName", n.as_str());
+            }
+            if let Some(ca) = &r.ca_file {
+                m.insert("certificates", read_pem(ca)?);
+            }
+            list.push(Value::Map(m));
+        }
+        let mut rules = Map::new();
+        for (k, v) in &er.mapping_rules {
+            rules.insert(k.as_str(), v.as_str());
+        }
+        stylus.insert("externalRegistries", Map::new().with("registries", list).with("registryMappingRules", rules));
+    }
+    root.insert("stylus", stylus);
+
+    // stages
+    let mut initramfs = Vec::new();
+    if !spec.users.is_empty() {
+        let mut users = Map::new();
+        for u in &spec.users {
+            let mut m = Map::new();
+            if let Some(p) = &u.password_file {
+                m.insert("passwd", read_secret_file(p, "user password file")?);
+                secret = true;
+            }
+            if !u.groups.is_empty() {
+                m.insert("groups", u.groups.clone());
+            }
+            if !u.ssh_authorized_keys.is_empty() {
+                m.insert("ssh_authorized_keys", u.ssh_authorized_keys.clone());
+            }
+            users.insert(u.name.as_str(), m);
+        }
+        initramfs.push(Value::Map(Map::new().with("name", "edgeiso: OS users").with("users", users)));
+    }
+    // Node mirror configuration, written at every boot before any runtime starts.
+    let dist = spec.kubernetes.distribution.as_str();
+    let mut files = vec![file(&format!("/etc/rancher/{dist}/registries.yaml"), inp.registries_yaml, MODE_0600)];
+    if inp.admin_password.is_some() {
+        secret = true;
+    }
+    for host in mirrors::upstream_hosts(spec) {
+        files.push(file(
+            &format!("/etc/containerd/certs.d/{host}/hosts.toml"),
+            &mirrors::hosts_toml(spec, &host),
+            MODE_0644,
+        ));
+    }
+    if spec.airgap_strict {
+        files.push(file(
+            &format!("/etc/rancher/{dist}/config.yaml.d/90-edgeiso-airgap.yaml"),
+            &yaml::to_string(&mirrors::strict_config()),
+            MODE_0644,
+        ));
+    }
+    initramfs
+        .push(Value::Map(Map::new().with("name", "edgeiso: pull images through the site Harbor").with("files", files)));
+
+    let after_install = vec![Value::Map(
+        Map::new()
+            .with("name", "edgeiso: copy the agent, site files and bundles to the persistent partition")
+            .with("commands", vec![install_script()]),
+    )];
+    let boot = vec![Value::Map(
+        Map::new()
+            .with("name", "edgeiso: deploy Harbor manifests and start the agent")
+            .with("commands", vec![boot_script(dist)]),
+    )];
+    root.insert(
+        "stages",
+        Map::new().with("initramfs", initramfs).with("after-install", after_install).with("boot", boot),
+    );
+    Ok((Value::Map(root), secret))
+}
+
+fn domain(host: &str, path: Option<&str>) -> String {
+    match path.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+        Some(p) => format!("{host}/{p}"),
+        None => host.to_owned(),
+    }
+}
+
+fn read_pem(p: &Path) -> Result<String, RenderError> {
+    let text = std::fs::read_to_string(p).map_err(|e| RenderError::read(p, e))?;
+    if !text.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(RenderError::Input { file: p.to_owned(), message: "not a PEM certificate".into() });
+    }
+    Ok(text)
+}
+
+fn file(path: &str, content: &str, mode: u64) -> Value {
+    Value::Map(
+        Map::new()
+            .with("path", path)
+            .with("permissions", mode)
+            .with("owner", 0u64)
+            .with("group", 0u64)
+            .with("content", content),
+    )
+}
+
+/// Runs on the live installer after the OS is written: the persistent
+/// partition is mounted by label (it becomes /usr/local on the node).
+fn install_script() -> String {
+    format!(
+        r#"set -eu
+live={live}
+mnt=/run/edgeiso-persistent
+mkdir -p "$mnt"
+mount /dev/disk/by-label/{label} "$mnt"
+trap 'umount "$mnt"' EXIT
+dest="$mnt/{rel}"
+mkdir -p "$dest/bin" "$dest/site" "$dest/content" "$dest/state"
+cp -a "$live{bin}" "$dest/bin/"
+cp -a "$live{site}/." "$dest/site/"
+if [ -d "$live{content}" ]; then cp -a "$live{content}/." "$dest/content/"; fi
+chmod 0700 "$dest/site" "$dest/state"
+sync
+"#,
+        live = layout::LIVE_MEDIUM,
+        label = layout::PERSISTENT_LABEL,
+        rel = layout::NODE_ROOT.trim_start_matches("/usr/local/"),
+        bin = layout::ISO_AGENT_BIN,
+        site = layout::ISO_SITE_DIR,
+        content = layout::ISO_CONTENT_DIR,
+    )
+}
+
+/// Runs at every boot of the installed node: idempotent.
+fn boot_script(dist: &str) -> String {
+    format!(
+        r#"set -eu
+site={site}
+[ -d "$site" ] || exit 0
+mkdir -p /var/lib/rancher/{dist}/server/manifests
+for f in "$site"/manifests/*.yaml; do
+  [ -e "$f" ] || continue
+  install -m 0600 "$f" "/var/lib/rancher/{dist}/server/manifests/edgeiso-$(basename "$f")"
+done
+install -m 0644 {unit_src} /etc/systemd/system/{unit}
+systemctl daemon-reload
+systemctl enable --now --no-block {unit}
+"#,
+        site = layout::NODE_SITE_DIR,
+        unit_src = layout::NODE_UNIT,
+        unit = layout::UNIT_NAME,
+    )
+}
+
+/// The systemd unit that runs the agent.
+pub fn unit() -> String {
+    format!(
+        "[Unit]\n\
+         Description=edgeiso agent: push the site bundle into the local Harbor\n\
+         Wants=network-online.target\n\
+         After=network-online.target k3s.service rke2-server.service\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         ExecStart={bin} load --config {config}\n\
+         Restart=on-failure\n\
+         RestartSec=30\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        bin = layout::NODE_AGENT_BIN,
+        config = layout::NODE_AGENT_CONFIG,
+    )
+}
+
+/// Where a key came from, for conflict messages.
+pub struct Sources<'a> {
+    pub spec: &'a Path,
+    pub user: &'a Path,
+}
+
+/// Deep-merge `user` into `base`: mappings merge key by key, lists append
+/// (the spec's entries first), equal scalars agree; anything else is a
+/// conflict, an error naming both files, unless `user_wins`.
+pub fn merge(base: &mut Value, user: Value, user_wins: bool, src: &Sources<'_>) -> Result<(), RenderError> {
+    merge_at(base, user, user_wins, src, &mut Vec::new())
+}
+
+fn merge_at(
+    base: &mut Value,
+    user: Value,
+    user_wins: bool,
+    src: &Sources<'_>,
+    path: &mut Vec<String>,
+) -> Result<(), RenderError> {
+    match (base, user) {
+        (Value::Map(b), Value::Map(u)) => {
+            for (k, v) in u.0 {
+                path.push(k.clone());
+                match b.get_mut(&k) {
+                    Some(existing) => merge_at(existing, v, user_wins, src, path)?,
+                    None => b.0.push((k, v)),
+                }
+                path.pop();
+            }
+            Ok(())
+        }
+        (Value::Seq(b), Value::Seq(u)) => {
+            b.extend(u);
+            Ok(())
+        }
+        (b, u) if *b == u => Ok(()),
+        (b, u) => {
+            if user_wins {
+                *b = u;
+                return Ok(());
+            }
+            Err(RenderError::Conflict {
+                key: path.join("."),
+                spec: src.spec.to_owned(),
+                user: src.user.to_owned(),
+                detail: if b.kind() == u.kind() {
+                    "different values".into()
+                } else {
+                    format!("{} in one, {} in the other", b.kind(), u.kind())
+                },
+            })
+        }
+    }
+}
+
+/// Read the user's user-data file (with or without the `#cloud-config` header).
+pub fn read_user_data(p: &PathBuf) -> Result<Value, RenderError> {
+    let text = std::fs::read_to_string(p).map_err(|e| RenderError::read(p, e))?;
+    let v = yaml::parse(&text).map_err(|e| RenderError::from_yaml(p, &e))?;
+    match v {
+        Value::Map(_) => Ok(v),
+        Value::Null => Ok(Value::Map(Map::new())),
+        other => Err(RenderError::Input {
+            file: p.clone(),
+            message: format!("user-data must be a mapping, found {}", other.kind()),
+        }),
+    }
+}
