@@ -41,20 +41,23 @@ pub fn hosts_toml(spec: &Spec, host: &str) -> String {
          # Pulls of {host}/<repo> are served by the site Harbor from {mirror}/<repo>.\n",
         site = spec.name,
     );
+    let host_table = format!(
+        "[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n{}",
+        toml_str(&mirror),
+        if ca.is_empty() { String::new() } else { format!("  {ca}") },
+    );
     if spec.airgap_strict {
-        out.push_str("# airgapStrict: the mirror is the server; there is no fallback to the upstream.\n");
+        // containerd 1.6 refuses a hosts.toml without a `host` table (and then
+        // silently uses the upstream), so the mirror is listed as a host AND
+        // as the server: both tries go to Harbor, none to the upstream.
+        out.push_str("# airgapStrict: the mirror is also the server; there is no fallback to the upstream.\n");
         out.push_str(&format!(
-            "server = {}\ncapabilities = [\"pull\", \"resolve\"]\noverride_path = true\n{ca}",
+            "server = {}\ncapabilities = [\"pull\", \"resolve\"]\noverride_path = true\n{ca}\n{host_table}",
             toml_str(&mirror)
         ));
     } else {
         out.push_str("# containerd tries the mirror first and the upstream `server` last.\n");
-        out.push_str(&format!(
-            "server = {}\n\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n{}",
-            toml_str(&upstream_server(spec, host)),
-            toml_str(&mirror),
-            if ca.is_empty() { String::new() } else { format!("  {ca}") },
-        ));
+        out.push_str(&format!("server = {}\n\n{host_table}", toml_str(&upstream_server(spec, host))));
     }
     out
 }

@@ -1,0 +1,179 @@
+//! `lint`: AlwaysPullImages in every form it hides in, `--fix`, storage
+//! against the bundle, the storage layer, and host prerequisites.
+
+use std::path::Path;
+
+use edgeiso_installer_config::lint::{fix_profile, fix_text, lint_profile, lint_profile_text, Severity};
+use edgeiso_installer_config::{check_site, Spec};
+
+fn lint(text: &str) -> edgeiso_installer_config::LintReport {
+    lint_profile_text(text, Path::new("profile.yaml")).unwrap()
+}
+
+fn error_lines(text: &str) -> Vec<Option<u64>> {
+    lint(text).errors().map(|f| f.line).collect()
+}
+
+/// Palette's k3s/RKE2 pack values: `cluster.config.kube-apiserver-arg`.
+const SEED: &str = "\
+pack:
+  k8sHardening: True
+cluster:
+  config:
+    # Enable audit logging
+    kube-apiserver-arg:
+      - anonymous-auth=true
+      - profiling=false
+      - disable-admission-plugins=AlwaysAdmit
+      - enable-admission-plugins=AlwaysPullImages,EventRateLimit,NamespaceLifecycle,ServiceAccount,NodeRestriction
+    kube-controller-manager-arg:
+      - profiling=false
+";
+
+#[test]
+fn seed_form_fails_naming_the_line() {
+    let r = lint(SEED);
+    assert_eq!(r.errors().map(|f| f.line).collect::<Vec<_>>(), [Some(10)]);
+    let msg = r.to_string();
+    assert!(msg.contains("error: profile.yaml:10: AlwaysPullImages is in enable-admission-plugins"), "{msg}");
+    // This file shows no storage layer: a warning, not an error.
+    assert!(r.warnings().any(|w| w.message.contains("storage (CSI) layer")), "{msg}");
+}
+
+#[test]
+fn clean_profiles_pass() {
+    let clean = SEED.replace("AlwaysPullImages,", "");
+    assert!(!lint(&clean).has_errors());
+    // Only disabling, or only mentioning it in a comment, is fine.
+    assert!(error_lines("kube-apiserver-arg:\n  - disable-admission-plugins=AlwaysPullImages\n").is_empty());
+    assert!(error_lines("# enable-admission-plugins=AlwaysPullImages\nkube-apiserver-arg: []\n").is_empty());
+    // A plugin whose name merely starts the same.
+    assert!(error_lines("kube-apiserver-arg:\n  - enable-admission-plugins=AlwaysPullImagesX\n").is_empty());
+}
+
+#[test]
+fn plain_k3s_config_forms() {
+    // List form, with leading dashes and quotes.
+    let t = "write-kubeconfig-mode: \"0644\"\nkube-apiserver-arg:\n  - \"--enable-admission-plugins=NodeRestriction,AlwaysPullImages\"\n";
+    assert_eq!(error_lines(t), [Some(3)]);
+    // A single string.
+    assert_eq!(error_lines("kube-apiserver-arg: enable-admission-plugins=AlwaysPullImages\n"), [Some(1)]);
+    // k3s ships local-path storage: no storage warning...
+    assert_eq!(lint(t).warnings().count(), 0);
+    // ...unless it is disabled.
+    let r = lint("disable: [local-storage]\nkube-apiserver-arg: []\n");
+    assert!(r.warnings().any(|w| w.message.contains("local-storage is disabled")), "{r}");
+}
+
+#[test]
+fn yaml_inside_strings_and_kubeadm_form() {
+    // `cluster.config` as a block scalar (older packs), kubeadm-style key.
+    let t = "\
+cluster:
+  config: |
+    clusterConfiguration:
+      apiServer:
+        extraArgs:
+          enable-admission-plugins: AlwaysPullImages,NamespaceLifecycle,NodeRestriction
+";
+    assert_eq!(error_lines(t), [Some(6)]);
+    // An exported profile: pack values are strings; a CSI layer is present.
+    let t = r#"{"metadata": {"name": "edge"}, "spec": {"template": {"packs": [
+  {"name": "edge-k3s", "layer": "k8s", "values": "cluster:\n  config:\n    kube-apiserver-arg:\n      - enable-admission-plugins=AlwaysPullImages\n"},
+  {"name": "csi-longhorn", "layer": "csi", "values": ""}
+]}}}
+"#;
+    let r = lint(t);
+    // The plugin sits inside a JSON string: no line of its own to name.
+    assert_eq!(r.errors().map(|f| f.line).collect::<Vec<_>>(), [None]);
+    assert_eq!(r.warnings().count(), 0, "{r}");
+    // Same profile without a CSI pack warns.
+    let r = lint(&t.replace("\"csi-longhorn\", \"layer\": \"csi\"", "\"addon\", \"layer\": \"addon\""));
+    assert!(r.warnings().any(|w| w.message.contains("has no storage (CSI) layer")), "{r}");
+}
+
+#[test]
+fn fix_writes_a_corrected_copy() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("profile.yaml");
+    std::fs::write(&input, SEED).unwrap();
+    let out = d.path().join("fixed.yaml");
+    let report = fix_profile(&input, &out).unwrap();
+    assert_eq!(report.changed_lines, [10]);
+    let fixed = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(fixed, SEED.replace("AlwaysPullImages,", ""));
+    assert!(fixed.contains("# Enable audit logging"), "comments kept");
+    assert!(!lint_profile(&out).unwrap().has_errors());
+    // The input is untouched, and cannot be the output.
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), SEED);
+    let e = fix_profile(&input, &input).unwrap_err().to_string();
+    assert!(e.contains("new file"), "{e}");
+    // When it cannot be fixed line by line, say so rather than write a copy that still fails.
+    let json = d.path().join("p.json");
+    std::fs::write(&json, r#"{"packs": [{"name": "k3s", "values": "kube-apiserver-arg:\n  - enable-admission-plugins=AlwaysPullImages\n"}]}"#)
+        .unwrap();
+    let e = fix_profile(&json, &d.path().join("p2.json")).unwrap_err().to_string();
+    assert!(e.contains("edit the file by hand"), "{e}");
+    assert!(!d.path().join("p2.json").exists());
+}
+
+#[test]
+fn fix_drops_a_list_left_empty() {
+    let (t, changed) =
+        fix_text("kube-apiserver-arg:\n  - profiling=false\n  - enable-admission-plugins=AlwaysPullImages\n");
+    assert_eq!(t, "kube-apiserver-arg:\n  - profiling=false\n");
+    assert_eq!(changed, [3]);
+}
+
+#[test]
+fn bad_profiles_give_clear_errors() {
+    let e = lint_profile_text("a: [\n", Path::new("p.yaml")).unwrap_err().to_string();
+    assert!(e.starts_with("p.yaml:"), "{e}");
+    let e = lint_profile(Path::new("/nonexistent/profile.yaml")).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/profile.yaml"), "{e}");
+}
+
+#[test]
+fn harbor_storage_must_hold_the_bundle_plus_headroom() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = |storage: &str| {
+        Spec::from_str(&format!("name: s\nharbor:\n  storage: {{registry: {storage}}}\n"), &d.path().join("site.yaml"))
+            .unwrap()
+    };
+    // 100 GiB of blobs needs 120 GiB.
+    let bundle = 100u64 << 30;
+    let r = check_site(&spec("110Gi"), Some(bundle));
+    let e: Vec<_> = r.errors().collect();
+    assert_eq!(e.len(), 1);
+    assert!(e[0].message.contains("harbor.storage.registry 110Gi") && e[0].message.contains("120.0 GiB"), "{}", e[0]);
+    assert!(e[0].to_string().contains("site.yaml"), "{}", e[0]);
+    assert!(!check_site(&spec("120Gi"), Some(bundle)).has_errors());
+    assert!(!check_site(&spec("110Gi"), None).has_errors(), "no bundle size, nothing to compare");
+    // Unset with a chart: the chart's default 5Gi is what Harbor gets.
+    std::fs::write(d.path().join("c.tgz"), b"x").unwrap();
+    std::fs::write(d.path().join("pw"), b"x").unwrap();
+    let chart = Spec::from_str("name: s\nharbor: {chart: c.tgz, adminPasswordFile: pw}\n", &d.path().join("site.yaml"))
+        .unwrap();
+    let r = check_site(&chart, Some(6 << 30));
+    assert!(r.errors().any(|f| f.message.contains("5Gi (the chart's default)")), "{r}");
+    // Unset without a chart: cannot tell, warn.
+    let r = check_site(&Spec::from_str("name: s\n", &d.path().join("site.yaml")).unwrap(), Some(bundle));
+    assert!(!r.has_errors() && r.warnings().count() == 1, "{r}");
+}
+
+#[test]
+fn host_prerequisites_warn() {
+    let d = tempfile::tempdir().unwrap();
+    let spec = |hw: &str| Spec::from_str(&format!("name: s\nhardware: {hw}\n"), &d.path().join("site.yaml")).unwrap();
+    let r = check_site(&spec("{nodes: 1, cpus: 4, memoryGiB: 8, diskGiB: 120}"), None);
+    assert!(r.findings.iter().all(|f| f.severity == Severity::Warning));
+    let text = r.to_string();
+    assert!(text.contains("6 CPU for a single-node cluster"), "{text}");
+    assert!(text.contains("12 GB for a single-node cluster"), "{text}");
+    assert!(text.contains("about 300 GB"), "{text}");
+    assert!(check_site(&spec("{nodes: 3, cpus: 4, memoryGiB: 8, diskGiB: 300}"), None).findings.is_empty());
+    let r = check_site(&spec("{nodes: 3, cpus: 2}"), None);
+    assert!(r.to_string().contains("4 CPU for each node"), "{r}");
+    // No hardware described: nothing to say.
+    assert!(check_site(&Spec::from_str("name: s\n", &d.path().join("site.yaml")).unwrap(), None).findings.is_empty());
+}
