@@ -207,7 +207,7 @@ pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<Render
     }
     std::fs::create_dir_all(&staging).map_err(|e| RenderError::Write { path: staging.clone(), source: e })?;
     let mut out = Out { dir: staging.clone(), files: Vec::new() };
-    let result = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref(), &mut warnings);
+    let result = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref());
     let config_yaml_bytes = match result {
         Ok(n) => n,
         Err(e) => {
@@ -235,7 +235,6 @@ fn write_all(
     out: &mut Out,
     admin_password: Option<&str>,
     tls: Option<&tls::TlsMaterial>,
-    _warnings: &mut Vec<String>,
 ) -> Result<u64, RenderError> {
     let pw_mode = if admin_password.is_some() { Mode::Secret } else { Mode::Public };
 
