@@ -100,7 +100,7 @@ pub fn lint_profile(path: &Path) -> Result<LintReport, SpecError> {
 
 /// Lint profile text as if read from `path`.
 pub fn lint_profile_text(text: &str, path: &Path) -> Result<LintReport, SpecError> {
-    let docs = yaml::parse_all(text).map_err(|e| crate::spec::yaml_error(path, &e))?;
+    let docs = yaml::parse_all(text).map_err(|e| crate::spec::yaml_error_quiet(path, &e))?;
     let mut report = LintReport::default();
 
     let mut found = 0usize;

@@ -446,6 +446,15 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, path: &Path
     serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))
 }
 
+/// Like `yaml_error`, without the snippet of source lines: for files that may
+/// hold secrets (user-data, manifests, profiles), whose lines must not reach logs.
+pub(crate) fn yaml_error_quiet(path: &Path, e: &serde_saphyr::Error) -> SpecError {
+    match yaml_error(path, e) {
+        SpecError::Yaml { file, pos, message, hint, .. } => SpecError::Yaml { file, pos, message, hint, snippet: None },
+        other => other,
+    }
+}
+
 pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> SpecError {
     let bare = e.without_snippet();
     let pos = e.location().as_ref().and_then(Pos::of);

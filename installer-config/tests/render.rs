@@ -659,6 +659,12 @@ fn bad_inputs_give_clear_errors() {
     let e = err("name: s\nharbor: {tls: {certFile: c.pem, keyFile: c.pem}}\n");
     assert!(e.contains("c.pem") && e.contains("not a PEM"), "{e}");
 
+    // A broken user-data file: file and line, but not its lines (they may hold secrets).
+    std::fs::write(p.join("ud.yaml"), "stylus:\n  registryCredentials:\n    password: TOPSECRET\n   bad: [\n").unwrap();
+    let e = err("name: s\nuserData: ud.yaml\n");
+    assert!(e.contains("ud.yaml:"), "{e}");
+    assert!(!e.contains("TOPSECRET"), "{e}");
+
     // An output folder that is not ours.
     let other = p.join("other");
     std::fs::create_dir(&other).unwrap();

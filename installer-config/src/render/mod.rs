@@ -95,7 +95,7 @@ impl RenderError {
         RenderError::Read { path: path.to_owned(), source }
     }
     pub(crate) fn from_yaml(path: &Path, e: &serde_saphyr::Error) -> RenderError {
-        RenderError::Spec(crate::spec::yaml_error(path, e))
+        RenderError::Spec(crate::spec::yaml_error_quiet(path, e))
     }
 }
 
