@@ -30,6 +30,41 @@ pub enum Command {
     /// Create, verify, inspect and import content bundles.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// Render the site's user-data, Harbor manifests, credential Secrets,
+    /// node mirror config and agent config from its spec.
+    #[command(after_help = "Examples:
+  edgeiso render --spec site.yaml --output build/site
+  edgeiso render --spec site.yaml --output build/site --bundle build/content-store-042.tar   # also checks Harbor storage")]
+    Render(RenderArgs),
+    /// Check a cluster profile (or k3s/RKE2 config) for settings that break an
+    /// airgapped site, such as the AlwaysPullImages admission plugin.
+    #[command(after_help = "Examples:
+  edgeiso lint --profile profile.yaml
+  edgeiso lint --profile profile.yaml --fix profile.fixed.yaml")]
+    Lint(LintArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The site spec (YAML).
+    #[arg(short, long)]
+    pub spec: PathBuf,
+    /// Folder to render into (created; only a folder edgeiso rendered before is replaced).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The site's bundle: Harbor's registry storage is checked against its size.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Cluster profile, or a plain k3s/RKE2 config file.
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Write a corrected copy of the profile to this file.
+    #[arg(long)]
+    pub fix: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

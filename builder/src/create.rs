@@ -11,7 +11,7 @@ use anyhow::Context;
 use edgeiso_bundle::manifest::{Descriptor, ManifestView};
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
 use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
-use edgeiso_installer_config::spec::{Platforms, Spec};
+use edgeiso_installer_config::spec::{ImageSpec, Platforms, Spec};
 use futures_util::stream::{self, StreamExt};
 
 use crate::cache::BlobCache;
@@ -47,11 +47,18 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<()> {
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
     let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    let entries: Vec<(&edgeiso_installer_config::spec::ImageSpec, Role)> = spec
+    // Harbor's own images must run before Harbor exists: bootstrap images.
+    let harbor: Vec<ImageSpec> = edgeiso_installer_config::harbor_images(spec)
+        .map_err(|e| with_code(exit::INVALID_INPUT, e))?
+        .into_iter()
+        .filter(|r| !spec.all_images().any(|i| &i.reference == r))
+        .map(|reference| ImageSpec { reference, platforms: Platforms::List(vec!["linux/amd64".into()]) })
+        .collect();
+    let entries: Vec<(&ImageSpec, Role)> = spec
         .images
         .iter()
         .map(|i| (i, Role::Workload))
-        .chain(spec.bootstrap_images.iter().map(|i| (i, Role::Bootstrap)))
+        .chain(spec.bootstrap_images.iter().chain(&harbor).map(|i| (i, Role::Bootstrap)))
         .collect();
     if entries.is_empty() {
         return Err(with_code(

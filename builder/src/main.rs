@@ -8,6 +8,7 @@ mod create;
 mod exit;
 mod import;
 mod lockfile;
+mod render_cmd;
 mod source;
 mod ui;
 
@@ -24,6 +25,8 @@ fn main() {
         Command::Bundle(BundleCommand::Verify(a)) => bundle_cmd::verify(&ui, a),
         Command::Bundle(BundleCommand::Inspect(a)) => bundle_cmd::inspect(&ui, a),
         Command::Bundle(BundleCommand::Import(a)) => import::run(&ui, a),
+        Command::Render(a) => render_cmd::render_site(&ui, a),
+        Command::Lint(a) => render_cmd::lint(&ui, a),
     };
     if let Err(e) = result {
         let code = exit::code_of(&e);

@@ -1,0 +1,53 @@
+//! `edgeiso render` and `edgeiso lint` as a pipeline calls them: files, exit
+//! codes, `--json`. (The rendering itself is tested in installer-config.)
+
+mod common;
+
+use common::{edgeiso, p, write_spec};
+
+#[test]
+fn render_writes_the_site_and_reports_it_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("harbor-pw"), "Harbor12345\n").unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "name: store-042\nimages:\n  - docker.io/library/nginx:1.25\n\
+         harbor:\n  adminPasswordFile: harbor-pw\n",
+    );
+    let out = dir.path().join("site");
+    let r = edgeiso(&["--json", "render", "--spec", p(&spec), "--output", p(&out)], &[]).ok();
+    let ev = &r.events("rendered")[0];
+    let files: Vec<&str> = ev["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert!(files.contains(&"config.yaml"), "{files:?}");
+    let config = std::fs::read_to_string(out.join("config.yaml")).unwrap();
+    assert!(config.starts_with("#cloud-config\n"), "{config}");
+    assert!(config.contains("stylus"), "{config}");
+    assert!(out.join("containerd/certs.d/docker.io/hosts.toml").is_file(), "mirror config for docker.io: {files:?}");
+    assert!(!r.stdout().contains("Harbor12345") && !r.stderr().contains("Harbor12345"), "secret leaked");
+}
+
+#[test]
+fn lint_fails_on_always_pull_images_and_fix_writes_a_clean_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("k3s.yaml");
+    std::fs::write(&profile, "write-kubeconfig-mode: \"0644\"\nkube-apiserver-arg:\n  - enable-admission-plugins=NodeRestriction,AlwaysPullImages\n").unwrap();
+    let r = edgeiso(&["lint", "--profile", p(&profile)], &[]);
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(r.stderr().contains("k3s.yaml:3"), "must name the line: {}", r.stderr());
+    let fixed = dir.path().join("k3s.fixed.yaml");
+    let r = edgeiso(&["lint", "--profile", p(&profile), "--fix", p(&fixed)], &[]);
+    assert_eq!(r.code(), 4, "the original still fails: {}", r.stderr());
+    let text = std::fs::read_to_string(&fixed).unwrap();
+    assert!(text.contains("NodeRestriction") && !text.contains("AlwaysPullImages"), "{text}");
+    edgeiso(&["lint", "--profile", p(&fixed)], &[]).ok();
+}
+
+#[test]
+fn render_refuses_a_bad_spec_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "name: s\nimages: [nginx]\nharbor:\n  urll: https://x\n");
+    let r = edgeiso(&["render", "--spec", p(&spec), "--output", p(&dir.path().join("o"))], &[]);
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("site.yaml:4") && r.stderr().contains("url"), "{}", r.stderr());
+    assert!(!dir.path().join("o").exists());
+}
