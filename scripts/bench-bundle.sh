@@ -60,23 +60,7 @@ print(f"bundle {b} bytes, unique blobs {u} bytes, overhead {100*(b-u)/u:.3f}%")'
 du -sb "$work/skopeo.tar" 2>/dev/null | awk '{print "skopeo tar for comparison: " $1 " bytes"}' || true
 
 echo "## peak memory bundling an image with a 2 GiB layer" >&2
-big=$work/big-layer
-head -c $((2 << 30)) /dev/urandom > "$big"
-digest=sha256:$(sha256sum "$big" | cut -d' ' -f1)
-size=$(stat -c %s "$big")
-loc=$(curl -fsS -X POST -D - -o /dev/null "http://$REGISTRY_HOST/v2/big/layer/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
-case $loc in http*) ;; *) loc="http://$REGISTRY_HOST$loc" ;; esac
-sep='?'; case $loc in *\?*) sep='&' ;; esac
-curl -fsS -X PUT -H 'Content-Type: application/octet-stream' --upload-file "$big" "$loc${sep}digest=$digest" >/dev/null
-cfg='{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["'$digest'"]}}'
-cfgd=sha256:$(printf %s "$cfg" | sha256sum | cut -d' ' -f1)
-loc=$(curl -fsS -X POST -D - -o /dev/null "http://$REGISTRY_HOST/v2/big/layer/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
-case $loc in http*) ;; *) loc="http://$REGISTRY_HOST$loc" ;; esac
-sep='?'; case $loc in *\?*) sep='&' ;; esac
-printf %s "$cfg" | curl -fsS -X PUT --data-binary @- "$loc${sep}digest=$cfgd" >/dev/null
-man='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'$cfgd'","size":'${#cfg}'},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"'$digest'","size":'$size'}]}'
-printf %s "$man" | curl -fsS -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @- "http://$REGISTRY_HOST/v2/big/layer/manifests/1" >/dev/null
-rm -f "$big"
+bash scripts/push-big-image.sh "$REGISTRY_HOST" big/layer 1 $((2 << 30)) "$work" >/dev/null
 printf 'name: big\nimages:\n  - %s/big/layer:1\nregistries:\n  - host: %s\n    insecure: true\n' "$REGISTRY_HOST" "$REGISTRY_HOST" > "$work/big.yaml"
 /usr/bin/time -v "$edgeiso" bundle create --spec "$work/big.yaml" --output "$work/big-out" --cache "$work/big-cache" 2> "$work/time.txt" >/dev/null
 awk -F': ' '/Maximum resident set size/{printf "peak RSS bundling a 2 GiB layer: %.1f MiB\n", $2/1024} /Elapsed \(wall clock\)/{print "wall: " $2}' "$work/time.txt"
