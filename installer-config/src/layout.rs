@@ -5,10 +5,11 @@
 
 /// The user-data, at the ISO root (Kairos reads `*.yaml` with `#cloud-config` there).
 pub const CONFIG_YAML: &str = "config.yaml";
-/// On the ISO, everything else render writes goes under this folder.
-pub const ISO_SITE_DIR: &str = "/opt/edgeiso/site";
+/// On the ISO, everything else render writes goes under this folder: with
+/// the agent binary, everything edgeiso adds lives under one `/edgeiso/`.
+pub const ISO_SITE_DIR: &str = "/edgeiso/site";
 /// On the ISO: the agent binary (laid by the builder).
-pub const ISO_AGENT_BIN: &str = "/opt/edgeiso/bin/edgeiso-agent";
+pub const ISO_AGENT_BIN: &str = "/edgeiso/bin/edgeiso-agent";
 /// On the ISO: content bundles, where Palette's CanvOS puts them.
 pub const ISO_CONTENT_DIR: &str = "/opt/spectrocloud/content";
 /// Where Kairos mounts the booted ISO on the live system.

@@ -268,7 +268,7 @@ fn config_yaml_parses_back_with_every_part() {
     let after = c.path(&["stages", "after-install"]).unwrap().as_seq().unwrap()[0].path(&["commands"]).unwrap();
     let script = after.as_seq().unwrap()[0].as_str().unwrap();
     assert!(script.contains("mount /dev/disk/by-label/COS_PERSISTENT"), "{script}");
-    assert!(script.contains(r#"cp -a "$live/opt/edgeiso/site/." "$dest/site/""#), "{script}");
+    assert!(script.contains(r#"cp -a "$live/edgeiso/site/." "$dest/site/""#), "{script}");
     assert!(script.contains("/opt/spectrocloud/content"), "{script}");
     let boot = c.path(&["stages", "boot"]).unwrap().as_seq().unwrap()[0].path(&["commands"]).unwrap();
     let boot = boot.as_seq().unwrap()[0].as_str().unwrap();
