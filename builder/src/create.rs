@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use edgeiso_bundle::manifest::{Descriptor, ManifestView};
-use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
+use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions, Written};
 use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
 use edgeiso_installer_config::spec::{ImageSpec, Platforms, Spec};
 use futures_util::stream::{self, StreamExt};
@@ -23,8 +23,14 @@ use crate::ui::{human_bytes, Ui};
 
 pub fn run(ui: &Ui, args: CreateArgs) -> anyhow::Result<()> {
     let spec = Spec::load(&args.spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    create_bundle(ui, &spec, &args).map(drop)
+}
+
+/// Build the bundle of `spec` (the whole of `edgeiso bundle create`); other
+/// commands (`iso`, `build`) call this to make what is missing.
+pub fn create_bundle(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Written> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(create(ui, &spec, &args))
+    runtime.block_on(create(ui, spec, args))
 }
 
 /// One image of the spec, as the bundle will hold it.
@@ -42,7 +48,7 @@ struct Planned {
     stored_platforms: Vec<String>,
 }
 
-async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<()> {
+async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Written> {
     let source = Source::for_spec(spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
@@ -214,7 +220,7 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<()> {
             "images": written.meta.images.len(), "uniqueBlobBytes": unique,
         }),
     );
-    Ok(())
+    Ok(written)
 }
 
 /// Several independent failures become one error listing them all, with the
