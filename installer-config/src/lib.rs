@@ -19,6 +19,6 @@ pub use error::{Pos, SpecError};
 pub use lint::{check_site, fix_profile, lint_profile, FixReport, LintReport};
 pub use render::{harbor_images, render, RenderError, RenderOptions, RenderReport};
 pub use spec::{
-    Distribution, HarborDeployment, HarborSpec, HarborStorage, HarborUrl, ImageSpec, InstallSpec, Platforms,
+    AgentSpec, Distribution, HarborDeployment, HarborSpec, HarborStorage, HarborUrl, ImageSpec, InstallSpec, Platforms,
     RegistryKind, RegistrySpec, SecretSpec, SiteSpec, Size, Spec, TlsSpec, UserSpec,
 };

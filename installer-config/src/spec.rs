@@ -56,6 +56,8 @@ pub struct Spec {
     pub hardware: Option<HardwareSpec>,
     /// A cluster profile (or k3s/RKE2 config) to lint when rendering.
     pub profile: Option<PathBuf>,
+    /// What the ISO's initramfs overlay does with the agent.
+    pub agent: AgentSpec,
     /// The file the spec was read from; relative paths in it were resolved
     /// against its folder.
     pub source_path: PathBuf,
@@ -334,6 +336,15 @@ pub struct KubernetesSpec {
     pub distribution: Distribution,
 }
 
+/// `agent:` of the spec.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentSpec {
+    /// `liveLoad`: the ISO's initramfs hook runs the agent in the live
+    /// environment, pushing the bundle on the medium into `harbor.url`
+    /// (otherwise it only stages the agent).
+    pub live_load: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HardwareSpec {
     pub nodes: u32,
@@ -528,6 +539,15 @@ struct RawSpec {
     hardware: Option<Sp<RawHardware>>,
     #[serde(default)]
     profile: Option<Sp<String>>,
+    #[serde(default)]
+    agent: Option<RawAgent>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAgent {
+    #[serde(default)]
+    live_load: bool,
 }
 
 /// An image entry: a reference string, or `{ref, platforms}`.
@@ -934,6 +954,7 @@ impl Validator<'_> {
             airgap_strict: raw.airgap_strict,
             hardware,
             profile,
+            agent: AgentSpec { live_load: raw.agent.is_some_and(|a| a.live_load) },
             source_path: self.file.to_owned(),
         })
     }
