@@ -1,13 +1,16 @@
 //! `edgeiso`: a thin main that parses the command line and dispatches to one
 //! module per command.
 
+mod boot_test;
 mod bundle_cmd;
 mod cache;
 mod cli;
 mod create;
 mod exit;
 mod import;
+mod iso_cmd;
 mod lockfile;
+mod overlay_cmd;
 mod render_cmd;
 mod source;
 mod ui;
@@ -27,6 +30,11 @@ fn main() {
         Command::Bundle(BundleCommand::Import(a)) => import::run(&ui, a),
         Command::Render(a) => render_cmd::render_site(&ui, a),
         Command::Lint(a) => render_cmd::lint(&ui, a),
+        Command::Overlay(a) => overlay_cmd::run(&ui, a),
+        Command::Iso(a) => iso_cmd::run_iso(&ui, a),
+        Command::Build(a) => iso_cmd::run_build(&ui, a),
+        Command::SiteIso(a) => iso_cmd::site_iso(&ui, a),
+        Command::BootTest(a) => boot_test::run(&ui, a),
     };
     if let Err(e) = result {
         let code = exit::code_of(&e);

@@ -141,6 +141,14 @@ pub struct BootSpec {
     pub qemu: PathBuf,
     /// Directory holding `OVMF_CODE*.fd` and `OVMF_VARS*.fd`.
     pub ovmf_dir: PathBuf,
+    /// Host TCP ports forwarded to the guest (host, guest), on 127.0.0.1.
+    pub forwards: Vec<(u16, u16)>,
+    /// Let the guest reboot (an installer rebooting into the installed
+    /// system); by default a reboot ends QEMU (`-no-reboot`).
+    pub allow_reboot: bool,
+    /// QEMU's `-accel` value: `tcg` unless `$EDGEISO_QEMU_ACCEL` says
+    /// otherwise (KVM hangs on the project's machines).
+    pub accel: String,
 }
 
 impl BootSpec {
@@ -157,6 +165,9 @@ impl BootSpec {
             timeout: Duration::from_secs(600),
             qemu: std::env::var_os("EDGEISO_QEMU").map(PathBuf::from).unwrap_or_else(|| "qemu-system-x86_64".into()),
             ovmf_dir: PathBuf::from("/usr/share/OVMF"),
+            forwards: Vec::new(),
+            allow_reboot: false,
+            accel: std::env::var("EDGEISO_QEMU_ACCEL").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| "tcg".into()),
         }
     }
 
@@ -234,12 +245,17 @@ impl Vm {
         // Start from an empty log so an old run's marker cannot match.
         File::create(&log).map_err(io_err(&log))?;
         let mut cmd = Command::new(&spec.qemu);
-        cmd.args(["-accel", "tcg", "-machine", "pc", "-nodefaults", "-no-user-config"])
+        let netdev: String = std::iter::once("user,id=net0".to_string())
+            .chain(spec.forwards.iter().map(|(h, g)| format!("hostfwd=tcp:127.0.0.1:{h}-:{g}")))
+            .collect::<Vec<_>>()
+            .join(",");
+        cmd.args(["-accel", &spec.accel, "-machine", "pc", "-nodefaults", "-no-user-config"])
             .args(["-m", &spec.memory_mib.to_string(), "-smp", &spec.cpus.to_string()])
-            .args(["-display", "none", "-vga", "std", "-no-reboot"])
+            .args(["-display", "none", "-vga", "std"])
+            .args(if spec.allow_reboot { &[][..] } else { &["-no-reboot"][..] })
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
-            .args(["-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0,romfile="]);
+            .args(["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0,romfile="]);
         if spec.firmware == Firmware::Uefi {
             let (code, vars_template) = find_ovmf(&spec.ovmf_dir)?;
             // OVMF writes its variable store: each VM gets its own copy.

@@ -1,0 +1,326 @@
+//! `edgeiso boot-test`: boot an ISO in QEMU and check that the bundle's
+//! images arrive in the registry.
+//!
+//! The VM (`edgeiso_overlay::qemu`) gets TCG (or `$EDGEISO_QEMU_ACCEL`), its
+//! serial console in a log file, user networking (the host's loopback is
+//! 10.0.2.2 in the guest, `--forward` adds host->guest ports) and an empty
+//! virtual disk. While it runs, the registry is polled: the test passes as
+//! soon as every workload image of `--expect-bundle` is there under its
+//! Harbor target with the bundle's digest (every child manifest of an index
+//! too) and the `--marker` line, if any, appeared. A hook line
+//! `EDGEISO-AGENT: failed` ends the test early.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
+use edgeiso_bundle::{harbor_target, Bundle, Digest, Role};
+use edgeiso_overlay::qemu::{BootSpec, Firmware, Media, QemuError, Vm};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use regex::Regex;
+
+use crate::cli::BootTestArgs;
+use crate::exit::{self, with_code};
+use crate::overlay_cmd::{MARKER_FAILED, MARKER_LOADED, MARKER_STAGED};
+use crate::ui::Ui;
+
+/// One manifest that must be in the registry.
+#[derive(Debug, Clone)]
+struct Expected {
+    image: String,
+    repository: String,
+    /// Tag or digest to GET.
+    reference: String,
+    digest: Digest,
+}
+
+/// Everything the registry must hold for `bundle`'s workload images.
+fn expectations(bundle: &Bundle, project: &str) -> anyhow::Result<Vec<Expected>> {
+    let mut out = Vec::new();
+    for img in bundle.meta.images.iter().filter(|i| i.role == Role::Workload) {
+        let target = harbor_target(project, &img.reference);
+        let graph = bundle.image_graph(img)?;
+        for m in &graph.manifests {
+            let by_tag = m.digest == img.digest && target.tag.is_some();
+            out.push(Expected {
+                image: img.reference.to_string(),
+                repository: target.repository.clone(),
+                reference: if by_tag { target.tag.clone().unwrap_or_default() } else { m.digest.to_string() },
+                digest: m.digest.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+struct Checker {
+    client: Client,
+    auth: RegistryAuth,
+    host: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Checker {
+    fn new(url: &str, ca: Option<&Path>, insecure: bool, username: Option<String>) -> anyhow::Result<Checker> {
+        let bad = || with_code(exit::INVALID_INPUT, anyhow::anyhow!("--registry {url}: expected http://HOST:PORT or https://HOST:PORT"));
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let host = rest.trim_end_matches('/').to_string();
+        if host.is_empty() || host.contains('/') {
+            return Err(bad());
+        }
+        let protocol = match scheme {
+            "http" => ClientProtocol::Http,
+            "https" => ClientProtocol::Https,
+            _ => return Err(bad()),
+        };
+        let mut certs = Vec::new();
+        if let Some(ca) = ca {
+            let data = std::fs::read(ca).map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--ca {}: {e}", ca.display())))?;
+            certs.push(Certificate { encoding: CertificateEncoding::Pem, data });
+        }
+        let config = ClientConfig {
+            protocol,
+            accept_invalid_certificates: insecure,
+            extra_root_certificates: certs,
+            connect_timeout: Some(Duration::from_secs(5)),
+            read_timeout: Some(Duration::from_secs(20)),
+            ..Default::default()
+        };
+        let auth = match username {
+            Some(u) => {
+                let p = std::env::var("EDGEISO_REGISTRY_PASSWORD").map_err(|_| {
+                    with_code(exit::INVALID_INPUT, anyhow::anyhow!("--username needs EDGEISO_REGISTRY_PASSWORD"))
+                })?;
+                RegistryAuth::Basic(u, p)
+            }
+            None => RegistryAuth::Anonymous,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(Checker { client: Client::new(config), auth, host, runtime })
+    }
+
+    /// The expectations not met yet, each with why.
+    fn missing(&self, want: &[Expected]) -> Vec<(Expected, String)> {
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            for e in want {
+                let r = if e.reference.starts_with("sha256:") {
+                    Reference::with_digest(self.host.clone(), e.repository.clone(), e.reference.clone())
+                } else {
+                    Reference::with_tag(self.host.clone(), e.repository.clone(), e.reference.clone())
+                };
+                match self.client.pull_manifest_raw(&r, &self.auth, ACCEPTED_MANIFEST_TYPES).await {
+                    Ok((bytes, _)) => {
+                        let got = Digest::of(&bytes);
+                        if got != e.digest {
+                            out.push((e.clone(), format!("digest {got}, want {}", e.digest)));
+                        }
+                    }
+                    Err(err) => out.push((e.clone(), short(&err.to_string()))),
+                }
+            }
+            out
+        })
+    }
+}
+
+fn short(s: &str) -> String {
+    let s = s.lines().next().unwrap_or("");
+    if s.len() > 160 {
+        format!("{}...", &s[..160])
+    } else {
+        s.to_string()
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn parse_forward(s: &str) -> anyhow::Result<(u16, u16)> {
+    let bad = || with_code(exit::INVALID_INPUT, anyhow::anyhow!("--forward {s}: expected PORT or HOSTPORT:GUESTPORT"));
+    match s.split_once(':') {
+        Some((h, g)) => Ok((h.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?)),
+        None => {
+            let p = s.parse().map_err(|_| bad())?;
+            Ok((p, p))
+        }
+    }
+}
+
+pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
+    if !args.iso.is_file() {
+        return Err(with_code(exit::INVALID_INPUT, anyhow::anyhow!("{}: no such ISO", args.iso.display())));
+    }
+    let marker = args
+        .marker
+        .as_deref()
+        .map(Regex::new)
+        .transpose()
+        .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--marker: {e}")))?;
+    let want = match &args.expect_bundle {
+        Some(p) => {
+            let b = Bundle::open(p).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+            expectations(&b, &args.project).map_err(|e| with_code(exit::INVALID_INPUT, e))?
+        }
+        None => Vec::new(),
+    };
+    // Without a registry to check, the hook's own line is the verdict.
+    let marker = marker.or_else(|| {
+        args.registry
+            .is_none()
+            .then(|| Regex::new(&format!("{}|{}", regex::escape(MARKER_LOADED), regex::escape(MARKER_STAGED))).expect("regex"))
+    });
+    let checker = match &args.registry {
+        Some(url) => Some(Checker::new(url, args.ca.as_deref(), args.insecure, None)?),
+        None => None,
+    };
+    let firmware: Firmware = args.firmware.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
+    let media: Media = args.media.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
+    let log_path = args.serial_log.clone().unwrap_or_else(|| {
+        let mut p = args.iso.as_os_str().to_owned();
+        p.push(format!(".boot-test-{}-{}.log", args.firmware, args.media));
+        PathBuf::from(p)
+    });
+    let mut spec = BootSpec::new(&args.iso).firmware(firmware).media(media).timeout(args.timeout).serial_log(&log_path);
+    spec.memory_mib = args.memory;
+    spec.cpus = args.cpus;
+    spec.allow_reboot = args.allow_reboot;
+    for f in &args.forward {
+        spec.forwards.push(parse_forward(f)?);
+    }
+    let what = format!(
+        "{} ({} from {}, {}, timeout {})",
+        args.iso.display(),
+        args.firmware.to_uppercase(),
+        args.media.to_uppercase(),
+        spec.accel,
+        humantime::format_duration(args.timeout)
+    );
+    ui.line(format!("boot-test: booting {what}; serial console in {}", log_path.display()));
+    if let Some(url) = &args.registry {
+        let images: std::collections::BTreeSet<&str> = want.iter().map(|e| e.image.as_str()).collect();
+        ui.line(format!("boot-test: waiting for {} images ({} manifests) in {url}", images.len(), want.len()));
+    }
+    ui.event("boot-started", serde_json::json!({ "iso": args.iso, "firmware": args.firmware, "media": args.media, "log": log_path }));
+
+    let started = Instant::now();
+    let mut vm = Vm::start(spec).map_err(|e| match e {
+        QemuError::Missing { .. } => anyhow::Error::new(e),
+        other => with_code(exit::INVALID_INPUT, other),
+    })?;
+    let failed_re = Regex::new(&regex::escape(MARKER_FAILED)).expect("regex");
+    let agent_re = Regex::new("EDGEISO-AGENT: .*").expect("regex");
+    let mut shown_lines = 0usize;
+    let mut last_missing: Vec<(Expected, String)> = Vec::new();
+    let mut marker_line: Option<String> = None;
+    let mut failure: Option<String> = None;
+    let mut exited = false;
+    let mut last_arrived = usize::MAX;
+    loop {
+        let log = vm.log().unwrap_or_default();
+        // Show the hook's lines as they come.
+        let agent_lines: Vec<&str> = log.lines().filter(|l| agent_re.is_match(l)).collect();
+        for l in agent_lines.iter().skip(shown_lines) {
+            ui.line(format!("  console: {}", l.trim_end_matches('\r')));
+        }
+        shown_lines = agent_lines.len();
+        if marker_line.is_none() {
+            if let Some(m) = &marker {
+                marker_line = log.lines().find(|l| m.is_match(l)).map(|l| l.trim_end_matches('\r').to_string());
+            }
+        }
+        if let Some(l) = log.lines().find(|l| failed_re.is_match(l)) {
+            failure = Some(format!("the agent reported a failure: {}", l.trim_end_matches('\r')));
+        }
+        let marker_ok = marker.is_none() || marker_line.is_some();
+        let registry_ok = match &checker {
+            Some(c) => {
+                last_missing = c.missing(&want);
+                let arrived = want.len() - last_missing.len();
+                if arrived != last_arrived && arrived > 0 {
+                    ui.line(format!(
+                        "  registry: {arrived}/{} manifests present ({:.1}s)",
+                        want.len(),
+                        started.elapsed().as_secs_f64()
+                    ));
+                    ui.event("arrived", serde_json::json!({ "present": arrived, "of": want.len() }));
+                }
+                last_arrived = arrived;
+                last_missing.is_empty()
+            }
+            None => true,
+        };
+        if marker_ok && registry_ok {
+            break;
+        }
+        if failure.is_some() || exited {
+            break;
+        }
+        if started.elapsed() >= args.timeout {
+            failure = Some(format!("timed out after {}", humantime::format_duration(args.timeout)));
+            break;
+        }
+        if vm.wait_exit(Duration::from_secs(2)) {
+            // One more round: the guest may have finished just before powering off.
+            exited = true;
+        }
+    }
+    let elapsed = started.elapsed();
+    let log = vm.log().unwrap_or_default();
+    drop(vm);
+    let marker_ok = marker.is_none() || marker_line.is_some();
+    if failure.is_none() && marker_ok && last_missing.is_empty() {
+        let mut images: Vec<&str> = want.iter().map(|e| e.image.as_str()).collect();
+        images.dedup();
+        for i in &images {
+            ui.line(format!("  arrived: {i}"));
+        }
+        ui.line(format!(
+            "boot-test: PASS in {:.1}s: {} images ({} manifests) in {} with the bundle's digests{}",
+            elapsed.as_secs_f64(),
+            images.len(),
+            want.len(),
+            args.registry.as_deref().unwrap_or("(no registry checked)"),
+            marker_line.as_deref().map(|l| format!("; console: {l}")).unwrap_or_default()
+        ));
+        ui.event(
+            "boot-test",
+            serde_json::json!({ "pass": true, "seconds": elapsed.as_secs_f64(), "images": images, "manifests": want.len(), "marker": marker_line, "log": log_path }),
+        );
+        return Ok(());
+    }
+    let mut why = Vec::new();
+    if let Some(f) = &failure {
+        why.push(f.clone());
+    } else if exited {
+        why.push("the VM powered off".into());
+    }
+    if !marker_ok {
+        why.push(format!("no console line matching {:?}", marker.as_ref().map(|m| m.as_str()).unwrap_or("")));
+    }
+    if !last_missing.is_empty() {
+        let list: Vec<String> = last_missing
+            .iter()
+            .map(|(e, r)| format!("  {} ({}:{}): {r}", e.image, e.repository, e.reference))
+            .collect();
+        why.push(format!("{} of {} manifests missing from the registry:\n{}", last_missing.len(), want.len(), list.join("\n")));
+    }
+    ui.event(
+        "boot-test",
+        serde_json::json!({ "pass": false, "seconds": elapsed.as_secs_f64(), "reasons": why, "missing": last_missing.iter().map(|(e, r)| serde_json::json!({"image": e.image, "repository": e.repository, "reference": e.reference, "error": r})).collect::<Vec<_>>(), "log": log_path }),
+    );
+    Err(with_code(
+        exit::VERIFY_FAILED,
+        anyhow::anyhow!(
+            "boot-test of {what} failed after {:.1}s: {}\n--- serial console tail ({}) ---\n{}",
+            elapsed.as_secs_f64(),
+            why.join("; "),
+            log_path.display(),
+            tail(&log, 40)
+        ),
+    ))
+}

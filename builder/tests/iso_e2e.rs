@@ -1,0 +1,174 @@
+//! End to end: a site ISO built from a small base ISO with `agent.liveLoad`
+//! and `harbor.url` pointing at a registry on this host (10.0.2.2 in the
+//! guest), booted in QEMU (TCG) by `edgeiso boot-test`; every image must
+//! arrive byte-identical. BIOS from CD on a grub-mkrescue base (`edgeiso iso
+//! --bundle`), UEFI (OVMF) from a USB disk on an AuroraBoot-like base (`edgeiso
+//! build`, which makes its own bundle). Each boot must take under 2 minutes;
+//! times go to stderr and $EDGEISO_TEST_CACHE/boot-logs/times.txt.
+//!
+//! Needs scripts/install-test-deps.sh (xorriso, QEMU, OVMF, grub, busybox,
+//! docker-registry) and a static agent: $EDGEISO_TEST_AGENT, or built once
+//! with scripts/build-agent-static.sh.
+
+mod common;
+mod iso_common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{edgeiso, p};
+use edgeiso_testkit::{images, Registry};
+use iso_common::{base_iso, boot_lock, record_time, static_agent, E2E_EPOCH};
+
+/// A liveLoad site with the four corpus images (the multi-platform one kept whole).
+fn write_site(dir: &Path, source: &Registry, target: &Registry) -> std::path::PathBuf {
+    let host = source.host();
+    common::write_spec(
+        dir,
+        &format!(
+            "name: e2e\n\
+             images:\n  - {host}/team/app:1.0\n  - {host}/team/web:2.1\n  - ref: {host}/team/multi:1.0\n    platforms: all\n  - {host}/team/raw:1.0\n\
+             registries:\n  - host: {host}\n    insecure: true\n\
+             harbor:\n  url: http://10.0.2.2:{port}\n\
+             agent:\n  liveLoad: true\n",
+            port = target.port()
+        ),
+    )
+}
+
+/// Every corpus image is in `target` under its Harbor path, byte-identical:
+/// every manifest (index children too) and every blob.
+fn assert_arrived_identical(source: &Registry, target: &Registry, corpus: &[images::TestImage]) {
+    let prefix = format!("spectro-images/{}", source.host().replace(':', "_"));
+    for img in corpus {
+        let repo = format!("{prefix}/{}", img.repository);
+        let (_, top) = target
+            .get_manifest(&repo, &img.tag)
+            .unwrap_or_else(|| panic!("{repo}:{} missing from the target registry", img.tag));
+        assert_eq!(top, img.top_bytes(), "{repo}:{}: manifest bytes differ", img.tag);
+        for (_, m) in &img.manifests {
+            let d = edgeiso_bundle::Digest::of(m);
+            let (_, got) = target.get_manifest(&repo, d.as_str()).unwrap_or_else(|| panic!("{repo}@{d} missing"));
+            assert_eq!(&got, m, "{repo}@{d} differs");
+        }
+        for (d, bytes) in &img.blobs {
+            let got = target.get_blob(&repo, d.as_str()).unwrap_or_else(|| panic!("{repo}: blob {d} missing"));
+            assert!(got == *bytes, "{repo}: blob {d} differs");
+        }
+    }
+}
+
+fn boot_test(iso: &Path, firmware: &str, media: &str, target: &Registry, bundle: &Path, label: &str) -> f64 {
+    let _guard = boot_lock();
+    let log = iso.with_extension(format!("{firmware}-{media}.log"));
+    let started = Instant::now();
+    let run = edgeiso(
+        &[
+            "boot-test",
+            p(iso),
+            "--firmware",
+            firmware,
+            "--media",
+            media,
+            "--timeout",
+            "2m",
+            "--registry",
+            &target.url(),
+            "--expect-bundle",
+            p(bundle),
+            "--marker",
+            "EDGEISO-AGENT: loaded 4 images",
+            "--serial-log",
+            p(&log),
+        ],
+        &[],
+    );
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        run.out.status.success(),
+        "boot-test {label} failed ({}):\n{}\nregistry log:\n{}",
+        run.code(),
+        run.stderr(),
+        target.log_tail()
+    );
+    assert!(run.stderr().contains("boot-test: PASS"), "{}", run.stderr());
+    let line = format!("e2e {label} {firmware} {media}: boot-test {secs:.1}s");
+    eprintln!("{line}");
+    record_time(&line);
+    assert!(started.elapsed() < Duration::from_secs(120), "{line}: over 2 minutes");
+    secs
+}
+
+#[test]
+fn grub_mkrescue_site_iso_loads_bundle_bios_cd() {
+    let agent = static_agent();
+    let base = base_iso("grub-mkrescue");
+    let dir = tempfile::tempdir().unwrap();
+    let source = Registry::start();
+    let corpus = images::corpus();
+    images::push_all(&source, &corpus);
+    let target = Registry::start();
+    let spec = write_site(dir.path(), &source, &target);
+    let cache = dir.path().join("cache");
+
+    let out = dir.path().join("bundle");
+    edgeiso(&["bundle", "create", "--spec", p(&spec), "--output", p(&out), "--cache", p(&cache)], &[]).ok();
+    let bundle = out.join("content-e2e.tar");
+    let iso = dir.path().join("site.iso");
+    let epoch = E2E_EPOCH.to_string();
+    edgeiso(
+        &["iso", "--spec", p(&spec), "--base", p(&base), "--output", p(&iso), "--bundle", p(&bundle), "--agent", p(&agent)],
+        &[("SOURCE_DATE_EPOCH", &epoch)],
+    )
+    .ok();
+
+    // Nothing there before the boot: the images must come from the guest.
+    assert!(target.catalog().is_empty());
+    boot_test(&iso, "bios", "cd", &target, &bundle, "grub-mkrescue");
+    assert_arrived_identical(&source, &target, &corpus);
+}
+
+#[test]
+fn auroraboot_site_iso_from_build_loads_bundle_uefi_usb() {
+    let agent = static_agent();
+    let base = base_iso("auroraboot");
+    let dir = tempfile::tempdir().unwrap();
+    let source = Registry::start();
+    let corpus = images::corpus();
+    images::push_all(&source, &corpus);
+    let target = Registry::start();
+    let spec = write_site(dir.path(), &source, &target);
+    let work = dir.path().join("work");
+    let iso = dir.path().join("build/palette-edge-installer.iso");
+    let epoch = E2E_EPOCH.to_string();
+    let cache = dir.path().join("cache");
+    let run = edgeiso(
+        &[
+            "build",
+            "--spec",
+            p(&spec),
+            "--base",
+            p(&base),
+            "--output",
+            p(&iso),
+            "--agent",
+            p(&agent),
+            "--work-dir",
+            p(&work),
+            "--cache",
+            p(&cache),
+        ],
+        &[("SOURCE_DATE_EPOCH", &epoch)],
+    )
+    .ok();
+    assert!(run.stderr().contains("[5/5] checksum"), "{}", run.stderr());
+    let sum = std::fs::read_to_string(dir.path().join("build/palette-edge-installer.iso.sha256")).unwrap();
+    assert!(sum.ends_with("  palette-edge-installer.iso\n"), "{sum}");
+    assert_eq!(sum.split_whitespace().next().unwrap(), iso_common::sha256_file(&iso));
+
+    let bundle = work.join("bundle/content-e2e.tar");
+    assert!(bundle.is_file(), "build's bundle is kept in --work-dir");
+    assert!(target.catalog().is_empty());
+    boot_test(&iso, "uefi", "usb", &target, &bundle, "auroraboot");
+    assert_arrived_identical(&source, &target, &corpus);
+}
