@@ -64,7 +64,12 @@ struct Checker {
 
 impl Checker {
     fn new(url: &str, ca: Option<&Path>, insecure: bool, username: Option<String>) -> anyhow::Result<Checker> {
-        let bad = || with_code(exit::INVALID_INPUT, anyhow::anyhow!("--registry {url}: expected http://HOST:PORT or https://HOST:PORT"));
+        let bad = || {
+            with_code(
+                exit::INVALID_INPUT,
+                anyhow::anyhow!("--registry {url}: expected http://HOST:PORT or https://HOST:PORT"),
+            )
+        };
         let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
         let host = rest.trim_end_matches('/').to_string();
         if host.is_empty() || host.contains('/') {
@@ -77,7 +82,8 @@ impl Checker {
         };
         let mut certs = Vec::new();
         if let Some(ca) = ca {
-            let data = std::fs::read(ca).map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--ca {}: {e}", ca.display())))?;
+            let data = std::fs::read(ca)
+                .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--ca {}: {e}", ca.display())))?;
             certs.push(Certificate { encoding: CertificateEncoding::Pem, data });
         }
         let config = ClientConfig {
@@ -170,15 +176,16 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
     };
     // Without a registry to check, the hook's own line is the verdict.
     let marker = marker.or_else(|| {
-        args.registry
-            .is_none()
-            .then(|| Regex::new(&format!("{}|{}", regex::escape(MARKER_LOADED), regex::escape(MARKER_STAGED))).expect("regex"))
+        args.registry.is_none().then(|| {
+            Regex::new(&format!("{}|{}", regex::escape(MARKER_LOADED), regex::escape(MARKER_STAGED))).expect("regex")
+        })
     });
     let checker = match &args.registry {
         Some(url) => Some(Checker::new(url, args.ca.as_deref(), args.insecure, None)?),
         None => None,
     };
-    let firmware: Firmware = args.firmware.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
+    let firmware: Firmware =
+        args.firmware.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
     let media: Media = args.media.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
     let log_path = args.serial_log.clone().unwrap_or_else(|| {
         let mut p = args.iso.as_os_str().to_owned();
@@ -205,7 +212,10 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
         let images: std::collections::BTreeSet<&str> = want.iter().map(|e| e.image.as_str()).collect();
         ui.line(format!("boot-test: waiting for {} images ({} manifests) in {url}", images.len(), want.len()));
     }
-    ui.event("boot-started", serde_json::json!({ "iso": args.iso, "firmware": args.firmware, "media": args.media, "log": log_path }));
+    ui.event(
+        "boot-started",
+        serde_json::json!({ "iso": args.iso, "firmware": args.firmware, "media": args.media, "log": log_path }),
+    );
 
     let started = Instant::now();
     let mut vm = Vm::start(spec).map_err(|e| match e {
@@ -307,7 +317,12 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(e, r)| format!("  {} ({}:{}): {r}", e.image, e.repository, e.reference))
             .collect();
-        why.push(format!("{} of {} manifests missing from the registry:\n{}", last_missing.len(), want.len(), list.join("\n")));
+        why.push(format!(
+            "{} of {} manifests missing from the registry:\n{}",
+            last_missing.len(),
+            want.len(),
+            list.join("\n")
+        ));
     }
     ui.event(
         "boot-test",

@@ -61,12 +61,17 @@ pub enum Command {
     Build(IsoArgs),
     /// Write the small `cidata` ISO (user-data, meta-data; Joliet + Rock
     /// Ridge) that carries site-specific user-data beside the installer ISO.
-    #[command(name = "site-iso", after_help = "Examples:
-  edgeiso site-iso --user-data site-user-data.yaml --output build/site.iso")]
+    #[command(
+        name = "site-iso",
+        after_help = "Examples:
+  edgeiso site-iso --user-data site-user-data.yaml --output build/site.iso"
+    )]
     SiteIso(SiteIsoArgs),
     /// Boot an ISO in QEMU and check that the bundle's images arrive in the
     /// registry (and, if given, that a marker line appears on the console).
-    #[command(name = "boot-test", after_help = "Examples:
+    #[command(
+        name = "boot-test",
+        after_help = "Examples:
   edgeiso boot-test build/site.iso --registry http://127.0.0.1:5000 --expect-bundle build/content-s.tar
   edgeiso boot-test build/site.iso --firmware uefi --media usb --timeout 2m --marker 'EDGEISO-AGENT: loaded'
   edgeiso boot-test kairos-site.iso --timeout 45m --forward 30003 --registry https://127.0.0.1:30003 --insecure \\
@@ -74,7 +79,8 @@ pub enum Command {
 
 Passes (exit 0) when every workload image of --expect-bundle is in --registry with the bundle's
 digests (every child of an index too) and the --marker line, if given, appeared. Exit 4 lists what
-is missing and prints the end of the serial console.")]
+is missing and prints the end of the serial console."
+    )]
     BootTest(BootTestArgs),
 }
 

@@ -88,10 +88,10 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
     if same_file(&args.base, &args.output) {
         return Err(iso_error(IsoError::OutputIsBase { base: args.base.clone(), output: args.output.clone() }));
     }
-    let agent = overlay_cmd::resolve_agent(&args.agent)?;
     let x = Xorriso::find().map_err(iso_error)?;
     let base_setup = iso::inspect(&x, &args.base).map_err(iso_error)?;
     iso::check_supported(&args.base, &base_setup).map_err(iso_error)?;
+    let agent = overlay_cmd::resolve_agent(&args.agent)?;
     ui.line(format!("base {}: {}", args.base.display(), base_setup.summary().lines().next().unwrap_or("")));
 
     let out_dir = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
@@ -108,19 +108,16 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
         }
     };
 
-    steps.step(if args.bundle.bundle.is_some() { "bundle: using --bundle" } else { "bundle: pulling the site's images" });
+    steps.step(if args.bundle.bundle.is_some() {
+        "bundle: using --bundle"
+    } else {
+        "bundle: pulling the site's images"
+    });
     let parts = overlay_cmd::obtain_bundle(ui, &spec, &args.spec, &args.bundle, &work)?;
     steps.step("render + overlay tree + initramfs overlay");
     let overlay_dir = work.join("overlay");
-    let report = overlay_cmd::write_overlay(
-        ui,
-        &spec,
-        &parts,
-        &agent,
-        &args.agent,
-        args.bundle.part_size,
-        &overlay_dir,
-    )?;
+    let report =
+        overlay_cmd::write_overlay(ui, &spec, &parts, &agent, &args.agent, args.bundle.part_size, &overlay_dir)?;
     report.show(ui);
     steps.step("remaster with xorriso (boot setup replayed) + read-back verification");
     let mut job = Remaster::new(&args.base, &overlay_dir, &args.output).map_err(iso_error)?;
@@ -131,7 +128,10 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
         ui.line(format!("note: {n}"));
     }
     for c in &r.patched_configs {
-        ui.line(format!("  {}: {} of {} initrd line(s) now also load /boot/edgeiso.img", c.path, c.patched_lines, c.initrd_lines));
+        ui.line(format!(
+            "  {}: {} of {} initrd line(s) now also load /boot/edgeiso.img",
+            c.path, c.patched_lines, c.initrd_lines
+        ));
     }
     let size = fs::metadata(&args.output)?.len();
     let mut sha = None;
@@ -230,7 +230,11 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
     })?;
     if !out.status.success() {
         let _ = fs::remove_file(&tmp);
-        anyhow::bail!("xorriso failed writing {}: {}", args.output.display(), String::from_utf8_lossy(&out.stderr).trim());
+        anyhow::bail!(
+            "xorriso failed writing {}: {}",
+            args.output.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     fs::rename(&tmp, &args.output)?;
     let size = fs::metadata(&args.output)?.len();

@@ -117,7 +117,19 @@ fn grub_mkrescue_site_iso_loads_bundle_bios_cd() {
     let iso = dir.path().join("site.iso");
     let epoch = E2E_EPOCH.to_string();
     edgeiso(
-        &["iso", "--spec", p(&spec), "--base", p(&base), "--output", p(&iso), "--bundle", p(&bundle), "--agent", p(&agent)],
+        &[
+            "iso",
+            "--spec",
+            p(&spec),
+            "--base",
+            p(&base),
+            "--output",
+            p(&iso),
+            "--bundle",
+            p(&bundle),
+            "--agent",
+            p(&agent),
+        ],
         &[("SOURCE_DATE_EPOCH", &epoch)],
     )
     .ok();

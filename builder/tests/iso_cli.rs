@@ -1,0 +1,311 @@
+//! `edgeiso iso` / `overlay` / `site-iso` at the command line: refusals with
+//! clear messages and exit codes, the overlay tree and its initramfs, the
+//! cidata ISO's content, and byte-identical rebuilds with SOURCE_DATE_EPOCH.
+//! No VM boots here (see iso_e2e.rs); a stand-in static ELF plays the agent.
+
+mod common;
+mod iso_common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{edgeiso, p, write_spec};
+use edgeiso_testkit::{images, Registry};
+use iso_common::{base_iso, sha256_file, E2E_EPOCH};
+
+/// A 64-byte x86-64 ELF header with no program headers: "static" to the
+/// builder's check, and small (the real agent is tested in iso_e2e.rs).
+fn fake_static_agent(dir: &Path) -> PathBuf {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2; // 64-bit
+    h[5] = 1; // little-endian
+    h[6] = 1;
+    h[16] = 2; // ET_EXEC
+    h[18] = 62; // EM_X86_64
+    h[20] = 1;
+    h[52] = 64; // e_ehsize
+    h[54] = 56; // e_phentsize
+    let path = dir.join("edgeiso-agent");
+    std::fs::write(&path, h).unwrap();
+    path
+}
+
+fn site(dir: &Path, source: &Registry, live_load: bool) -> PathBuf {
+    let host = source.host();
+    write_spec(
+        dir,
+        &format!(
+            "name: cli\nimages:\n  - {host}/team/app:1.0\n  - {host}/team/raw:1.0\nregistries:\n  - host: {host}\n    insecure: true\n\
+             harbor:\n  url: http://10.0.2.2:5000\nagent:\n  liveLoad: {live_load}\n"
+        ),
+    )
+}
+
+fn source_registry() -> Registry {
+    let r = Registry::start();
+    let corpus = images::corpus();
+    images::push_all(&r, &corpus);
+    r
+}
+
+fn xorriso(args: &[&str]) -> String {
+    let out = Command::new("xorriso").args(args).output().expect("xorriso");
+    assert!(out.status.success(), "xorriso {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn iso_files(iso: &Path) -> String {
+    xorriso(&["-indev", p(iso), "-find", "/", "-exec", "lsdl"])
+}
+
+fn extract(iso: &Path, path: &str, dest: &Path) -> Vec<u8> {
+    xorriso(&["-osirrox", "on", "-indev", p(iso), "-extract", path, p(dest)]);
+    std::fs::read(dest).unwrap()
+}
+
+#[test]
+fn output_on_the_base_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "name: s\nimages:\n  - 127.0.0.1:1/a:1\n");
+    let base = dir.path().join("base.iso");
+    std::fs::copy(base_iso("isolinux"), &base).unwrap();
+    let before = sha256_file(&base);
+    let link = dir.path().join("link.iso");
+    std::os::unix::fs::symlink(&base, &link).unwrap();
+    for out in [base.clone(), dir.path().join("./base.iso"), link] {
+        let run = edgeiso(&["iso", "--spec", p(&spec), "--base", p(&base), "--output", p(&out)], &[]);
+        assert_eq!(run.code(), 3, "{}", run.stderr());
+        assert!(run.stderr().contains("must write a separate file"), "{}", run.stderr());
+    }
+    assert_eq!(sha256_file(&base), before, "the base was not touched");
+}
+
+#[test]
+fn a_base_that_is_not_a_bootable_iso_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "name: s\nimages:\n  - 127.0.0.1:1/a:1\n");
+    let junk = dir.path().join("junk.iso");
+    std::fs::write(&junk, vec![7u8; 100_000]).unwrap();
+    let out = dir.path().join("out.iso");
+    let run = edgeiso(&["iso", "--spec", p(&spec), "--base", p(&junk), "--output", p(&out)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("is not an ISO 9660 image"), "{}", run.stderr());
+
+    // An ISO without El Torito: not bootable.
+    let plain = dir.path().join("plain.iso");
+    std::fs::write(dir.path().join("f.txt"), "x").unwrap();
+    xorriso(&["-as", "mkisofs", "-o", p(&plain), "-V", "PLAIN", p(&dir.path().join("f.txt"))]);
+    let run = edgeiso(&["iso", "--spec", p(&spec), "--base", p(&plain), "--output", p(&out)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("is not bootable"), "{}", run.stderr());
+
+    let missing = dir.path().join("nope.iso");
+    let run = edgeiso(&["iso", "--spec", p(&spec), "--base", p(&missing), "--output", p(&out)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("no such file"), "{}", run.stderr());
+    assert!(!out.exists());
+}
+
+#[test]
+fn missing_xorriso_and_dynamic_agent_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), "name: s\nimages:\n  - 127.0.0.1:1/a:1\n");
+    let base = base_iso("isolinux");
+    let out = dir.path().join("out.iso");
+    let run = edgeiso(
+        &["iso", "--spec", p(&spec), "--base", p(&base), "--output", p(&out)],
+        &[("EDGEISO_XORRISO", "/nonexistent/xorriso")],
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("/nonexistent/xorriso not found"), "{}", run.stderr());
+    assert!(run.stderr().contains("xorriso"), "{}", run.stderr());
+
+    let run = edgeiso(&["iso", "--spec", p(&spec), "--base", p(&base), "--output", p(&out), "--agent", "/bin/ls"], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("dynamically linked"), "{}", run.stderr());
+    assert!(run.stderr().contains("build-agent-static.sh"), "{}", run.stderr());
+    assert!(!out.exists());
+}
+
+#[test]
+fn overlay_tree_and_initramfs_follow_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_registry();
+    let agent = fake_static_agent(dir.path());
+    for live in [true, false] {
+        let spec = site(dir.path(), &source, live);
+        let out = dir.path().join(format!("overlay-{live}"));
+        let cache = dir.path().join("cache");
+        edgeiso(
+            &[
+                "overlay",
+                "--spec",
+                p(&spec),
+                "--output",
+                p(&out),
+                "--agent",
+                p(&agent),
+                "--cache",
+                p(&cache),
+                "--part-size",
+                "100000",
+            ],
+            &[],
+        )
+        .ok();
+        let files = common::tree(&out);
+        for f in [
+            "config.yaml",
+            "opt/spectrocloud/content/content-cli.tar.part000",
+            "opt/spectrocloud/content/content-cli.tar.part001",
+            "edgeiso/bin/edgeiso-agent",
+            "edgeiso/site/agent.yaml",
+            "edgeiso/site/systemd/edgeiso-agent.service",
+            "edgeiso/overlay.json",
+            "boot/edgeiso.img",
+        ] {
+            assert!(files.contains(&f.to_string()), "{f} missing from {files:?}");
+        }
+        assert!(!files.iter().any(|f| f.ends_with(".edgeiso-render")));
+        let img = std::fs::read(out.join("boot/edgeiso.img")).unwrap();
+        assert_eq!(&img[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd by default");
+        let report = edgeiso_overlay::initramfs::check_initramfs(&img).unwrap();
+        let names: Vec<&str> = report.entries.iter().map(|e| e.name.as_str()).collect();
+        for n in [
+            "usr",
+            "usr/lib/dracut/hooks/pre-pivot",
+            "usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh",
+            "edgeiso/bin/edgeiso-agent",
+            "edgeiso/agent-live.yaml",
+        ] {
+            assert!(names.contains(&n), "{n} not in {names:?}");
+        }
+        assert!(report.entries.iter().all(|e| e.uid == 0 && e.gid == 0 && e.mode & 0o170000 != 0));
+        // The hook: live load only when asked, against harbor.url.
+        let hook = decompressed_member(&img, "usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh");
+        assert_eq!(hook.contains("edgeiso-agent load --config /edgeiso/agent-live.yaml"), live, "{hook}");
+        assert!(!hook.contains("\nexit"), "a sourced hook must not exit: {hook}");
+        let config = decompressed_member(&img, "edgeiso/agent-live.yaml");
+        assert!(config.contains("registry: http://10.0.2.2:5000"), "{config}");
+        assert!(config.contains("/run/initramfs/live/opt/spectrocloud/content"), "{config}");
+        assert!(std::fs::read_to_string(out.join("config.yaml")).unwrap().starts_with("#cloud-config"));
+        // Parts rejoin into a valid bundle.
+        edgeiso(&["bundle", "verify", p(&out.join("opt/spectrocloud/content/content-cli.tar.part000"))], &[]).ok();
+    }
+    // A folder that is not an overlay is never replaced.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("keep"), "x").unwrap();
+    let spec = site(dir.path(), &source, true);
+    let run = edgeiso(&["overlay", "--spec", p(&spec), "--output", p(&other), "--agent", p(&agent)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(other.join("keep").is_file());
+}
+
+/// One member's bytes, from the decompressed cpio (newc, by hand).
+fn decompressed_member(img: &[u8], name: &str) -> String {
+    let cpio = zstd::decode_all(img).unwrap();
+    let mut off = 0;
+    while off + 110 <= cpio.len() {
+        let field = |i: usize| {
+            usize::from_str_radix(std::str::from_utf8(&cpio[off + 6 + i * 8..off + 14 + i * 8]).unwrap(), 16).unwrap()
+        };
+        let (size, namesize) = (field(6), field(11));
+        let n = std::str::from_utf8(&cpio[off + 110..off + 110 + namesize - 1]).unwrap().to_string();
+        let data = (off + 110 + namesize + 3) & !3;
+        if n == name {
+            return String::from_utf8(cpio[data..data + size].to_vec()).unwrap();
+        }
+        off = (data + size + 3) & !3;
+    }
+    panic!("{name} not in the initramfs");
+}
+
+#[test]
+fn site_iso_is_a_cidata_volume_with_joliet_and_rock_ridge() {
+    let dir = tempfile::tempdir().unwrap();
+    let ud = dir.path().join("ud.yaml");
+    std::fs::write(&ud, "#cloud-config\nstylus:\n  site:\n    name: store-042\n").unwrap();
+    let out = dir.path().join("out/site.iso");
+    let epoch = E2E_EPOCH.to_string();
+    edgeiso(&["site-iso", "--user-data", p(&ud), "--output", p(&out)], &[("SOURCE_DATE_EPOCH", &epoch)]).ok();
+    let listing = iso_files(&out);
+    assert!(listing.contains("'/user-data'") && listing.contains("'/meta-data'"), "{listing}");
+    assert_eq!(extract(&out, "/user-data", &dir.path().join("ud.out")), std::fs::read(&ud).unwrap());
+    let meta = String::from_utf8(extract(&out, "/meta-data", &dir.path().join("md.out"))).unwrap();
+    assert!(meta.starts_with("instance-id: "), "{meta}");
+    let pvd = xorriso(&["-indev", p(&out), "-pvd_info"]);
+    assert!(pvd.contains("Volume Id    : cidata"), "{pvd}");
+    let toc = xorriso(&["-indev", p(&out), "-toc"]);
+    assert!(toc.contains("cidata"), "{toc}");
+    // Rock Ridge: the RRIP extension reference (ER) record; Joliet: a
+    // supplementary volume descriptor (type 2, UCS-2 escape %/E) after the primary one.
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.windows(10).any(|w| w == b"RRIP_1991A"), "no Rock Ridge ER record");
+    let joliet = (16..32).any(|s| {
+        let vd = &bytes[s * 2048..s * 2048 + 2048];
+        vd[0] == 2 && &vd[1..6] == b"CD001" && (&vd[88..91] == b"%/E" || &vd[88..91] == b"%/@" || &vd[88..91] == b"%/C")
+    });
+    assert!(joliet, "no Joliet supplementary volume descriptor");
+    // Reproducible.
+    let again = dir.path().join("again.iso");
+    edgeiso(&["site-iso", "--user-data", p(&ud), "--output", p(&again)], &[("SOURCE_DATE_EPOCH", &epoch)]).ok();
+    assert_eq!(sha256_file(&out), sha256_file(&again));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "stylus: {}\n").unwrap();
+    let run = edgeiso(&["site-iso", "--user-data", p(&bad), "--output", p(&dir.path().join("bad.iso"))], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("#cloud-config"));
+}
+
+#[test]
+fn iso_is_byte_identical_with_source_date_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_registry();
+    let agent = fake_static_agent(dir.path());
+    let spec = site(dir.path(), &source, true);
+    let base = base_iso("grub-mkrescue");
+    let epoch = E2E_EPOCH.to_string();
+    let mut sums = Vec::new();
+    for (i, cache) in ["cache-a", "cache-b"].iter().enumerate() {
+        let out = dir.path().join(format!("site-{i}.iso"));
+        let run = edgeiso(
+            &[
+                "iso",
+                "--spec",
+                p(&spec),
+                "--base",
+                p(&base),
+                "--output",
+                p(&out),
+                "--agent",
+                p(&agent),
+                "--cache",
+                p(&dir.path().join(cache)),
+            ],
+            &[("SOURCE_DATE_EPOCH", &epoch)],
+        )
+        .ok();
+        assert!(run.stderr().contains("/boot/grub/grub.cfg"), "{}", run.stderr());
+        sums.push(sha256_file(&out));
+        // Different file times on disk must not matter.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(sums[0], sums[1], "two runs with SOURCE_DATE_EPOCH differ");
+    // The result carries the overlay and every boot entry loads it.
+    let iso = dir.path().join("site-0.iso");
+    let files = iso_files(&iso);
+    for f in [
+        "/config.yaml",
+        "/boot/edgeiso.img",
+        "/edgeiso/bin/edgeiso-agent",
+        "/opt/spectrocloud/content/content-cli.tar.part000",
+    ] {
+        assert!(files.contains(&format!("'{f}'")), "{f} missing:\n{files}");
+    }
+    let grub = String::from_utf8(extract(&iso, "/boot/grub/grub.cfg", &dir.path().join("grub.cfg"))).unwrap();
+    assert_eq!(grub.matches("initrd /boot/initrd.img /boot/edgeiso.img").count(), 2, "{grub}");
+    assert!(grub.contains("debug"), "kernel arguments kept: {grub}");
+}
