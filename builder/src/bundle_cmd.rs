@@ -12,7 +12,8 @@ use crate::ui::{human_bytes, Ui};
 fn open(path: &std::path::Path) -> anyhow::Result<Bundle> {
     Bundle::open(path).map_err(|e| {
         let code = match e {
-            BundleError::Io { .. } | BundleError::NotFound(_) => exit::FAILURE,
+            BundleError::Io { .. } => exit::FAILURE,
+            BundleError::NotFound(_) => exit::INVALID_INPUT,
             _ => exit::VERIFY_FAILED,
         };
         with_code(code, e)

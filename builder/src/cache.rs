@@ -36,14 +36,19 @@ impl BlobCache {
         std::fs::metadata(self.path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
     }
 
-    /// Where to download `digest` before it is verified.
-    pub fn partial_path(&self, digest: &Digest) -> PathBuf {
-        self.dir.join("blobs/sha256").join(format!("{}.{}.partial", digest.hex(), std::process::id()))
+    /// A new, locked file to download `digest` into before it is verified.
+    pub fn partial(&self, digest: &Digest) -> std::io::Result<(PathBuf, std::fs::File)> {
+        edgeiso_bundle::fsutil::create_locked(&self.dir.join("blobs/sha256"), digest.hex(), "partial")
     }
 
     /// Move a verified download to its final name.
     pub fn commit(&self, partial: &Path, digest: &Digest) -> std::io::Result<()> {
         std::fs::rename(partial, self.path(digest))
+    }
+
+    /// Drop a cached blob found damaged, so the next run fetches it again.
+    pub fn evict(&self, digest: &Digest) {
+        let _ = std::fs::remove_file(self.path(digest));
     }
 }
 
@@ -56,23 +61,10 @@ fn default_dir() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".cache/edgeiso"))
 }
 
-/// Remove temp files (`*.partial`, `.*.tmp`) that a killed run left behind:
-/// their names carry the writer's pid; a pid that no longer runs is stale.
+/// Remove temp files (`*.partial`, `.*.tmp`) that a killed run left behind;
+/// a temp file whose writer still holds its lock is left alone.
 pub fn sweep_stale_temps(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = if let Some(rest) = name.strip_suffix(".partial") {
-            rest.rsplit('.').next()
-        } else if name.starts_with('.') && name.ends_with(".tmp") {
-            name.trim_end_matches(".tmp").rsplit('.').next()
-        } else {
-            None
-        };
-        if let Some(pid) = pid.and_then(|p| p.parse::<u32>().ok()) {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
+    edgeiso_bundle::fsutil::sweep_orphans(dir, |n| {
+        n.ends_with(".partial") || (n.starts_with('.') && n.ends_with(".tmp"))
+    });
 }

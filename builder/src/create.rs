@@ -49,23 +49,28 @@ struct Planned {
 }
 
 async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Written> {
-    let source = Source::for_spec(spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
     let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    // Harbor's own images must run before Harbor exists: bootstrap images.
-    let harbor: Vec<ImageSpec> = edgeiso_installer_config::harbor_images(spec)
-        .map_err(|e| with_code(exit::INVALID_INPUT, e))?
-        .into_iter()
-        .filter(|r| !spec.all_images().any(|i| &i.reference == r))
-        .map(|reference| ImageSpec { reference, platforms: Platforms::List(vec!["linux/amd64".into()]) })
+    // Harbor's own images must run before Harbor exists: bootstrap images,
+    // even when the spec also lists one under `images`.
+    let harbor_refs = edgeiso_installer_config::harbor_images(spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    let harbor: Vec<ImageSpec> = harbor_refs
+        .iter()
+        .filter(|r| !spec.all_images().any(|i| &i.reference == *r))
+        .map(|reference| ImageSpec {
+            reference: reference.clone(),
+            platforms: Platforms::List(vec!["linux/amd64".into()]),
+        })
         .collect();
     let entries: Vec<(&ImageSpec, Role)> = spec
         .images
         .iter()
-        .map(|i| (i, Role::Workload))
+        .map(|i| (i, if harbor_refs.contains(&i.reference) { Role::Bootstrap } else { Role::Workload }))
         .chain(spec.bootstrap_images.iter().chain(&harbor).map(|i| (i, Role::Bootstrap)))
         .collect();
+    let source = Source::for_images(spec, entries.iter().map(|(i, _)| &i.reference))
+        .map_err(|e| with_code(exit::INVALID_INPUT, e))?;
     if entries.is_empty() {
         return Err(with_code(
             exit::INVALID_INPUT,
@@ -110,10 +115,11 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
     fail_together(failures, "could not resolve")?;
 
     if !args.locked {
-        let lock = LockFile {
-            version: lockfile::LOCK_VERSION,
-            images: entries.iter().zip(&tops).map(|((i, _), (_, d))| (i.reference.to_string(), d.clone())).collect(),
-        };
+        // Merge, not replace: specs of several sites may share one folder
+        // (and one lock); a reference pins the same digest for all of them.
+        let mut images = lock.map(|l| l.images).unwrap_or_default();
+        images.extend(entries.iter().zip(&tops).map(|((i, _), (_, d))| (i.reference.to_string(), d.clone())));
+        let lock = LockFile { version: lockfile::LOCK_VERSION, images };
         if lockfile::write(&lock_path, &lock)? {
             ui.line(format!("wrote {}", lock_path.display()));
         }
@@ -152,6 +158,7 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
     // 4. Write the bundle.
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
     let mut images = Vec::new();
+    let mut mismatched = Vec::new();
     for p in planned {
         let mut size = 0;
         for (d, bytes) in &p.manifests {
@@ -164,6 +171,11 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
         }
         let platforms =
             if p.stored_platforms.is_empty() { config_platform(&cache, &p.blobs) } else { p.stored_platforms };
+        if let (Platforms::List(wanted), Some(have)) = (&p.platforms, platforms.first()) {
+            if !wanted.iter().any(|w| platform_matches(have, w)) {
+                mismatched.push(format!("  - {}: is {have}, the spec wants {}", p.reference, wanted.join(", ")));
+            }
+        }
         ui.line(format!("  {} [{}] {} {}", p.reference, p.role, platforms.join(","), human_bytes(size)));
         images.push(ImageRecord {
             reference: p.reference,
@@ -175,7 +187,12 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
             source_digest: (p.served != p.top.0).then_some(p.served),
             index_digest: None,
         });
-        let _ = p.platforms;
+    }
+    if !mismatched.is_empty() {
+        return Err(with_code(
+            exit::INVALID_INPUT,
+            anyhow::anyhow!("images for the wrong platform (set `platforms` on them):\n{}", mismatched.join("\n")),
+        ));
     }
     let plan = BundlePlan {
         name: spec.name.clone(),
@@ -195,7 +212,16 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
         let opts = WriteOptions { part_size: Some(args.out.part_size), zstd: args.out.zstd, progress: Some(&progress) };
         let plan = &plan;
         let out = &args.out.output;
-        tokio::task::block_in_place(|| plan.write(out, &opts))?
+        tokio::task::block_in_place(|| plan.write(out, &opts)).map_err(|e| match e {
+            edgeiso_bundle::BundleError::SourceMismatch { ref digest, .. } => {
+                cache.evict(digest);
+                with_code(
+                    exit::VERIFY_FAILED,
+                    anyhow::anyhow!("{e}: the cache entry was damaged and is removed; run again"),
+                )
+            }
+            e => e.into(),
+        })?
     };
     bar.finish_and_clear();
     let unique: u64 = total;
@@ -245,6 +271,7 @@ async fn plan_image(
     served: Digest,
 ) -> Result<Planned, PullError> {
     let local = |m: String| PullError::Local(format!("{reference}: {m}"));
+    let unsatisfiable = |m: String| PullError::Spec(format!("{reference}: {m}"));
     let view = ManifestView::parse(&bytes).map_err(|e| local(e.to_string()))?;
     let media_type = view.effective_media_type(None);
     let mut planned = Planned {
@@ -287,7 +314,10 @@ async fn plan_image(
             Platforms::List(l) => l.join(", "),
             Platforms::All => "all".into(),
         };
-        return Err(local(format!("no manifest for platform {wanted} (the index has: {})", available.join(", "))));
+        return Err(unsatisfiable(format!(
+            "no manifest for platform {wanted} (the index has: {})",
+            available.join(", ")
+        )));
     }
     for child in &chosen {
         let child_ref = pin.pinned(&child.digest);
@@ -307,6 +337,16 @@ async fn plan_image(
         }
         planned.manifests.push((child_digest, child_bytes));
     }
+    if !keep_all && reference.digest().is_some() {
+        // The site pulls this image by that digest; a filtered copy would
+        // have another, and the pull would fail at the site.
+        return Err(unsatisfiable(format!(
+            "is pinned to the index {served}, but the platform filter keeps {} of its platforms ({}); \
+             pin a platform's manifest digest instead, or set `platforms: all`",
+            chosen.len(),
+            available.join(", ")
+        )));
+    }
     if keep_all {
         planned.manifests.push((served, bytes));
     } else if chosen.len() == 1 {
@@ -325,6 +365,11 @@ async fn plan_image(
         planned.manifests.push((d, new_bytes));
     }
     Ok(planned)
+}
+
+/// `linux/arm64/v8` satisfies `linux/arm64`; a variant asked for must match.
+fn platform_matches(have: &str, wanted: &str) -> bool {
+    have == wanted || have.strip_prefix(wanted).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// `os/architecture` from an image config in the cache.
@@ -365,9 +410,12 @@ async fn download(
         let bar = bar.clone();
         let done = done.clone();
         async move {
-            let partial = cache.partial_path(&digest);
+            let (partial, file) = match cache.partial(&digest) {
+                Ok(p) => p,
+                Err(e) => return Err(PullError::Local(format!("cache: {e}"))),
+            };
             let on_bytes = |n: u64| bar.inc(n);
-            let r = source.blob_to_file(&image, &digest, &partial, &on_bytes).await;
+            let r = source.blob_to_file(&image, &digest, &file, &on_bytes).await;
             let r = r.and_then(|()| {
                 let got = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
                 if got != size {
@@ -379,6 +427,7 @@ async fn download(
                 }
                 cache.commit(&partial, &digest).map_err(|e| PullError::Local(format!("cache: {e}")))
             });
+            drop(file);
             if r.is_err() {
                 let _ = std::fs::remove_file(&partial);
             } else {

@@ -26,6 +26,7 @@ pub fn render_site(ui: &Ui, args: RenderArgs) -> anyhow::Result<()> {
                 ),
             ));
         }
+        Err(e @ RenderError::Write { .. }) => return Err(with_code(exit::FAILURE, e)),
         Err(e) => return Err(with_code(exit::INVALID_INPUT, e)),
     };
     show_findings(ui, &report.lint);

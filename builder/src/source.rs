@@ -4,7 +4,6 @@
 //! on (unknown image, refused credentials, unreachable registry, bad bytes).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
@@ -30,6 +29,9 @@ pub enum PullError {
     Other { registry: String, what: String, detail: String },
     #[error("{0}")]
     Local(String),
+    /// The spec asks for something the image cannot give (exit 3).
+    #[error("{0}")]
+    Spec(String),
 }
 
 impl PullError {
@@ -38,6 +40,7 @@ impl PullError {
         match self {
             PullError::NotFound { .. } | PullError::Auth { .. } => crate::exit::REGISTRY_REFUSED,
             PullError::BadDigest { .. } => crate::exit::VERIFY_FAILED,
+            PullError::Spec(_) => crate::exit::INVALID_INPUT,
             _ => crate::exit::FAILURE,
         }
     }
@@ -59,10 +62,10 @@ pub struct Source {
 }
 
 impl Source {
-    /// A client for every registry the spec's images come from.
-    pub fn for_spec(spec: &Spec) -> anyhow::Result<Source> {
-        let hosts: BTreeSet<String> =
-            spec.images.iter().chain(&spec.bootstrap_images).map(|i| i.reference.registry().to_owned()).collect();
+    /// A client for every registry `images` come from, with the settings
+    /// (plain HTTP, CA, credentials) the spec gives each.
+    pub fn for_images<'a>(spec: &Spec, images: impl IntoIterator<Item = &'a ImageRef>) -> anyhow::Result<Source> {
+        let hosts: BTreeSet<String> = images.into_iter().map(|i| i.registry().to_owned()).collect();
         let mut insecure = Vec::new();
         let mut certs = Vec::new();
         let mut auths = std::collections::HashMap::new();
@@ -123,7 +126,10 @@ impl Source {
             OciDistributionError::ImageManifestNotFoundError(d) => Classified::Final(not_found(d)),
             OciDistributionError::RegistryError { envelope, .. } => {
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
+                if codes.iter().any(|c| matches!(c, OciErrorCode::Toomanyrequests)) {
+                    // Rate limits (Docker Hub) pass: wait and try again.
+                    Classified::Transient(envelope.to_string())
+                } else if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
                     Classified::Final(auth())
                 } else if codes.iter().any(|c| {
                     matches!(
@@ -145,8 +151,10 @@ impl Source {
                 408 | 429 | 500..=599 => Classified::Transient(format!("HTTP {code}: {message}")),
                 _ => Classified::Final(other(format!("HTTP {code}: {message}"))),
             },
-            OciDistributionError::RequestError(e) => Classified::Transient(error_chain(&e)),
-            OciDistributionError::IoError(e) => Classified::Transient(e.to_string()),
+            // Without the URL: a redirect to a CDN carries a signed query.
+            OciDistributionError::RequestError(e) => Classified::Transient(error_chain(&e.without_url())),
+            // The only io in a pull is writing our own file: local, final.
+            OciDistributionError::IoError(e) => Classified::Final(PullError::Local(format!("{what}: {e}"))),
             OciDistributionError::DigestError(_) => Classified::Final(PullError::BadDigest {
                 registry: registry.clone(),
                 what: what.to_owned(),
@@ -218,7 +226,7 @@ impl Source {
         &self,
         image: &ImageRef,
         digest: &Digest,
-        dest: &Path,
+        dest: &std::fs::File,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<(), PullError> {
         let blob_ref = image.pinned(digest);
@@ -231,7 +239,11 @@ impl Source {
         .await?;
         let what = format!("blob {digest} of {}", image.name());
         self.retrying(&blob_ref, &what, || async {
-            let file = tokio::fs::File::create(dest).await?;
+            // A clone of the locked descriptor: the lock stays with the file.
+            let file = dest.try_clone()?;
+            file.set_len(0)?;
+            let mut file = tokio::fs::File::from_std(file);
+            tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(0)).await?;
             let mut writer = Counting { inner: tokio::io::BufWriter::with_capacity(1 << 20, file), on_bytes };
             self.client.pull_blob(&reference, digest.as_str(), &mut writer).await?;
             writer.inner.flush().await?;

@@ -196,14 +196,16 @@ fn same_inputs_give_a_byte_identical_bundle_and_parts_and_zstd_agree() {
     assert!(unz == a, "zstd copy differs");
     edgeiso(&["bundle", "verify", p(&parts_dir.join("content-store-042.tar.part000"))], &[]).ok();
     edgeiso(&["bundle", "inspect", p(&parts_dir.join("content-store-042.tar"))], &[]).ok();
-    // Bundle size overhead over unique blobs stays under 0.5%.
-    let blob_bytes: u64 = Bundle::open(&dir.path().join("a/content-store-042.tar"))
-        .unwrap()
-        .members()
-        .filter(|(n, _)| n.starts_with("blobs/"))
-        .map(|(_, l)| l.size)
-        .sum();
-    assert!(a.len() as u64 > blob_bytes);
+    // Every part but the last is exactly --part-size; the last is not larger.
+    let sizes: Vec<u64> = names
+        .iter()
+        .filter(|n| n.contains(".part"))
+        .map(|n| std::fs::metadata(parts_dir.join(n)).unwrap().len())
+        .collect();
+    assert!(sizes[..sizes.len() - 1].iter().all(|&s| s == 100000), "{sizes:?}");
+    assert!(*sizes.last().unwrap() <= 100000, "{sizes:?}");
+    // (The < 0.5% size overhead is measured on the benchmark corpus in
+    // scripts/bench-bundle.sh: on this tiny corpus tar headers dominate.)
 }
 
 #[test]
@@ -245,4 +247,76 @@ fn locked_build_uses_the_pinned_digest_even_after_the_tag_moved() {
     let r = create(&spec3, &dir.path().join("out"), &cache, &["--locked"]);
     assert_eq!(r.code(), 3, "{}", r.stderr());
     assert!(r.stderr().contains("team/extra:1"), "{}", r.stderr());
+}
+
+#[test]
+fn platform_requests_an_image_cannot_meet_are_refused_with_exit_3() {
+    let (reg, corpus, dir, _) = corpus_fixture();
+    let h = reg.host();
+    // An amd64-only image asked for as arm64.
+    let spec = write_spec(
+        dir.path(),
+        &format!("name: s\nimages:\n  - ref: {h}/team/app:1.0\n    platforms: [linux/arm64]\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    );
+    let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"), &[]);
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("team/app:1.0") && r.stderr().contains("linux/amd64"), "{}", r.stderr());
+    // An index pinned by digest cannot be narrowed to one platform.
+    let multi = by_repo(&corpus, "team/multi");
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: s\nimages:\n  - {h}/team/multi@{}\nregistries:\n  - host: {h}\n    insecure: true\n",
+            multi.digest
+        ),
+    );
+    let r = create(&spec, &dir.path().join("out"), &dir.path().join("cache"), &[]);
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("platforms: all"), "{}", r.stderr());
+    assert!(!dir.path().join("out/content-s.tar").exists());
+}
+
+#[test]
+fn a_damaged_cache_entry_is_named_evicted_and_refetched() {
+    let (_reg, corpus, dir, spec) = corpus_fixture();
+    let cache = dir.path().join("cache");
+    create(&spec, &dir.path().join("out"), &cache, &[]).ok();
+    // Same size, wrong bytes: what a torn write or bit rot leaves.
+    let (layer, _) = by_repo(&corpus, "team/app").blobs.iter().max_by_key(|(_, b)| b.len()).unwrap();
+    let cached = cache.join("blobs/sha256").join(layer.hex());
+    let mut bytes = std::fs::read(&cached).unwrap();
+    bytes[7] ^= 0xff;
+    std::fs::write(&cached, &bytes).unwrap();
+    let r = create(&spec, &dir.path().join("out2"), &cache, &[]);
+    assert_eq!(r.code(), 4, "{}", r.stderr());
+    assert!(
+        r.stderr().contains(layer.as_str()) && r.stderr().contains(&cached.display().to_string()),
+        "{}",
+        r.stderr()
+    );
+    assert!(!cached.exists(), "the damaged entry must be evicted");
+    create(&spec, &dir.path().join("out2"), &cache, &[]).ok();
+}
+
+#[test]
+fn specs_sharing_a_folder_share_one_lock_without_clobbering() {
+    let (reg, _corpus, dir, _) = corpus_fixture();
+    let h = reg.host();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(
+        &a,
+        format!("name: a\nimages:\n  - {h}/team/app:1.0\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        format!("name: b\nimages:\n  - {h}/team/web:2.1\nregistries:\n  - host: {h}\n    insecure: true\n"),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    create(&a, &dir.path().join("out"), &cache, &[]).ok();
+    create(&b, &dir.path().join("out"), &cache, &[]).ok();
+    create(&a, &dir.path().join("out"), &cache, &["--locked"]).ok();
+    create(&b, &dir.path().join("out"), &cache, &["--locked"]).ok();
 }

@@ -14,6 +14,10 @@ pub enum BundleError {
         #[source]
         source: std::io::Error,
     },
+    #[error("bundle part {path} is {size} bytes, the other parts {expected}: it was cut short or does not belong")]
+    PartCutShort { path: PathBuf, size: u64, expected: u64 },
+    #[error("bundle ends early: part {0} is missing (or the last part was cut short)")]
+    NextPartMissing(PathBuf),
     #[error("{path} is not an edgeiso bundle: {reason}")]
     NotABundle { path: PathBuf, reason: String },
     #[error("{path} is truncated: member {member} needs {needed} bytes, only {available} remain (a part may be missing or cut short)")]
@@ -22,6 +26,8 @@ pub enum BundleError {
     MissingMember { path: PathBuf, member: String },
     #[error("image {image}: {what} {digest}")]
     Graph { image: String, digest: Digest, what: String },
+    #[error("blob {digest} read from {origin} does not match its digest (got {actual}, {bytes} bytes)")]
+    SourceMismatch { origin: String, digest: Digest, actual: Digest, bytes: u64 },
     #[error("blob {digest} of image {image} does not match its digest (got {actual})")]
     DigestMismatch { image: String, digest: Digest, actual: Digest },
 }

@@ -23,6 +23,10 @@ pub fn discover(path: &Path) -> Result<Vec<PathBuf>, BundleError> {
         parts.push(p);
     }
     if parts.is_empty() {
+        // part001 without part000 is a bundle with its first part missing.
+        if part_name(&base, 1).is_file() {
+            return Err(BundleError::MissingPart(part_name(&base, 0)));
+        }
         return Err(BundleError::NotFound(if given_part { part_name(&base, 0) } else { path.to_path_buf() }));
     }
     // A gap (part003 present, part002 missing) would otherwise read as a
@@ -40,6 +44,34 @@ pub fn discover(path: &Path) -> Result<Vec<PathBuf>, BundleError> {
         }
     }
     Ok(parts)
+}
+
+/// The part that would follow the last of `paths` (`None` for a single tar).
+pub fn next_part(paths: &[PathBuf]) -> Option<PathBuf> {
+    let last = paths.last()?;
+    let base = part_base(last)?;
+    Some(part_name(&base, paths.len()))
+}
+
+/// Every part but the last is exactly as long as the first (they are cuts of
+/// one stream at a fixed size): the first that is not was cut short.
+pub fn check_part_sizes(paths: &[PathBuf]) -> Result<(), BundleError> {
+    if paths.len() < 2 {
+        return Ok(());
+    }
+    let size = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).map_err(|e| BundleError::io(p, e));
+    let first = size(&paths[0])?;
+    for p in &paths[1..paths.len() - 1] {
+        let n = size(p)?;
+        if n != first {
+            return Err(BundleError::PartCutShort { path: p.clone(), size: n, expected: first });
+        }
+    }
+    let last = size(&paths[paths.len() - 1])?;
+    if last > first {
+        return Err(BundleError::PartCutShort { path: paths[0].clone(), size: first, expected: last });
+    }
+    Ok(())
 }
 
 /// `NAME.tar.part007` -> `NAME.tar`
@@ -147,6 +179,9 @@ pub struct SplitWriter {
     base: PathBuf,
     part_size: u64,
     temps: Vec<PathBuf>,
+    /// Every part stays open (and locked) until commit, so a concurrent
+    /// sweep can tell it is alive.
+    held: Vec<File>,
     current: Option<io::BufWriter<File>>,
     in_current: u64,
     committed: bool,
@@ -159,28 +194,30 @@ impl SplitWriter {
             base: base.to_path_buf(),
             part_size,
             temps: Vec::new(),
+            held: Vec::new(),
             current: None,
             in_current: 0,
             committed: false,
         }
     }
 
-    fn temp_name(&self, index: usize) -> PathBuf {
-        let name = self.base.file_name().unwrap_or_default().to_string_lossy();
-        self.base.with_file_name(format!(".{name}.{index:03}.{}.tmp", std::process::id()))
-    }
-
     fn roll(&mut self) -> io::Result<()> {
-        if let Some(mut w) = self.current.take() {
-            w.flush()?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        if let Some(w) = self.current.take() {
+            self.finish_current(w)?;
         }
-        let p = self.temp_name(self.temps.len());
-        let f = File::create(&p)?;
+        let dir = self.base.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = self.base.file_name().unwrap_or_default().to_string_lossy();
+        let (p, f) = crate::fsutil::create_locked(dir, &format!(".{name}.{:03}", self.temps.len()), "tmp")?;
+        self.held.push(f.try_clone()?);
         self.temps.push(p);
         self.current = Some(io::BufWriter::with_capacity(1 << 20, f));
         self.in_current = 0;
         Ok(())
+    }
+
+    fn finish_current(&mut self, mut w: io::BufWriter<File>) -> io::Result<()> {
+        w.flush()?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
     }
 
     /// Finish: fsync, then rename to `BASE` (one part) or `BASE.partNNN`, and
@@ -189,9 +226,8 @@ impl SplitWriter {
         if self.current.is_none() {
             self.roll()?;
         }
-        if let Some(mut w) = self.current.take() {
-            w.flush()?;
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        if let Some(w) = self.current.take() {
+            self.finish_current(w)?;
         }
         let finals: Vec<PathBuf> = if self.temps.len() == 1 {
             vec![self.base.clone()]
@@ -249,6 +285,7 @@ impl Drop for SplitWriter {
     fn drop(&mut self) {
         if !self.committed {
             self.current.take();
+            self.held.clear();
             for t in &self.temps {
                 let _ = fs::remove_file(t);
             }

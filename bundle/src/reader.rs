@@ -55,6 +55,7 @@ impl Bundle {
     /// parts exist.
     pub fn open(path: &Path) -> Result<Bundle, BundleError> {
         let paths = parts::discover(path)?;
+        parts::check_part_sizes(&paths)?;
         let mut reader = PartsReader::open(&paths)?;
         let total_len = reader.len();
         let shown = paths[0].clone();
@@ -82,6 +83,9 @@ impl Bundle {
                 }
                 let available = total_len.saturating_sub(loc.offset);
                 if loc.size > available {
+                    if let Some(e) = ended_early(&paths) {
+                        return Err(e);
+                    }
                     return Err(BundleError::Truncated {
                         path: paths.last().cloned().unwrap_or_default(),
                         member: name,
@@ -114,10 +118,24 @@ impl Bundle {
         // A part cut at a member boundary leaves a valid-looking tar: only the
         // member list in bundle.json shows what is gone.
         if let Some(missing) = bundle.meta.members.keys().find(|m| !bundle.members.contains_key(*m)) {
+            if let Some(e) = ended_early(&bundle.paths) {
+                return Err(e);
+            }
             return Err(BundleError::MissingMember {
                 path: bundle.paths.last().cloned().unwrap(),
                 member: missing.clone(),
             });
+        }
+        // The tar's end-of-archive marker (two zero blocks) is the last thing
+        // written: without it, a part that held only the tail is missing.
+        let data_end = bundle.members.values().map(|l| (l.offset + l.size).div_ceil(512) * 512).max().unwrap_or(0);
+        if bundle.total_len < data_end + 1024 {
+            return Err(ended_early(&bundle.paths).unwrap_or_else(|| BundleError::Truncated {
+                path: bundle.paths.last().cloned().unwrap(),
+                member: "(end-of-archive marker)".into(),
+                needed: 1024,
+                available: bundle.total_len.saturating_sub(data_end),
+            }));
         }
         Ok(bundle)
     }
@@ -242,6 +260,17 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// When the byte stream ends early, the culprit is the part after the last
+/// one present if that one is full-size (a whole part is missing), else
+/// `None`: the last part itself was cut short. `None` for a single tar.
+fn ended_early(paths: &[PathBuf]) -> Option<BundleError> {
+    let next = parts::next_part(paths)?;
+    let len = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).ok();
+    // A bundle that fits one part is written as `NAME.tar`, so a lone
+    // `.part000` always had successors.
+    (paths.len() == 1 || len(&paths[paths.len() - 1]) == len(&paths[0])).then_some(BundleError::NextPartMissing(next))
 }
 
 fn read_range(r: &mut PartsReader, loc: MemberLoc) -> std::io::Result<Vec<u8>> {

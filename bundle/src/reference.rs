@@ -136,7 +136,8 @@ pub struct TargetRef {
 /// `spectro-images/docker.io`, or `spectro-images/127.0.0.1_5000` (a `:` is not
 /// allowed in a repository path component, so it becomes `_`).
 pub fn harbor_prefix(project: &str, registry: &str) -> String {
-    format!("{project}/{}", registry.replace(':', "_"))
+    // Host names are case-insensitive; repository paths must be lower case.
+    format!("{project}/{}", registry.to_ascii_lowercase().replace(':', "_"))
 }
 
 /// Map a source reference to its repository in the site Harbor, as Palette

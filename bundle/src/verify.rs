@@ -88,42 +88,61 @@ pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report
         meta.members.iter().filter(|(n, _)| present.contains(n.as_str())).map(|(n, d)| (n.as_str(), d)).collect();
     let next = AtomicUsize::new(0);
     let found = Mutex::new(Vec::new());
+    let checked = Mutex::new((0usize, 0u64));
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| -> Result<(), BundleError> {
-                let mut r = bundle.reader()?;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(name, want)) = work.get(i) else { return Ok(()) };
-                    let loc = bundle.member(name).expect("present");
-                    r.seek(SeekFrom::Start(loc.offset)).map_err(|e| BundleError::io(bundle.path(), e))?;
-                    let (actual, n) = digest_reader(Progress { inner: (&mut r).take(loc.size), progress })
-                        .map_err(|e| BundleError::io(bundle.path(), e))?;
-                    let mut problems = Vec::new();
-                    if n != loc.size {
-                        problems.push(format!("is cut short ({n} of {} bytes)", loc.size));
-                    } else if &actual != want {
-                        problems.push(format!("has sha256 {actual}, bundle.json says {want}"));
-                    }
-                    if let Some(hex) = name.strip_prefix("blobs/sha256/") {
-                        if actual.hex() != hex && &actual == want {
-                            problems.push(format!("is named for digest sha256:{hex} but hashes to {actual}"));
+    // A read error on one member (a scratched disc, a flaky USB stick) is a
+    // problem with that member, never a silent skip: verify must not say OK
+    // about bytes it could not read.
+    std::thread::scope(|s| -> Result<(), BundleError> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<(), BundleError> {
+                    let mut r = bundle.reader()?;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(name, want)) = work.get(i) else { return Ok(()) };
+                        let loc = bundle.member(name).expect("present");
+                        let hashed = r
+                            .seek(SeekFrom::Start(loc.offset))
+                            .and_then(|_| digest_reader(Progress { inner: (&mut r).take(loc.size), progress }));
+                        let mut problems = Vec::new();
+                        match hashed {
+                            Err(e) => problems.push(format!("cannot be read: {e}")),
+                            Ok((_, n)) if n != loc.size => {
+                                problems.push(format!("is cut short ({n} of {} bytes)", loc.size))
+                            }
+                            Ok((actual, _)) if &actual != want => {
+                                problems.push(format!("has sha256 {actual}, bundle.json says {want}"))
+                            }
+                            Ok((actual, _)) => {
+                                let mut c = checked.lock().unwrap();
+                                c.0 += 1;
+                                c.1 += loc.size;
+                                if let Some(hex) = name.strip_prefix("blobs/sha256/") {
+                                    if actual.hex() != hex {
+                                        problems
+                                            .push(format!("is named for digest sha256:{hex} but hashes to {actual}"));
+                                    }
+                                }
+                            }
                         }
+                        found.lock().unwrap().extend(problems.into_iter().map(|m| (name.to_owned(), m)));
                     }
-                    let mut f = found.lock().unwrap();
-                    f.extend(problems.into_iter().map(|m| (name.to_owned(), m)));
-                    drop(f);
-                }
-            });
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("verify worker panicked")?;
         }
-    });
+        Ok(())
+    })?;
     for (name, message) in found.into_inner().unwrap() {
         let images = who(&name);
         report.problems.push(Problem { member: name, images, message });
     }
-    report.members_checked = work.len();
-    report.bytes_checked = work.iter().filter_map(|(n, _)| bundle.member(n)).map(|l| l.size).sum();
+    let (members, bytes) = checked.into_inner().unwrap();
+    report.members_checked = members;
+    report.bytes_checked = bytes;
     report.problems.sort_by(|a, b| (&a.member, &a.message).cmp(&(&b.member, &b.message)));
     report.problems.dedup();
     Ok(report)

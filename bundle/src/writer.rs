@@ -91,18 +91,31 @@ fn is_docker_type(media_type: &str) -> bool {
 impl BundlePlan {
     /// Add the OCI views of Docker-typed images (see [`oci_view`]) to the
     /// blobs and record their digests. Idempotent.
-    pub fn add_oci_views(&mut self) {
+    pub fn add_oci_views(&mut self) -> Result<(), BundleError> {
         for img in &mut self.images {
-            let (size, bytes) = match self.blobs.get(&img.digest) {
-                Some((size, BlobSource::Bytes(b))) => (*size, Some(b.clone())),
-                Some((size, BlobSource::File(p))) => (*size, std::fs::read(p).ok()),
-                None => (0, None),
-            };
-            if let Some((d, view)) = oci_view(img, bytes.as_deref(), size) {
-                self.blobs.insert(d.clone(), (view.len() as u64, BlobSource::Bytes(view)));
-                img.index_digest = Some(d);
+            if img.index_digest.is_some() || !is_docker_type(&img.media_type) {
+                continue;
             }
+            let (size, bytes) = match self.blobs.get(&img.digest) {
+                Some((size, BlobSource::Bytes(b))) => (*size, b.clone()),
+                Some((size, BlobSource::File(p))) => (*size, std::fs::read(p).map_err(|e| BundleError::io(p, e))?),
+                None => {
+                    return Err(BundleError::Graph {
+                        image: img.reference.to_string(),
+                        digest: img.digest.clone(),
+                        what: "missing manifest".into(),
+                    })
+                }
+            };
+            let (d, view) = oci_view(img, Some(&bytes), size).ok_or_else(|| BundleError::Graph {
+                image: img.reference.to_string(),
+                digest: img.digest.clone(),
+                what: format!("is typed {} but is not one:", img.media_type),
+            })?;
+            self.blobs.insert(d.clone(), (view.len() as u64, BlobSource::Bytes(view)));
+            img.index_digest = Some(d);
         }
+        Ok(())
     }
 
     /// `index.json`: one entry per image, named for skopeo and containerd.
@@ -154,9 +167,13 @@ impl BundlePlan {
     pub fn write(&self, dir: &Path, opts: &WriteOptions) -> Result<Written, BundleError> {
         if self.images.iter().any(|i| i.index_digest.is_none() && is_docker_type(&i.media_type)) {
             let mut with_views = self.clone();
-            with_views.add_oci_views();
-            return with_views.write(dir, opts);
+            with_views.add_oci_views()?;
+            return with_views.write_as_is(dir, opts);
         }
+        self.write_as_is(dir, opts)
+    }
+
+    fn write_as_is(&self, dir: &Path, opts: &WriteOptions) -> Result<Written, BundleError> {
         let base = dir.join(bundle_file_name(&self.name));
         let index = self.index_json();
         let meta = self.bundle_json(&index);
@@ -195,13 +212,26 @@ impl BundlePlan {
             append(&mut tar, &digest.blob_path(), &mut hr, *size, mtime).map_err(werr)?;
             let (actual, n) = hr.finish();
             if &actual != digest || n != *size {
-                return Err(BundleError::DigestMismatch { image: "(source)".into(), digest: digest.clone(), actual });
+                let source = match source {
+                    BlobSource::File(p) => p.display().to_string(),
+                    BlobSource::Bytes(_) => "memory".to_owned(),
+                };
+                return Err(BundleError::SourceMismatch { origin: source, digest: digest.clone(), actual, bytes: n });
             }
         }
         let counting = tar.into_inner().map_err(werr)?;
         let total_bytes = counting.count;
         let paths = counting.inner.commit().map_err(werr)?;
-        let zstd = if opts.zstd { Some(write_zstd(&paths, &base)?) } else { None };
+        let zstd = if opts.zstd {
+            Some(write_zstd(&paths, &base)?)
+        } else {
+            // A `.zst` of an earlier bundle of the same name would now lie.
+            let stale = PathBuf::from(format!("{}.zst", base.display()));
+            match std::fs::remove_file(&stale) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(BundleError::io(&stale, e)),
+                _ => None,
+            }
+        };
         Ok(Written { paths, zstd, total_bytes, meta })
     }
 }
@@ -229,9 +259,11 @@ fn write_zstd(parts: &[PathBuf], base: &Path) -> Result<PathBuf, BundleError> {
     let mut out = base.as_os_str().to_owned();
     out.push(".zst");
     let out = PathBuf::from(out);
-    let tmp = out.with_file_name(format!(".{}.{}.tmp", out.file_name().unwrap().to_string_lossy(), std::process::id()));
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (tmp, f) =
+        crate::fsutil::create_locked(dir, &format!(".{}", out.file_name().unwrap().to_string_lossy()), "tmp")
+            .map_err(|e| BundleError::io(&out, e))?;
     let result = (|| -> io::Result<()> {
-        let f = File::create(&tmp)?;
         let mut enc = zstd::Encoder::new(io::BufWriter::with_capacity(1 << 20, f), 3)?;
         let threads = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         enc.multithread(threads)?;

@@ -1,0 +1,105 @@
+//! Damaged bundles: every reader names the part or member at fault.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use edgeiso_bundle::manifest::OCI_MANIFEST;
+use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
+use edgeiso_bundle::{Bundle, BundleError, Digest, ImageRecord, Role};
+
+/// A one-image bundle of about 40 KB, split into 4 KB parts.
+fn split_bundle(dir: &Path) -> Vec<PathBuf> {
+    let layer: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    )
+    .into_bytes();
+    let md = Digest::of(&manifest);
+    let mut blobs = BTreeMap::new();
+    for b in [layer, config, manifest] {
+        blobs.insert(Digest::of(&b), (b.len() as u64, BlobSource::Bytes(b)));
+    }
+    let plan = BundlePlan {
+        name: "d".into(),
+        created: UNIX_EPOCH + Duration::from_secs(1),
+        tool: "test".into(),
+        images: vec![ImageRecord {
+            reference: "example.com/team/app:1".parse().unwrap(),
+            digest: md,
+            media_type: OCI_MANIFEST.into(),
+            platforms: vec!["linux/amd64".into()],
+            role: Role::Workload,
+            size: 0,
+            source_digest: None,
+            index_digest: None,
+        }],
+        blobs,
+    };
+    let w = plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() }).unwrap();
+    assert!(w.paths.len() > 5, "{:?}", w.paths);
+    Bundle::open(&w.paths[0]).expect("intact bundle opens");
+    w.paths
+}
+
+fn err(path: &Path) -> String {
+    match Bundle::open(path) {
+        Ok(_) => panic!("damaged bundle opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_first_part_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split_bundle(dir.path());
+    std::fs::remove_file(&parts[0]).unwrap();
+    let base = dir.path().join("content-d.tar");
+    let e = err(&base);
+    assert!(e.contains("content-d.tar.part000") && e.contains("missing"), "{e}");
+}
+
+#[test]
+fn missing_middle_part_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split_bundle(dir.path());
+    std::fs::remove_file(&parts[2]).unwrap();
+    let e = err(&parts[0]);
+    assert!(e.contains("content-d.tar.part002"), "{e}");
+}
+
+#[test]
+fn missing_last_part_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split_bundle(dir.path());
+    let last = parts.last().unwrap();
+    std::fs::remove_file(last).unwrap();
+    let e = err(&parts[0]);
+    assert!(e.contains(&last.file_name().unwrap().to_string_lossy().into_owned()), "{e}");
+    assert!(matches!(Bundle::open(&parts[0]), Err(BundleError::NextPartMissing(_))));
+}
+
+#[test]
+fn a_middle_part_cut_short_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split_bundle(dir.path());
+    let f = std::fs::OpenOptions::new().write(true).open(&parts[1]).unwrap();
+    f.set_len(1000).unwrap();
+    let e = err(&parts[0]);
+    assert!(e.contains("content-d.tar.part001") && e.contains("cut short"), "{e}");
+}
+
+#[test]
+fn a_last_part_cut_short_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = split_bundle(dir.path());
+    let last = parts.last().unwrap();
+    let len = std::fs::metadata(last).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(last).unwrap().set_len(len / 2).unwrap();
+    let e = err(&parts[0]);
+    assert!(e.contains(&last.file_name().unwrap().to_string_lossy().into_owned()), "{e}");
+}
