@@ -6,7 +6,9 @@
 //! Archive member names are never used as paths on disk: each file is stored
 //! under its sha256, so a hostile archive (`..`, absolute paths, links out,
 //! devices) cannot write anywhere; such members are refused outright anyway,
-//! naming the archive and the member.
+//! naming the archive and the member. Links are resolved lexically, a
+//! symlink from its own folder (old `docker save` writes `../<id>/layer.tar`),
+//! a hard link from the archive root, and refused only when they lead out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -15,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use edgeiso_bundle::digest::HashingWriter;
-use edgeiso_bundle::format::ANNOTATION_REF_NAME;
+use edgeiso_bundle::format::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
 use edgeiso_bundle::manifest::{self, Descriptor, ManifestView};
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
 use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
@@ -189,16 +191,14 @@ fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
                 let target =
                     entry.link_name().ok().flatten().ok_or_else(|| invalid(&shown, "link without a target".into()))?;
                 let target = target.into_owned();
-                let resolved = if kind == tar::EntryType::Symlink {
-                    if target.is_absolute() {
-                        return Err(invalid(&shown, format!("symlink to absolute path {}", target.display())));
-                    }
-                    Path::new(&name).parent().unwrap_or(Path::new("")).join(&target)
-                } else {
-                    target.clone()
-                };
-                let resolved = clean_member(&resolved)
-                    .map_err(|_| invalid(&shown, format!("link to {} points outside the archive", target.display())))?;
+                // A symlink is relative to its own folder (docker <= 24 wrote
+                // `<id2>/layer.tar -> ../<id1>/layer.tar`); a hard link to the
+                // archive root.
+                let base = if kind == tar::EntryType::Symlink { Path::new(&name).parent() } else { None };
+                let resolved = resolve_link(base.unwrap_or(Path::new("")), &target).map_err(|why| {
+                    let what = if kind == tar::EntryType::Symlink { "symlink" } else { "hard link" };
+                    invalid(&shown, format!("{what} to {}: {why}", target.display()))
+                })?;
                 links.push((name, resolved));
             }
             other => return Err(invalid(&shown, format!("{other:?} members (devices, fifos) are not allowed"))),
@@ -256,6 +256,30 @@ fn clean_member(p: &Path) -> Result<String, String> {
     Ok(parts.join("/"))
 }
 
+/// Where a link with this target, in folder `base` (a clean member path),
+/// points: lexically, `..` taking off one folder. Refused when it is absolute
+/// or climbs above the archive root. Nothing is ever extracted, so lexical
+/// resolution is all there is: the result names another member or nothing.
+fn resolve_link(base: &Path, target: &Path) -> Result<String, String> {
+    let mut parts: Vec<String> = base.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    for c in target.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_string_lossy().into_owned()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if parts.pop().is_none() {
+                    return Err("points outside the archive".into());
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err("an absolute path, outside the archive".into()),
+        }
+    }
+    if parts.is_empty() {
+        return Err("points at the archive root, not a file".into());
+    }
+    Ok(parts.join("/"))
+}
+
 fn import_source(
     src: &SourceFiles,
     images: &mut Vec<ImageRecord>,
@@ -290,69 +314,220 @@ fn import_oci_layout(
     let index: Index =
         serde_json::from_slice(&src.read("index.json")?).map_err(|e| anyhow!("{}: index.json: {e}", src.label))?;
     for (n, entry) in index.manifests.iter().enumerate() {
-        let Some(ref_name) = entry.annotations.get(ANNOTATION_REF_NAME) else {
-            bail!(
-                "{}: index.json entry {n} ({}) has no {ANNOTATION_REF_NAME} annotation to name the image",
-                src.label,
-                entry.digest
-            );
-        };
-        let reference = ImageRef::parse(ref_name).map_err(|e| anyhow!("{}: index.json entry {n}: {e}", src.label))?;
+        let reference = entry_reference(src, n, entry)?;
         let image = reference.to_string();
-        let mut size = 0;
-        let mut platforms = Vec::new();
-        let mut stack = vec![(entry.clone(), 0)];
-        while let Some((desc, depth)) = stack.pop() {
-            let f = blob_of(src, &image, &desc.digest)?;
-            let bytes = src.read(&desc.digest.blob_path())?;
-            if Digest::of(&bytes) != desc.digest {
-                bail!("{}: image {image}: manifest {} does not match its digest", src.label, desc.digest);
-            }
-            blobs.insert(desc.digest.clone(), (f.1, BlobSource::File(f.2.clone())));
-            size += f.1;
-            let view = ManifestView::parse(&bytes)
-                .map_err(|e| anyhow!("{}: image {image}: {}: {e}", src.label, desc.digest))?;
-            if depth > 3 {
-                bail!("{}: image {image}: indexes nested too deeply", src.label);
-            }
-            for child in &view.manifests {
-                if let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown") {
-                    platforms.push(p.id());
-                }
-                stack.push((child.clone(), depth + 1));
-            }
-            for b in view.blobs() {
-                let f = blob_of(src, &image, &b.digest)?;
-                if f.1 != b.size {
-                    bail!(
-                        "{}: image {image}: blob {} is {} bytes, its manifest says {}",
-                        src.label,
-                        b.digest,
-                        f.1,
-                        b.size
-                    );
-                }
-                blobs.insert(b.digest.clone(), (f.1, BlobSource::File(f.2.clone())));
-                size += b.size;
-            }
-            if platforms.is_empty() && !view.is_index() {
-                if let Some(c) = &view.config {
-                    platforms.extend(config_platform(&std::fs::read(&blob_of(src, &image, &c.digest)?.2)?));
-                }
-            }
-        }
-        images.push(ImageRecord {
-            reference,
-            digest: entry.digest.clone(),
-            media_type: entry.media_type.clone(),
-            platforms,
+        let (bytes, path) = read_manifest(src, &image, entry)?;
+        let view = parse_manifest(src, &image, entry, &bytes)?;
+        let missing: Vec<&Descriptor> = if view.is_index() {
+            view.manifests.iter().filter(|c| src.get(&c.digest.blob_path()).is_none()).collect()
+        } else {
+            Vec::new()
+        };
+        let record = |digest: Digest, stored: Stored, source_digest: Option<Digest>| ImageRecord {
+            reference: reference.clone(),
+            digest,
+            media_type: stored.media_type,
+            platforms: stored.platforms,
             role: Role::Workload,
-            size,
-            source_digest: None,
+            size: stored.size,
+            source_digest,
             index_digest: None,
-        });
+        };
+        if missing.is_empty() {
+            let stored = store_graph(src, &image, entry, bytes, BlobSource::File(path), blobs)?;
+            images.push(record(entry.digest.clone(), stored, None));
+            continue;
+        }
+        // A partial index (`ctr export --platform`, Docker >= 25 `docker
+        // save`): it lists every platform, the source holds only some.
+        let kept = present_children(&view.manifests, &missing);
+        if !kept.iter().any(|c| !is_attestation(c)) {
+            let missing: Vec<String> = missing.iter().map(|c| c.digest.to_string()).collect();
+            bail!(
+                "{}: image {image}: index {} lists {} manifest(s) and none of them is in the source (missing: {})",
+                src.label,
+                entry.digest,
+                view.manifests.len(),
+                missing.join(", ")
+            );
+        }
+        if let [child] = kept.as_slice() {
+            // One platform: its manifest is the image, as `docker pull` stores it.
+            let (bytes, path) = read_manifest(src, &image, child)?;
+            let stored = store_graph(src, &image, child, bytes, BlobSource::File(path), blobs)?;
+            images.push(record(child.digest.clone(), stored, Some(entry.digest.clone())));
+        } else {
+            // Several: a new index listing just those (everything else in the
+            // source index's JSON kept as it was).
+            let mut json: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow!("{}: image {image}: {}: {e}", src.label, entry.digest))?;
+            let keep: BTreeSet<String> = kept.iter().map(|c| c.digest.to_string()).collect();
+            if let Some(list) = json.get_mut("manifests").and_then(|m| m.as_array_mut()) {
+                list.retain(|m| m.get("digest").and_then(|d| d.as_str()).is_some_and(|d| keep.contains(d)));
+            }
+            let new_bytes = serde_json::to_vec(&json)?;
+            let desc = Descriptor {
+                media_type: view.effective_media_type(Some(&entry.media_type)),
+                digest: Digest::of(&new_bytes),
+                size: new_bytes.len() as u64,
+                platform: None,
+                annotations: BTreeMap::new(),
+            };
+            let stored = store_graph(src, &image, &desc, new_bytes.clone(), BlobSource::Bytes(new_bytes), blobs)?;
+            images.push(record(desc.digest.clone(), stored, Some(entry.digest.clone())));
+        }
     }
     Ok(())
+}
+
+/// The name of the image an index.json entry holds. containerd (`ctr
+/// export`), buildkit and Docker >= 25 put the full name in
+/// `io.containerd.image.name` and only the tag in ref.name; Hauler, skopeo and
+/// edgeiso put the full name in ref.name.
+fn entry_reference(src: &SourceFiles, n: usize, entry: &Descriptor) -> anyhow::Result<ImageRef> {
+    let at = format!("{}: index.json entry {n} ({})", src.label, entry.digest);
+    if let Some(name) = entry.annotations.get(ANNOTATION_CONTAINERD_NAME) {
+        return ImageRef::parse(name).map_err(|e| anyhow!("{at}: {ANNOTATION_CONTAINERD_NAME}: {e}"));
+    }
+    let Some(ref_name) = entry.annotations.get(ANNOTATION_REF_NAME) else {
+        bail!(
+            "{at} has no {ANNOTATION_CONTAINERD_NAME} or {ANNOTATION_REF_NAME} annotation to name the image; \
+             add {ANNOTATION_CONTAINERD_NAME} with its full name (e.g. docker.io/library/nginx:1.25)"
+        );
+    };
+    // A tag cannot hold '/', ':' or '@'; a reference without any of them
+    // (`1.25`, `latest`, even `nginx`) may be a tag alone, and parsing it as
+    // a name would invent `docker.io/library/1.25:latest`.
+    if !ref_name.contains(['/', ':', '@']) {
+        bail!(
+            "{at}: {ANNOTATION_REF_NAME} is {ref_name:?}, which may be a tag alone rather than an image name; \
+             add an {ANNOTATION_CONTAINERD_NAME} annotation with the image's full name \
+             (e.g. docker.io/library/nginx:1.25)"
+        );
+    }
+    ImageRef::parse(ref_name).map_err(|e| anyhow!("{at}: {ANNOTATION_REF_NAME}: {e}"))
+}
+
+/// A manifest's bytes, checked against its descriptor, and where they are.
+fn read_manifest(src: &SourceFiles, image: &str, desc: &Descriptor) -> anyhow::Result<(Vec<u8>, PathBuf)> {
+    let f = blob_of(src, image, &desc.digest)?;
+    let bytes = src.read(&desc.digest.blob_path())?;
+    if Digest::of(&bytes) != desc.digest {
+        bail!("{}: image {image}: manifest {} does not match its digest", src.label, desc.digest);
+    }
+    if bytes.len() as u64 != desc.size {
+        bail!(
+            "{}: image {image}: manifest {} is {} bytes, its descriptor says {}",
+            src.label,
+            desc.digest,
+            bytes.len(),
+            desc.size
+        );
+    }
+    Ok((bytes, f.2.clone()))
+}
+
+/// Parse a manifest and check that it is what its descriptor says it is:
+/// a wrong media type carried into the bundle would make every registry
+/// refuse the push, or every client misread the image.
+fn parse_manifest(src: &SourceFiles, image: &str, desc: &Descriptor, bytes: &[u8]) -> anyhow::Result<ManifestView> {
+    let view = ManifestView::parse(bytes).map_err(|e| anyhow!("{}: image {image}: {}: {e}", src.label, desc.digest))?;
+    let contradiction = match view.media_type.as_deref() {
+        Some(own) if own != desc.media_type => Some(format!("the manifest itself says {own}")),
+        Some(_) => None,
+        None if view.is_index() != manifest::is_index(&desc.media_type) => {
+            let what = if view.is_index() { "an index" } else { "an image manifest" };
+            Some(format!("the document is {what}"))
+        }
+        None => None,
+    };
+    if let Some(why) = contradiction {
+        bail!(
+            "{}: image {image}: manifest {} is listed with media type {}, but {why}",
+            src.label,
+            desc.digest,
+            desc.media_type
+        );
+    }
+    Ok(view)
+}
+
+/// The children of a partial index that are kept: those in the source, less
+/// attestations of images that are not.
+fn present_children<'a>(children: &'a [Descriptor], missing: &[&Descriptor]) -> Vec<&'a Descriptor> {
+    let absent = |d: &Digest| missing.iter().any(|m| &m.digest == d);
+    children
+        .iter()
+        .filter(|c| !absent(&c.digest))
+        .filter(|c| match c.annotations.get("vnd.docker.reference.digest") {
+            Some(subject) if is_attestation(c) => subject.parse::<Digest>().is_ok_and(|d| !absent(&d)),
+            _ => true,
+        })
+        .collect()
+}
+
+/// A buildkit attestation manifest (platform `unknown/unknown`), not an image.
+fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations.get("vnd.docker.reference.type").is_some_and(|t| t == "attestation-manifest")
+        || d.platform.as_ref().is_some_and(|p| p.os == "unknown")
+}
+
+struct Stored {
+    media_type: String,
+    platforms: Vec<String>,
+    size: u64,
+}
+
+/// Add `root` (bytes already read and checked) and everything under it to
+/// `blobs`.
+fn store_graph(
+    src: &SourceFiles,
+    image: &str,
+    root: &Descriptor,
+    root_bytes: Vec<u8>,
+    root_source: BlobSource,
+    blobs: &mut BTreeMap<Digest, (u64, BlobSource)>,
+) -> anyhow::Result<Stored> {
+    let mut size = 0;
+    let mut platforms = Vec::new();
+    let mut media_type = None;
+    let mut stack = vec![(root.clone(), Some((root_bytes, root_source)), 0)];
+    while let Some((desc, read, depth)) = stack.pop() {
+        let (bytes, source) = match read {
+            Some(r) => r,
+            None => {
+                let (bytes, path) = read_manifest(src, image, &desc)?;
+                (bytes, BlobSource::File(path))
+            }
+        };
+        let view = parse_manifest(src, image, &desc, &bytes)?;
+        media_type.get_or_insert_with(|| view.effective_media_type(Some(&desc.media_type)));
+        size += bytes.len() as u64;
+        blobs.insert(desc.digest.clone(), (bytes.len() as u64, source));
+        if depth > 3 {
+            bail!("{}: image {image}: indexes nested too deeply", src.label);
+        }
+        for child in &view.manifests {
+            if let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown") {
+                platforms.push(p.id());
+            }
+            stack.push((child.clone(), None, depth + 1));
+        }
+        for b in view.blobs() {
+            let f = blob_of(src, image, &b.digest)?;
+            if f.1 != b.size {
+                bail!("{}: image {image}: blob {} is {} bytes, its manifest says {}", src.label, b.digest, f.1, b.size);
+            }
+            blobs.insert(b.digest.clone(), (f.1, BlobSource::File(f.2.clone())));
+            size += b.size;
+        }
+        if platforms.is_empty() && !view.is_index() {
+            if let Some(c) = &view.config {
+                platforms.extend(config_platform(&std::fs::read(&blob_of(src, image, &c.digest)?.2)?));
+            }
+        }
+    }
+    Ok(Stored { media_type: media_type.unwrap_or_else(|| root.media_type.clone()), platforms, size })
 }
 
 fn config_platform(config: &[u8]) -> Option<String> {
