@@ -253,7 +253,7 @@ impl Read for NoiseReader {
         let n = (buf.len() as u64).min(self.len - self.pos) as usize;
         let mut i = 0;
         while i < n {
-            if self.pos % 8 == 0 && n - i >= 8 {
+            if self.pos.is_multiple_of(8) && n - i >= 8 {
                 buf[i..i + 8].copy_from_slice(&self.word(self.pos / 8));
                 i += 8;
                 self.pos += 8;
