@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use edgeiso_bundle::writer::WriteOptions;
 use edgeiso_installer_config::layout;
 use edgeiso_installer_config::spec::Spec;
 use edgeiso_installer_config::{render, AgentConfig, RenderError, RenderOptions};
@@ -37,6 +38,8 @@ pub const MARKER_FAILED: &str = "EDGEISO-AGENT: failed";
 pub const MARKER_STAGED: &str = "EDGEISO-AGENT: staged";
 /// The initramfs overlay should stay under this size (issue budget).
 pub const INITRD_BUDGET: u64 = 8 << 20;
+/// Largest file ISO 9660 (without level 3) holds: 4 GiB - 1.
+const BOOTSTRAP_ARCHIVE_LIMIT: u64 = (4 << 30) - 1;
 
 pub fn run(ui: &Ui, args: OverlayArgs) -> anyhow::Result<()> {
     let spec = Spec::load(&args.spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -225,6 +228,27 @@ pub fn write_overlay(
     fs::create_dir_all(&content)?;
     let stem = bundle_stem(&parts[0]);
     let iso_parts = lay_parts(parts, &content, &stem, part_size)?;
+
+    // 2b. The bootstrap images (Harbor's own, and what the spec lists under
+    // bootstrapImages) as a bundle of their own that k3s/RKE2 import from
+    // agent/images/ at start: the registry cannot serve its own images.
+    let bundle = edgeiso_bundle::Bundle::open(&parts[0]).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    if let Some(plan) = bundle.subset(edgeiso_bundle::Role::Bootstrap, &format!("{}-bootstrap", spec.name))? {
+        let dir = root.join(layout::ISO_IMAGES_DIR.trim_start_matches('/'));
+        fs::create_dir_all(&dir)?;
+        // One file: k3s imports whole archives, not parts; ISO 9660 caps a file at 4 GiB.
+        let written =
+            plan.write(&dir, &WriteOptions { part_size: Some(BOOTSTRAP_ARCHIVE_LIMIT), ..Default::default() })?;
+        if written.paths.len() > 1 {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow::anyhow!(
+                    "the bootstrap images of {} exceed 4 GiB, more than one ISO 9660 file can hold",
+                    spec.name
+                ),
+            ));
+        }
+    }
 
     // 3. The agent.
     let bin = root.join(layout::ISO_AGENT_BIN.trim_start_matches('/'));

@@ -36,7 +36,7 @@ fn site(dir: &Path, source: &Registry, live_load: bool) -> PathBuf {
     write_spec(
         dir,
         &format!(
-            "name: cli\nimages:\n  - {host}/team/app:1.0\n  - {host}/team/raw:1.0\nregistries:\n  - host: {host}\n    insecure: true\n\
+            "name: cli\nimages:\n  - {host}/team/app:1.0\nbootstrapImages:\n  - {host}/team/raw:1.0\nregistries:\n  - host: {host}\n    insecure: true\n\
              harbor:\n  url: http://10.0.2.2:5000\nagent:\n  liveLoad: {live_load}\n"
         ),
     )
@@ -190,6 +190,13 @@ fn overlay_tree_and_initramfs_follow_the_layout() {
         assert!(config.contains("registry: http://10.0.2.2:5000"), "{config}");
         assert!(config.contains("/run/initramfs/live/opt/spectrocloud/content"), "{config}");
         assert!(std::fs::read_to_string(out.join("config.yaml")).unwrap().starts_with("#cloud-config"));
+        // Bootstrap images travel as one archive of their own for k3s/RKE2.
+        let boot = out.join("edgeiso/images/content-cli-bootstrap.tar");
+        let b = edgeiso_bundle::Bundle::open(&boot).unwrap();
+        let refs: Vec<String> = b.meta.images.iter().map(|i| i.reference.to_string()).collect();
+        assert_eq!(refs, vec![format!("{}/team/raw:1.0", source.host())]);
+        assert!(b.meta.images.iter().all(|i| i.role == edgeiso_bundle::Role::Bootstrap));
+        edgeiso(&["bundle", "verify", p(&boot)], &[]).ok();
         // Parts rejoin into a valid bundle.
         edgeiso(&["bundle", "verify", p(&out.join("opt/spectrocloud/content/content-cli.tar.part000"))], &[]).ok();
     }

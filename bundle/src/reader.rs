@@ -273,6 +273,46 @@ fn ended_early(paths: &[PathBuf]) -> Option<BundleError> {
     (paths.len() == 1 || len(&paths[paths.len() - 1]) == len(&paths[0])).then_some(BundleError::NextPartMissing(next))
 }
 
+impl Bundle {
+    /// A plan for a new bundle named `name` holding only this bundle's images
+    /// of `role` (the bootstrap images k3s/RKE2 import at boot), streaming
+    /// their blobs out of this bundle. `None` when there are none.
+    pub fn subset(&self, role: crate::Role, name: &str) -> Result<Option<crate::writer::BundlePlan>, BundleError> {
+        use crate::writer::BlobSource;
+        let images: Vec<ImageRecord> = self.meta.images.iter().filter(|i| i.role == role).cloned().collect();
+        if images.is_empty() {
+            return Ok(None);
+        }
+        let mut blobs = BTreeMap::new();
+        for img in &images {
+            let graph = self.image_graph(img)?;
+            let view = img.index_digest.iter().map(|d| Descriptor {
+                media_type: crate::manifest::OCI_INDEX.into(),
+                digest: d.clone(),
+                size: 0,
+                platform: None,
+                annotations: Default::default(),
+            });
+            for d in graph.manifests.iter().cloned().chain(graph.blobs.iter().cloned()).chain(view) {
+                let loc = self.blob(&d.digest).ok_or_else(|| BundleError::Graph {
+                    image: img.reference.to_string(),
+                    digest: d.digest.clone(),
+                    what: "missing blob".into(),
+                })?;
+                blobs.insert(d.digest, (loc.size, BlobSource::Parts { paths: self.paths.clone(), offset: loc.offset }));
+            }
+        }
+        let created = humantime::parse_rfc3339(&self.meta.created).unwrap_or(std::time::UNIX_EPOCH);
+        Ok(Some(crate::writer::BundlePlan {
+            name: name.to_owned(),
+            created,
+            tool: self.meta.tool.clone(),
+            images,
+            blobs,
+        }))
+    }
+}
+
 fn read_range(r: &mut PartsReader, loc: MemberLoc) -> std::io::Result<Vec<u8>> {
     r.seek(SeekFrom::Start(loc.offset))?;
     let mut buf = vec![0; loc.size as usize];

@@ -20,6 +20,11 @@ use crate::{BundleError, Digest};
 pub enum BlobSource {
     File(PathBuf),
     Bytes(Vec<u8>),
+    /// A member of another bundle: its parts, and the member's offset.
+    Parts {
+        paths: Vec<PathBuf>,
+        offset: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +104,14 @@ impl BundlePlan {
             let (size, bytes) = match self.blobs.get(&img.digest) {
                 Some((size, BlobSource::Bytes(b))) => (*size, b.clone()),
                 Some((size, BlobSource::File(p))) => (*size, std::fs::read(p).map_err(|e| BundleError::io(p, e))?),
+                Some((size, BlobSource::Parts { paths, offset })) => {
+                    let mut r = crate::parts::PartsReader::open(paths)?;
+                    let mut b = vec![0; *size as usize];
+                    std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(*offset))
+                        .and_then(|_| r.read_exact(&mut b))
+                        .map_err(|e| BundleError::io(&paths[0], e))?;
+                    (*size, b)
+                }
                 None => {
                     return Err(BundleError::Graph {
                         image: img.reference.to_string(),
@@ -205,6 +218,12 @@ impl BundlePlan {
             let reader: Box<dyn Read> = match source {
                 BlobSource::File(p) => Box::new(File::open(p).map_err(|e| BundleError::io(p, e))?),
                 BlobSource::Bytes(b) => Box::new(&b[..]),
+                BlobSource::Parts { paths, offset } => {
+                    let mut r = crate::parts::PartsReader::open(paths)?;
+                    std::io::Seek::seek(&mut r, std::io::SeekFrom::Start(*offset))
+                        .map_err(|e| BundleError::io(&paths[0], e))?;
+                    Box::new(r)
+                }
             };
             // Re-hash on the way in: a corrupted cache must not become a
             // corrupted bundle.
@@ -215,6 +234,7 @@ impl BundlePlan {
                 let source = match source {
                     BlobSource::File(p) => p.display().to_string(),
                     BlobSource::Bytes(_) => "memory".to_owned(),
+                    BlobSource::Parts { paths, .. } => paths[0].display().to_string(),
                 };
                 return Err(BundleError::SourceMismatch { origin: source, digest: digest.clone(), actual, bytes: n });
             }

@@ -10,6 +10,9 @@ pub const CONFIG_YAML: &str = "config.yaml";
 pub const ISO_SITE_DIR: &str = "/edgeiso/site";
 /// On the ISO: the agent binary (laid by the builder).
 pub const ISO_AGENT_BIN: &str = "/edgeiso/bin/edgeiso-agent";
+/// On the ISO: the bootstrap-images archive (images that must run before
+/// Harbor exists), imported by k3s/RKE2 from their `agent/images/` folder.
+pub const ISO_IMAGES_DIR: &str = "/edgeiso/images";
 /// On the ISO: content bundles, where Palette's CanvOS puts them.
 pub const ISO_CONTENT_DIR: &str = "/opt/spectrocloud/content";
 /// Where Kairos mounts the booted ISO on the live system.
@@ -23,6 +26,7 @@ pub const NODE_SITE_DIR: &str = "/usr/local/edgeiso/site";
 pub const NODE_AGENT_BIN: &str = "/usr/local/edgeiso/bin/edgeiso-agent";
 pub const NODE_CONTENT_DIR: &str = "/usr/local/edgeiso/content";
 pub const NODE_STATE_DIR: &str = "/usr/local/edgeiso/state";
+pub const NODE_IMAGES_DIR: &str = "/usr/local/edgeiso/images";
 pub const NODE_AGENT_CONFIG: &str = "/usr/local/edgeiso/site/agent.yaml";
 pub const NODE_HARBOR_CA: &str = "/usr/local/edgeiso/site/harbor/ca.crt";
 pub const NODE_HARBOR_PASSWORD: &str = "/usr/local/edgeiso/site/harbor/admin-password";

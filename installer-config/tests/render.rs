@@ -274,6 +274,13 @@ fn config_yaml_parses_back_with_every_part() {
     let boot = boot.as_seq().unwrap()[0].as_str().unwrap();
     assert!(boot.contains("systemctl enable --now --no-block edgeiso-agent.service"), "{boot}");
     assert!(boot.contains("/var/lib/rancher/k3s/server/manifests"), "{boot}");
+    // Bootstrap images reach containerd through k3s' agent/images folder.
+    assert!(script.contains(r#"cp -a "$live/edgeiso/images/." "$dest/images/""#), "{script}");
+    assert!(
+        boot.contains("for f in /usr/local/edgeiso/images/*.tar")
+            && boot.contains("/var/lib/rancher/k3s/agent/images/"),
+        "{boot}"
+    );
     // Holds passwords: private.
     assert_eq!(mode(&out.join("config.yaml")), 0o600);
 }

@@ -236,10 +236,11 @@ mkdir -p "$mnt"
 mount /dev/disk/by-label/{label} "$mnt"
 trap 'umount "$mnt"' EXIT
 dest="$mnt/{rel}"
-mkdir -p "$dest/bin" "$dest/site" "$dest/content" "$dest/state"
+mkdir -p "$dest/bin" "$dest/site" "$dest/content" "$dest/state" "$dest/images"
 cp -a "$live{bin}" "$dest/bin/"
 cp -a "$live{site}/." "$dest/site/"
 if [ -d "$live{content}" ]; then cp -a "$live{content}/." "$dest/content/"; fi
+if [ -d "$live{images}" ]; then cp -a "$live{images}/." "$dest/images/"; fi
 chmod 0700 "$dest/site" "$dest/state"
 sync
 "#,
@@ -249,6 +250,7 @@ sync
         bin = layout::ISO_AGENT_BIN,
         site = layout::ISO_SITE_DIR,
         content = layout::ISO_CONTENT_DIR,
+        images = layout::ISO_IMAGES_DIR,
     )
 }
 
@@ -258,6 +260,13 @@ fn boot_script(dist: &str) -> String {
         r#"set -eu
 site={site}
 [ -d "$site" ] || exit 0
+# Images that must run before Harbor does (Harbor's own): k3s/RKE2 import
+# every archive in agent/images/ when they start.
+mkdir -p /var/lib/rancher/{dist}/agent/images
+for f in {images}/*.tar; do
+  [ -e "$f" ] || continue
+  cmp -s "$f" "/var/lib/rancher/{dist}/agent/images/$(basename "$f")" || cp "$f" /var/lib/rancher/{dist}/agent/images/
+done
 mkdir -p /var/lib/rancher/{dist}/server/manifests
 for f in "$site"/manifests/*.yaml; do
   [ -e "$f" ] || continue
@@ -268,6 +277,7 @@ systemctl daemon-reload
 systemctl enable --now --no-block {unit}
 "#,
         site = layout::NODE_SITE_DIR,
+        images = layout::NODE_IMAGES_DIR,
         unit_src = layout::NODE_UNIT,
         unit = layout::UNIT_NAME,
     )
