@@ -64,6 +64,21 @@ reg_reset() {
 }
 case "${1:-}" in
 __reset) reg_reset; exit 0 ;;
+__floor_prepare)
+    # Reset, then open one upload session per blob (untimed) and write a curl
+    # config that PUTs every blob into its session: the timed part is then
+    # nothing but the bytes, from one curl process, N at a time.
+    reg_reset
+    port=$(cat "$PORT_FILE"); cfg=$BENCH_DIR/floor.cfg; : >"$cfg"
+    for f in "$2"/blobs/sha256/*; do
+        loc=$(curl -fsS -o /dev/null -D - -X POST "http://127.0.0.1:$port/v2/floor/blobs/uploads/" |
+            awk 'tolower($1)=="location:"{print $2}' | tr -d '\r')
+        [[ $loc == http* ]] || loc="http://127.0.0.1:$port$loc"
+        [[ -s $cfg ]] && echo next >>"$cfg"
+        printf 'url = "%s&digest=sha256:%s"\nupload-file = "%s"\noutput = "/dev/null"\nfail\nheader = "Content-Type: application/octet-stream"\n' \
+            "$loc" "$(basename "$f")" "$f" >>"$cfg"
+    done
+    exit 0 ;;
 __stop) reg_stop; exit 0 ;;
 __floor_one)
     # One blob, the way a client that knows nothing but the protocol would.
@@ -75,7 +90,7 @@ __floor_one)
     exit 0 ;;
 esac
 
-WRITE_DOCS=0; RUNS=5; SKIP_BIG=0
+WRITE_DOCS=0; RUNS=10; SKIP_BIG=0
 while (($#)); do
     case $1 in
     --write-docs) WRITE_DOCS=1 ;;
@@ -86,7 +101,7 @@ while (($#)); do
     shift
 done
 
-for tool in docker-registry skopeo hyperfine curl python3 /usr/bin/time; do
+for tool in docker-registry skopeo hyperfine curl python3 bc /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-test-deps.sh)" >&2; exit 1; }
 done
 mkdir -p "$BENCH_DIR"
@@ -97,8 +112,8 @@ URL="http://127.0.0.1:$PORT"
 
 echo "== building" >&2
 AGENT=$("$ROOT/scripts/build-agent-static.sh")
-(cd "$ROOT" && cargo build -q --release -p edgeiso-agent --example make-bench-bundle)
-MK="$ROOT/target/release/examples/make-bench-bundle"
+(cd "$ROOT" && cargo build -q -p edgeiso-agent --example make-bench-bundle)
+MK="$ROOT/target/debug/examples/make-bench-bundle"
 
 echo "== corpus" >&2
 LAYOUT=$BENCH_DIR/layout
@@ -116,17 +131,33 @@ SKOPEO_ARCHIVE="for i in \$(seq 0 23); do skopeo copy -q --all --dest-tls-verify
 SKOPEO_LAYOUT="for i in \$(seq 0 23); do skopeo copy -q --all --dest-tls-verify=false oci:$LAYOUT:bench/app-\$i:1.0 docker://127.0.0.1:$PORT/spectro-images/docker.io/bench/app-\$i:1.0; done"
 FLOOR="ls $LAYOUT/blobs/sha256/* | xargs -P 4 -n 1 $SELF __floor_one"
 FLOOR8="ls $LAYOUT/blobs/sha256/* | xargs -P 8 -n 1 $SELF __floor_one"
+FLOOR_PAR="curl -sSf --parallel --parallel-max 4 -K $BENCH_DIR/floor.cfg"
 
 reg_start
 J=$BENCH_DIR/json; mkdir -p "$J"
-echo "== empty registry: agent vs skopeo vs curl floor" >&2
-hyperfine -N --show-output --style basic --runs "$RUNS" --prepare "$SELF __reset" --export-json "$J/load.json" \
-    -n "edgeiso-agent load (concurrency 4)" "$AGENT_CMD" \
-    -n "curl floor: every unique blob PUT once, 4 in parallel" "bash -c '$FLOOR'" \
-    -n "curl floor, 8 in parallel" "bash -c '$FLOOR8'" >&2
-hyperfine --style basic --runs 3 --prepare "$SELF __reset" --export-json "$J/skopeo.json" \
-    -n "skopeo copy --all oci-archive:BUNDLE (image after image)" "$SKOPEO_ARCHIVE" \
-    -n "skopeo copy --all oci:LAYOUT (image after image)" "$SKOPEO_LAYOUT" >&2
+echo "== empty registry: agent vs skopeo vs curl floor, interleaved ($RUNS rounds)" >&2
+# Round-robin rather than one tool after the other: on a shared machine the
+# background load drifts, and interleaving spreads it over every contender.
+uptime >"$J/load-before.txt"
+: >"$J/times.csv"
+timed() { # name prepare-command command
+    local name=$1 prep=$2 cmd=$3 t0 t1
+    bash -c "$prep" >/dev/null 2>&1
+    t0=$(date +%s.%N)
+    bash -c "$cmd" >/dev/null 2>"$J/last.err" || { echo "FAILED: $name" >&2; cat "$J/last.err" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    echo "$name,$(echo "$t1 - $t0" | bc)" >>"$J/times.csv"
+}
+for r in $(seq "$RUNS"); do
+    echo "round $r" >&2
+    timed "edgeiso-agent load (concurrency 4)" "$SELF __reset" "$AGENT_CMD"
+    timed "curl floor: every unique blob POST+PUT once, 4 in parallel" "$SELF __reset" "$FLOOR"
+    timed "curl floor, 8 in parallel" "$SELF __reset" "$FLOOR8"
+    timed "curl floor, sessions opened untimed, one curl --parallel (4)" "$SELF __floor_prepare $LAYOUT" "$FLOOR_PAR"
+    timed "skopeo copy --all oci-archive:BUNDLE (image after image)" "$SELF __reset" "$SKOPEO_ARCHIVE"
+    timed "skopeo copy --all oci:LAYOUT (image after image)" "$SELF __reset" "$SKOPEO_LAYOUT"
+done
+uptime >"$J/load-after.txt"
 
 echo "== concurrency sweep" >&2
 hyperfine -N --style basic --runs 3 --prepare "$SELF __reset" --export-json "$J/sweep.json" \
@@ -162,10 +193,18 @@ j, count, nbytes, big, write_docs, docs, out = sys.argv[1:8]
 count, nbytes = int(count), int(nbytes)
 def res(name):
     return {r["command"]: r for r in json.load(open(os.path.join(j, name)))["results"]}
-load, sk, sweep, rerun = res("load.json"), res("skopeo.json"), res("sweep.json"), res("rerun.json")
+sweep, rerun = res("sweep.json"), res("rerun.json")
+load = {}
+for line in open(os.path.join(j, "times.csv")):
+    name, t = line.rstrip("\n").rsplit(",", 1)
+    load.setdefault(name, {"times": []})["times"].append(float(t))
+sk = {k: load.pop(k) for k in list(load) if k.startswith("skopeo")}
+loadavg = [open(os.path.join(j, f)).read().split("load average:")[1].strip() for f in ("load-before.txt", "load-after.txt")]
 def med(r): return statistics.median(r["times"])
 agent = med(load["edgeiso-agent load (concurrency 4)"])
-floor = min(med(load["curl floor: every unique blob PUT once, 4 in parallel"]), med(load["curl floor, 8 in parallel"]))
+floors = {k: med(v) for k, v in load.items() if k.startswith("curl floor")}
+floor_name = min(floors, key=floors.get)
+floor = floors[floor_name]
 ska = med(sk["skopeo copy --all oci-archive:BUNDLE (image after image)"])
 skl = med(sk["skopeo copy --all oci:LAYOUT (image after image)"])
 mib = nbytes / 2**20
@@ -175,7 +214,8 @@ L.append("## Agent load\n")
 L.append(f"Measured by `scripts/bench-agent.sh` on {os.cpu_count()} cores ({cpu}), Debian 12, docker-registry 2.8 "
          "(filesystem storage, access log off) on 127.0.0.1, static musl `edgeiso-agent`, median of the runs. "
          f"Corpus: `make-images.py --images 24 --mib-per-image 16 --multiarch 2` = {count} unique blobs, {mib:.0f} MiB, "
-         "24 repositories; every run starts from an empty registry.\n")
+         "24 repositories; every run starts from an empty registry. Contenders run interleaved, round after round. "
+         f"The machine is shared with other builds: load average {loadavg[0]} before, {loadavg[1]} after.\n")
 L.append("| what | median s | runs (s) | MiB/s |")
 L.append("| --- | ---: | --- | ---: |")
 for name, r in list(load.items()) + list(sk.items()):
@@ -183,7 +223,11 @@ for name, r in list(load.items()) + list(sk.items()):
 L.append("")
 L.append(f"- agent vs skopeo (oci-archive of the bundle, the issue's yardstick): **{ska/agent:.1f}x faster** (target: at least 3x).")
 L.append(f"- agent vs skopeo reading the unpacked OCI layout (no per-image extraction): {skl/agent:.1f}x faster.")
-L.append(f"- agent vs the raw floor (best of 4 and 8 parallel curl PUTs): **{agent/floor:.2f}x** the floor's time (target: within 1.3x).\n")
+spec_floor = min(v for k, v in floors.items() if "POST+PUT" in k or "8 in parallel" in k)
+L.append(f"- agent vs the raw floor as the issue defines it (every unique blob POST+PUT once with curl, in parallel; best of 4 and 8): **{agent/spec_floor:.2f}x** the floor's time (target: within 1.3x).")
+L.append(f"- agent vs the tightest floor (upload sessions opened before the clock starts, one curl process): {agent/floor:.2f}x. "
+         "That floor sends only the blob bytes into one repository; a load also makes 24 repositories, 22 cross-repository mounts, "
+         "30 manifest PUTs (which the registry validates against every blob), 24 manifest and 54 blob HEADs: 237 requests against 82.\n")
 L.append("Concurrency (the default, 4, was chosen from this):\n")
 L.append("| --concurrency | median s | runs (s) |")
 L.append("| ---: | ---: | --- |")
@@ -202,7 +246,7 @@ if big:
     L.append(f"2 GiB single layer (one image, incompressible), `/usr/bin/time -v`: chunked upload (default above 256 MiB): "
              f"peak RSS **{int(rss)/1024:.1f} MiB**, {wall} wall; forced monolithic streamed PUT: peak RSS {int(rss_m)/1024:.1f} MiB, {wall_m} wall "
              "(budget: under 64 MiB).\n")
-L.append("Reproduce: `scripts/bench-agent.sh --write-docs` (needs docker-registry, skopeo, hyperfine; ~10 minutes, ~8 GB of /tmp).\n")
+L.append("Reproduce: `scripts/bench-agent.sh --write-docs` (needs docker-registry, skopeo, hyperfine, bc; ~10 minutes, ~8 GB of /tmp).\n")
 text = "\n".join(L) + "\n"
 open(out, "w").write(text)
 print(text)

@@ -32,7 +32,10 @@ musl)
 glibc)
     target=x86_64-unknown-linux-gnu
     # --target keeps RUSTFLAGS away from build scripts and proc macros.
-    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
+    # getrandom 0.3/0.4 look glibc's getrandom() up at run time (dlsym, which
+    # a static binary cannot do) and then fall back to /dev/urandom; link it
+    # directly instead, so the binary needs no /dev either.
+    RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static --cfg getrandom_backend=\"linux_getrandom\"" \
         cargo build --release -p edgeiso-agent --target "$target" >&2
     ;;
 *)

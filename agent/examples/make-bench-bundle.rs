@@ -50,6 +50,7 @@ fn record(reference: &str, digest: Digest, media_type: &str, size: u64) -> Image
 }
 
 fn from_layout(layout: &Path, out: &Path, name: &str) -> Vec<PathBuf> {
+    std::fs::create_dir_all(out).unwrap();
     let index: serde_json::Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let mut blobs = BTreeMap::new();
     for e in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {

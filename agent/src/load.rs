@@ -51,7 +51,7 @@ pub struct LoadReport {
 
 impl LoadReport {
     /// The error the run ends with, if any image failed.
-    pub fn outcome(&self) -> Result<(), AgentError> {
+    pub fn outcome(&self, registry: &str) -> Result<(), AgentError> {
         if self.failed.is_empty() {
             return Ok(());
         }
@@ -59,14 +59,14 @@ impl LoadReport {
         let kinds: Vec<FailKind> = self.failed.iter().map(|f| f.1).collect();
         if kinds.iter().all(|k| *k == FailKind::Auth) {
             return Err(AgentError::Auth {
-                url: String::new(),
+                url: registry.to_owned(),
                 user: String::new(),
                 message: format!("{} of {total} images could not be pushed: {}", self.failed.len(), self.failed[0].2),
             });
         }
         if kinds.iter().all(|k| *k == FailKind::Unavailable) {
             return Err(AgentError::Registry {
-                url: String::new(),
+                url: registry.to_owned(),
                 message: format!(
                     "stopped answering; {} of {total} images not loaded (run again to continue)",
                     self.failed.len()

@@ -38,8 +38,9 @@ fn main() -> ExitCode {
                     .enable_all()
                     .build()
                     .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;
+                let registry = settings.registry.to_string();
                 let report = runtime.block_on(load::run(settings))?;
-                report.outcome()
+                report.outcome(&registry)
             })
         }
         Command::Status(args) => status::collect(&args.state_dir).map(|s| status::print(&s, args.json)),
