@@ -118,3 +118,24 @@ fn refused_credentials_stop_at_once_with_exit_5() {
         assert!(!all.contains("not-the-password"));
     }
 }
+
+#[test]
+fn a_registry_that_cannot_mount_gets_the_blob_uploaded_into_the_offered_session() {
+    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let harbor = HarborDouble::start(&reg.url(), HarborOptions { refuse_mount: true, ..Default::default() });
+    let out = run(load_cmd(&harbor.url, &bundle, &dir.path().join("s"), &["--json"]));
+    assert_eq!(out.status.code(), Some(0));
+    let reqs = harbor.requests();
+    assert!(reqs.iter().any(|r| r.contains("mount=sha256")), "a mount was tried: {reqs:#?}");
+    let done = done_event(&out);
+    assert_eq!(done["blobs_mounted"], 0, "{done}");
+    for img in &images {
+        assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
+    }
+    // Each refused mount's 202 session was used: no extra POST for those blobs.
+    let mounts = reqs.iter().filter(|r| r.contains("mount=sha256")).count();
+    let posts = reqs.iter().filter(|r| r.starts_with("POST /v2/")).count();
+    let puts = reqs.iter().filter(|r| r.starts_with("PUT /v2/") && r.contains("/blobs/uploads/")).count();
+    assert_eq!(posts, puts, "every session opened (mount or not) was used by exactly one PUT: {reqs:#?}");
+    assert!(mounts > 0);
+}

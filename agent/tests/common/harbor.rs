@@ -28,6 +28,9 @@ pub struct HarborOptions {
     /// Harbor's nginx does when an upload is slow: the registry's session
     /// is left exactly where the previous chunk ended.
     pub fail_patch: Option<usize>,
+    /// Answer cross-repository mounts like a registry that cannot mount:
+    /// 202 with an ordinary upload session instead of 201.
+    pub refuse_mount: bool,
 }
 
 struct State {
@@ -187,6 +190,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
                 return Ok(reply(StatusCode::GATEWAY_TIMEOUT, "<html>504 Gateway Time-out</html>"));
             }
         }
+        let query = match query {
+            Some(q) if st.opts.refuse_mount && q.contains("mount=") => None,
+            q => q,
+        };
         return Ok(proxy(&st, req, &path, query.as_deref()).await);
     }
     Ok(reply(StatusCode::NOT_FOUND, "not found"))
