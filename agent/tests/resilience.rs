@@ -216,3 +216,41 @@ fn killed_at_random_points_the_next_run_reuploads_nothing_finished() {
         assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
     }
 }
+
+#[test]
+fn a_chunked_upload_killed_mid_blob_resumes_in_the_next_run_from_the_journal() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    // The 4th PATCH never gets an answer: the agent is stuck with 3 chunks in.
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { hang_patch: Some(4), ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let images = many_images(1, 6 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let chunked = ["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    let mut child =
+        load_cmd(&harbor.url, &bundle, &state, &chunked).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while harbor.requests().iter().filter(|r| r.starts_with("PATCH")).count() < 4
+        && t.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child.kill().unwrap(); // SIGKILL while the 4th chunk hangs
+    child.wait().unwrap();
+    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("resuming an interrupted upload"), "{err}");
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    // The three acknowledged chunks were not sent again.
+    let layer = images[0].blobs.values().map(|b| b.len() as u64).max().unwrap();
+    let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
+    assert!(sent <= layer - (3 << 20) + 4096, "sent {sent} of a {layer}-byte layer");
+}

@@ -31,6 +31,9 @@ pub struct HarborOptions {
     /// Answer cross-repository mounts like a registry that cannot mount:
     /// 202 with an ordinary upload session instead of 201.
     pub refuse_mount: bool,
+    /// Swallow the Nth PATCH (1-based) and never answer it: the client hangs
+    /// with the registry's session where the previous chunk ended.
+    pub hang_patch: Option<usize>,
 }
 
 struct State {
@@ -185,6 +188,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
                 *p += 1;
                 *p
             };
+            if st.opts.hang_patch == Some(n) {
+                let _ = req.into_body().collect().await;
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                return Ok(reply(StatusCode::GATEWAY_TIMEOUT, "gave up"));
+            }
             if st.opts.fail_patch == Some(n) {
                 let _ = req.into_body().collect().await;
                 return Ok(reply(StatusCode::GATEWAY_TIMEOUT, "<html>504 Gateway Time-out</html>"));
