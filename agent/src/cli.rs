@@ -39,7 +39,7 @@ Examples:
   edgeiso-agent load --bundle /mnt/content-site.tar.part000 --registry http://127.0.0.1:5000 --json
 
   # Everything from the agent's configuration file, one flag overridden
-  edgeiso-agent load --config /etc/edgeiso/agent.yaml --concurrency 6
+  edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --concurrency 6
 
 The password is read from --password-file or the EDGEISO_REGISTRY_PASSWORD
 environment variable, never from the command line.";
@@ -86,7 +86,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "URL")]
     pub registry: Option<String>,
 
-    /// Harbor project (and first path component) every image goes under.
+    /// Harbor project (and first path component) every image goes under
+    /// [default: spectro-images].
     #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
 
@@ -106,15 +107,17 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
-    /// Blob uploads in flight at once.
+    /// Blob uploads in flight at once [default: 4].
     #[arg(long, value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// Where the journal of finished blobs and images lives.
+    /// Where the journal of finished blobs and images lives
+    /// [default: /var/lib/edgeiso].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
-    /// How long to wait for the registry to answer at start (e.g. 30m, 90s).
+    /// How long to wait for the registry to answer at start (e.g. 30m, 90s)
+    /// [default: 30m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_timeout: Option<Duration>,
 
