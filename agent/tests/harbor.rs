@@ -83,6 +83,25 @@ fn an_existing_project_is_not_created_again() {
 }
 
 #[test]
+fn a_409_from_project_creation_is_fine() {
+    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions {
+            credentials: creds(),
+            projects: vec!["spectro-images".into()],
+            head_says_absent: true,
+            ..Default::default()
+        },
+    );
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(harbor.requests().iter().any(|r| r.starts_with("POST /api/v2.0/projects")));
+    assert!(!events(&out).iter().any(|e| e["event"] == "project-created"), "409 means it already existed");
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), &images[0].tag, &images[0]);
+}
+
+#[test]
 fn bearer_token_flow_like_harbor_v2() {
     let Some((reg, dir, images, bundle)) = setup() else { return };
     let harbor =

@@ -34,6 +34,9 @@ pub struct HarborOptions {
     /// Swallow the Nth PATCH (1-based) and never answer it: the client hangs
     /// with the registry's session where the previous chunk ended.
     pub hang_patch: Option<usize>,
+    /// Answer every project HEAD with 404 (a race with another creator, or
+    /// a robot account that cannot see the project): the POST then gets 409.
+    pub head_says_absent: bool,
 }
 
 struct State {
@@ -135,7 +138,7 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("project_name=")))
                 .unwrap_or("")
                 .to_owned();
-            let exists = st.projects.lock().unwrap().contains(&name);
+            let exists = !st.opts.head_says_absent && st.projects.lock().unwrap().contains(&name);
             return Ok(reply(if exists { StatusCode::OK } else { StatusCode::NOT_FOUND }, ""));
         }
         if req.method() == hyper::Method::POST {
