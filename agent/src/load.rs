@@ -544,29 +544,25 @@ async fn push_blobs(
     trust_journal: bool,
     stats: &mut ImageStats,
 ) -> Result<(), ImageFailure> {
-    let results = futures_util::future::join_all(
-        blobs.iter().map(|b| async move { (ensure_blob(run, item, &b.digest, trust_journal).await, ()) }),
-    )
-    .await;
+    // All of an image's blobs at once; the global semaphore bounds transfers.
+    let results =
+        futures_util::future::join_all(blobs.iter().map(|b| ensure_blob(run, item, &b.digest, trust_journal))).await;
     let mut first_err = None;
-    for (r, _) in &results {
+    for (blob, r) in blobs.iter().zip(results) {
         match r {
             Ok(BlobOutcome::Present) => stats.present += 1,
             Ok(BlobOutcome::Mounted) => stats.mounted += 1,
-            Ok(BlobOutcome::Uploaded) => stats.uploaded += 1,
+            Ok(BlobOutcome::Uploaded) => {
+                stats.uploaded += 1;
+                stats.uploaded_bytes += blob.size;
+            }
+            // Every blob is still tried: the others are then in place for
+            // the next run, and the first failure names the image's problem.
             Err(e) => {
-                if first_err.is_none() {
-                    first_err = Some(ImageFailure { kind: e.kind, message: e.message.clone() });
-                }
+                first_err.get_or_insert(e);
             }
         }
     }
-    stats.uploaded_bytes += blobs
-        .iter()
-        .zip(&results)
-        .filter(|(_, (r, _))| matches!(r, Ok(BlobOutcome::Uploaded)))
-        .map(|(b, _)| b.size)
-        .sum::<u64>();
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
