@@ -285,23 +285,11 @@ systemctl enable --now --no-block {unit}
 
 /// The systemd unit that runs the agent.
 pub fn unit() -> String {
-    format!(
-        "[Unit]\n\
-         Description=edgeiso agent: push the site bundle into the local Harbor\n\
-         Wants=network-online.target\n\
-         After=network-online.target k3s.service rke2-server.service\n\
-         \n\
-         [Service]\n\
-         Type=simple\n\
-         ExecStart={bin} load --config {config}\n\
-         Restart=on-failure\n\
-         RestartSec=30\n\
-         \n\
-         [Install]\n\
-         WantedBy=multi-user.target\n",
-        bin = layout::NODE_AGENT_BIN,
-        config = layout::NODE_AGENT_CONFIG,
-    )
+    // One unit, the agent's own (oneshot, restart on failure except for
+    // configuration errors), so render never ships a second opinion of it.
+    let unit = include_str!("../../../agent/dist/edgeiso-agent.service");
+    debug_assert!(unit.contains(layout::NODE_AGENT_BIN) && unit.contains(layout::NODE_AGENT_CONFIG));
+    unit.to_owned()
 }
 
 /// Where a key came from, for conflict messages.
