@@ -16,11 +16,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-use sha2::{Digest as _, Sha256};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::bootcfg::{patch_grub_cfg, patch_isolinux_cfg, CfgPatch};
 
@@ -770,6 +769,13 @@ impl Remaster {
         let tmp = out_dir.join(format!(".{}.partial-{}", out_name.to_string_lossy(), std::process::id()));
         let _cleanup = RemoveOnDrop(tmp.clone());
 
+        let mut expected = overlay_files(&self.overlay_dir)?;
+        for (iso_path, local) in &patched {
+            expected.insert(iso_path.clone(), local.clone());
+        }
+        let sources = stat_sources(&expected)?;
+        let started = std::time::Instant::now();
+
         let mut notes = Vec::new();
         let attempt = |drop_hfsplus: bool| -> Result<(), IsoError> {
             let _ = std::fs::remove_file(&tmp);
@@ -807,20 +813,34 @@ impl Remaster {
             Err(e) => return Err(e),
         }
 
-        let mut expected = overlay_files(&self.overlay_dir)?;
-        for (iso_path, local) in &patched {
-            expected.insert(iso_path.clone(), local.clone());
-        }
-        let verification = verify(x, &tmp, &base_setup, &expected).map_err(|e| match e {
+        let written = started.elapsed();
+        // The output goes to disk while it is read back (from the page cache).
+        let flushing = {
+            let tmp = tmp.clone();
+            std::thread::spawn(move || File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp)))
+        };
+        // Inspecting the output (xorriso and mtools runs) overlaps the comparison.
+        let (result_setup, bytes) = std::thread::scope(|s| {
+            let inspecting = s.spawn(|| {
+                let s2 = tempfile::Builder::new()
+                    .prefix("edgeiso-readback.")
+                    .tempdir()
+                    .map_err(io_err(Path::new("/tmp")))?;
+                inspect_with_files(x, &tmp, s2.path()).map(|(setup, _)| setup)
+            });
+            let bytes = check_files(x, &tmp, &sources);
+            (inspecting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)), bytes)
+        });
+        let as_output = |e| match e {
             IsoError::VerifyFailed { reason, .. } => IsoError::VerifyFailed { iso: self.output.clone(), reason },
             other => other,
-        })?;
-        let result_setup = {
-            let s2 =
-                tempfile::Builder::new().prefix("edgeiso-readback.").tempdir().map_err(io_err(Path::new("/tmp")))?;
-            inspect_with_files(x, &tmp, s2.path())?.0
         };
-        File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err(&tmp))?;
+        let bytes = bytes.map_err(as_output)?;
+        let result_setup = result_setup?;
+        let verification = verification(&tmp, &base_setup, &result_setup, sources.len(), bytes).map_err(as_output)?;
+        let verified = started.elapsed();
+        join(flushing)?;
+        tracing::debug!(?written, ?verified, synced = ?started.elapsed(), "remaster timings (from xorriso's start)");
         std::fs::rename(&tmp, &self.output).map_err(io_err(&self.output))?;
         Ok(RemasterReport {
             output: self.output.clone(),
@@ -844,6 +864,10 @@ impl Remaster {
             .map(os)
             .collect();
         a.extend([os("-indev"), self.base.as_os_str().to_owned(), os("-outdev"), tmp.as_os_str().to_owned()]);
+        // xorriso's default fsyncs the output every 16 MiB while writing,
+        // which made it slower than `cp` of the same bytes; `run` syncs once
+        // at the end, while it reads the result back.
+        a.extend([os("-stdio_sync"), os("off")]);
         if setup.joliet {
             // Loading an ISO drops its Joliet tree unless asked to write one.
             a.extend([os("-joliet"), os("on")]);
@@ -902,9 +926,9 @@ fn overlay_files(dir: &Path) -> Result<BTreeMap<String, PathBuf>, IsoError> {
 /// What the read-back verification checked.
 #[derive(Debug, Clone, Default)]
 pub struct Verification {
-    /// Files whose sha256 matched.
+    /// Files found in the output with exactly their source's bytes.
     pub files_checked: usize,
-    /// Bytes hashed.
+    /// Bytes compared.
     pub bytes_checked: u64,
     /// El Torito boot images present in the output.
     pub boot_images: Vec<String>,
@@ -912,87 +936,175 @@ pub struct Verification {
     pub system_area: String,
 }
 
-fn sha256_file(path: &Path) -> Result<String, IsoError> {
-    let mut f = BufReader::with_capacity(1 << 20, File::open(path).map_err(io_err(path))?);
-    let mut h = Sha256::new();
-    io::copy(&mut f, &mut h).map_err(io_err(path))?;
-    Ok(hex::encode(h.finalize()))
+/// Where a file's data is in an ISO image: `(byte offset, length)` per
+/// section, in file order (a file of 4 GiB or more has several sections).
+pub type Extents = Vec<(u64, u64)>;
+
+/// Where the data of every regular file of `iso` is, from
+/// `-find / -type f -exec report_sections`. Offsets count from the start of
+/// the image file, which holds for a single-session image such as
+/// [`Remaster::run`] writes.
+pub fn file_extents(x: &Xorriso, iso: &Path) -> Result<BTreeMap<String, Extents>, IsoError> {
+    let out = x.run(
+        iso,
+        &[
+            os("-indev"),
+            iso.as_os_str().to_owned(),
+            os("-find"),
+            os("/"),
+            os("-type"),
+            os("f"),
+            os("-exec"),
+            os("report_sections"),
+            os("--"),
+        ],
+    )?;
+    Ok(parse_sections(&out))
 }
 
-/// Read `iso` back: every `expected` file (ISO path -> local file) must be
-/// there with the same sha256; the El Torito images and the partition tables
-/// of `base` must still be present.
-pub fn verify(
-    x: &Xorriso,
-    iso: &Path,
-    base: &BootSetup,
-    expected: &BTreeMap<String, PathBuf>,
-) -> Result<Verification, IsoError> {
-    let fail = |reason: String| IsoError::VerifyFailed { iso: iso.to_path_buf(), reason };
-    let listed: BTreeMap<String, u64> = list_files(x, iso)?.into_iter().map(|f| (f.path, f.size)).collect();
-    let mut v = Verification::default();
-    let mut batch: Vec<(&String, &PathBuf, u64)> = Vec::new();
-    for (iso_path, local) in expected {
-        let size = *listed.get(iso_path).ok_or_else(|| fail(format!("{iso_path} is missing")))?;
-        let local_size = std::fs::metadata(local).map_err(io_err(local))?.len();
-        if size != local_size {
-            return Err(fail(format!("{iso_path} has {size} bytes, {} has {local_size}", local.display())));
-        }
-        batch.push((iso_path, local, size));
+/// Parse `report_sections` lines:
+/// `File data lba:  0 ,     5344 ,        3 ,     5000 , '/a.bin'`
+/// (extent number, start block, blocks, bytes in this section, path).
+fn parse_sections(report: &str) -> BTreeMap<String, Extents> {
+    let mut sections: BTreeMap<String, Vec<(u64, u64, u64)>> = BTreeMap::new();
+    for line in report.lines() {
+        let Some(rest) = line.strip_prefix("File data lba:") else { continue };
+        let fields: Vec<&str> = rest.splitn(5, ',').collect();
+        let [xt, lba, _blocks, size, path] = fields[..] else { continue };
+        let (Ok(xt), Ok(lba), Ok(size)) =
+            (xt.trim().parse::<u64>(), lba.trim().parse::<u64>(), size.trim().parse::<u64>())
+        else {
+            continue;
+        };
+        sections.entry(unquote(path.trim())).or_default().push((xt, lba * SECTOR, size));
     }
-    // One xorriso run streams all files back to back on stdout; the sizes
-    // from the listing split the stream.
-    for chunk in batch.chunks(256) {
-        let mut args = vec![os("-osirrox"), os("on"), os("-indev"), iso.as_os_str().to_owned()];
-        args.extend([os("-concat"), os("append"), os("-")]);
-        args.extend(chunk.iter().map(|(p, _, _)| os(p.as_str())));
-        let mut child = x
-            .command()
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| x.spawn_error(e))?;
-        let mut stdout = BufReader::with_capacity(1 << 20, child.stdout.take().expect("piped"));
-        let mut stream_error = None;
-        for (iso_path, local, size) in chunk {
-            let mut h = Sha256::new();
-            match io::copy(&mut (&mut stdout).take(*size), &mut h) {
-                Ok(n) if n == *size => {}
-                Ok(n) => {
-                    stream_error = Some(format!("{iso_path}: read back {n} of {size} bytes"));
-                    break;
-                }
-                Err(e) => {
-                    stream_error = Some(format!("{iso_path}: {e}"));
-                    break;
-                }
-            }
-            let got = hex::encode(h.finalize());
-            let want = sha256_file(local)?;
-            if got != want {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(fail(format!("{iso_path}: sha256 {got} differs from {} ({want})", local.display())));
-            }
-            v.files_checked += 1;
-            v.bytes_checked += size;
-        }
-        let mut extra = Vec::new();
-        let _ = stdout.read_to_end(&mut extra);
-        let out = child.wait_with_output().map_err(io_err(iso))?;
-        if let Some(e) = stream_error {
-            return Err(fail(format!("{e}; xorriso said: {}", tail(&String::from_utf8_lossy(&out.stderr), 4))));
-        }
-        if !out.status.success() || !extra.is_empty() {
-            return Err(fail(format!(
-                "reading files back ({} stray bytes): {}",
-                extra.len(),
-                tail(&String::from_utf8_lossy(&out.stderr), 4)
-            )));
-        }
-    }
+    sections
+        .into_iter()
+        .map(|(path, mut s)| {
+            s.sort_unstable();
+            (path, s.into_iter().map(|(_, offset, len)| (offset, len)).collect())
+        })
+        .collect()
+}
 
+/// A source file and the metadata it had before xorriso read it.
+#[derive(Debug, Clone)]
+struct Source {
+    local: PathBuf,
+    size: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn stat_sources(expected: &BTreeMap<String, PathBuf>) -> Result<BTreeMap<String, Source>, IsoError> {
+    expected
+        .iter()
+        .map(|(iso_path, local)| {
+            let meta = std::fs::metadata(local).map_err(io_err(local))?;
+            Ok((iso_path.clone(), Source { local: local.clone(), size: meta.len(), modified: meta.modified().ok() }))
+        })
+        .collect()
+}
+
+fn join<T>(handle: std::thread::JoinHandle<T>) -> T {
+    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Compare every source file with its data in `iso`, byte for byte, reading
+/// the ISO straight at the files' extents (one open file, positioned reads,
+/// 8 MiB blocks spread over up to 4 threads). Err names the first file that
+/// differs, with the offset.
+fn compare_extents(
+    iso: &Path,
+    sources: &BTreeMap<String, Source>,
+    extents: &BTreeMap<String, Extents>,
+) -> Result<u64, String> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 8 << 20;
+    struct Job {
+        file: usize,
+        iso_offset: u64,
+        file_offset: u64,
+        len: u64,
+    }
+    let image = File::open(iso).map_err(|e| format!("{}: {e}", iso.display()))?;
+    let image_len = image.metadata().map_err(|e| format!("{}: {e}", iso.display()))?.len();
+    let mut files: Vec<(&String, &Source, File)> = Vec::new();
+    let mut jobs = Vec::new();
+    for (iso_path, src) in sources {
+        let ranges = extents.get(iso_path).ok_or_else(|| format!("{iso_path} is missing"))?;
+        let size: u64 = ranges.iter().map(|r| r.1).sum();
+        if size != src.size {
+            return Err(format!("{iso_path} has {size} bytes, {} has {}", src.local.display(), src.size));
+        }
+        if let Some((offset, len)) = ranges.iter().find(|(o, l)| o + l > image_len) {
+            return Err(format!(
+                "{iso_path}: its data ({len} bytes at byte {offset}) runs past the end of the image ({image_len} bytes)"
+            ));
+        }
+        let local = File::open(&src.local).map_err(|e| format!("{}: {e}", src.local.display()))?;
+        let mut file_offset = 0;
+        for &(start, len) in ranges {
+            let mut done = 0;
+            while done < len {
+                let n = BLOCK.min(len - done);
+                jobs.push(Job { file: files.len(), iso_offset: start + done, file_offset: file_offset + done, len: n });
+                done += n;
+            }
+            file_offset += len;
+        }
+        files.push((iso_path, src, local));
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // The first difference in (file, offset) order among those found.
+    let first: std::sync::Mutex<Option<(usize, u64, String)>> = std::sync::Mutex::new(None);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4).min(jobs.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let mut a = vec![0u8; BLOCK as usize];
+                let mut b = vec![0u8; BLOCK as usize];
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) else { break };
+                    let (iso_path, src, local) = &files[job.file];
+                    let (a, b) = (&mut a[..job.len as usize], &mut b[..job.len as usize]);
+                    let problem =
+                        match (image.read_exact_at(a, job.iso_offset), local.read_exact_at(b, job.file_offset)) {
+                            (Err(e), _) => Some((job.file_offset, format!("{iso_path}: reading the image: {e}"))),
+                            (_, Err(e)) => Some((job.file_offset, format!("{}: {e}", src.local.display()))),
+                            (Ok(()), Ok(())) if a != b => {
+                                let at = job.file_offset
+                                    + a.iter().zip(b.iter()).position(|(x, y)| x != y).unwrap_or(0) as u64;
+                                Some((
+                                    at,
+                                    format!(
+                                        "{iso_path}: differs from {} at byte {at} (image byte {})",
+                                        src.local.display(),
+                                        job.iso_offset + at - job.file_offset
+                                    ),
+                                ))
+                            }
+                            _ => None,
+                        };
+                    if let Some((at, reason)) = problem {
+                        failed.store(true, Ordering::Relaxed);
+                        let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+                        if first.as_ref().is_none_or(|(f, o, _)| (job.file, at) < (*f, *o)) {
+                            *first = Some((job.file, at, reason));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some((_, _, reason)) = first.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(reason);
+    }
+    Ok(sources.values().map(|s| s.size).sum())
+}
+
+/// Read the boot equipment of `iso` back.
+fn boot_report(x: &Xorriso, iso: &Path) -> Result<BootSetup, IsoError> {
     let mut result = BootSetup::default();
     let report = x.run(
         iso,
@@ -1007,34 +1119,90 @@ pub fn verify(
     )?;
     parse_el_torito(&report, &mut result);
     parse_system_area(&report, &mut result);
+    Ok(result)
+}
+
+/// The El Torito images and partition tables of `base` must be in `result`.
+fn check_boot(base: &BootSetup, result: &BootSetup) -> Result<(), String> {
     if base.bios_boot_image.is_some() && result.bios_boot_image != base.bios_boot_image {
-        return Err(fail(format!(
-            "BIOS El Torito image {:?} became {:?}",
-            base.bios_boot_image, result.bios_boot_image
-        )));
+        return Err(format!("BIOS El Torito image {:?} became {:?}", base.bios_boot_image, result.bios_boot_image));
     }
     if base.efi_boot_image.is_some() && result.efi_boot_image.is_none() {
-        return Err(fail("the UEFI El Torito image is gone".into()));
+        return Err("the UEFI El Torito image is gone".into());
     }
     if base.gpt && !result.gpt {
-        return Err(fail("the GPT is gone".into()));
+        return Err("the GPT is gone".into());
     }
     if base.mbr && !result.mbr {
-        return Err(fail("the MBR partition table is gone".into()));
+        return Err("the MBR partition table is gone".into());
     }
     if base.appended_efi_partition && !result.appended_efi_partition {
-        return Err(fail("the appended EFI partition is gone".into()));
+        return Err("the appended EFI partition is gone".into());
     }
     if base.volume_id != result.volume_id {
-        return Err(fail(format!("volume id {:?} became {:?}", base.volume_id, result.volume_id)));
+        return Err(format!("volume id {:?} became {:?}", base.volume_id, result.volume_id));
     }
+    Ok(())
+}
+
+/// Every source's bytes must be in `iso` at the file's extents, and the
+/// sources must be as they were before xorriso read them. Returns the bytes
+/// compared.
+fn check_files(x: &Xorriso, iso: &Path, sources: &BTreeMap<String, Source>) -> Result<u64, IsoError> {
+    let fail = |reason: String| IsoError::VerifyFailed { iso: iso.to_path_buf(), reason };
+    let t = std::time::Instant::now();
+    let extents = file_extents(x, iso)?;
+    let listed = t.elapsed();
+    let bytes = compare_extents(iso, sources, &extents).map_err(fail)?;
+    tracing::debug!(?listed, compared = ?t.elapsed() - listed, bytes, "read back the overlay at its extents");
+    // A source rewritten while xorriso read it could differ from what the
+    // comparison read.
+    for (iso_path, src) in sources {
+        let meta = std::fs::metadata(&src.local).map_err(io_err(&src.local))?;
+        if meta.len() != src.size || meta.modified().ok() != src.modified {
+            return Err(fail(format!("{iso_path}: {} changed while remastering", src.local.display())));
+        }
+    }
+    Ok(bytes)
+}
+
+/// The verification record, once the files are checked and the output's
+/// boot setup (`result`) is known to keep the base's.
+fn verification(
+    iso: &Path,
+    base: &BootSetup,
+    result: &BootSetup,
+    files_checked: usize,
+    bytes_checked: u64,
+) -> Result<Verification, IsoError> {
+    check_boot(base, result).map_err(|reason| IsoError::VerifyFailed { iso: iso.to_path_buf(), reason })?;
+    let mut v = Verification { files_checked, bytes_checked, ..Verification::default() };
     v.boot_images.extend(result.bios_boot_image.clone());
     v.boot_images.extend(result.efi_boot_image.as_ref().map(|e| match e {
         EfiImage::File(p) => p.clone(),
         EfiImage::Range { offset, len } => format!("EFI image at byte {offset} ({len} bytes)"),
     }));
-    v.system_area = result.system_area;
+    v.system_area = result.system_area.clone();
     Ok(v)
+}
+
+/// Read `iso` back: every `expected` file (ISO path -> local file) must be
+/// there with exactly the local file's bytes (hence its sha256); the El
+/// Torito images and the partition tables of `base` must still be present.
+///
+/// The ISO's copies are read straight at their extents (one xorriso run
+/// lists them) and compared byte for byte with the local files: cheaper than
+/// hashing both sides, and a mismatch names the file and the first differing
+/// byte.
+pub fn verify(
+    x: &Xorriso,
+    iso: &Path,
+    base: &BootSetup,
+    expected: &BTreeMap<String, PathBuf>,
+) -> Result<Verification, IsoError> {
+    let sources = stat_sources(expected)?;
+    let bytes = check_files(x, iso, &sources)?;
+    verification(iso, base, &boot_report(x, iso)?, sources.len(), bytes)
 }
 
 #[cfg(test)]
@@ -1070,6 +1238,68 @@ GPT                :   N  Info\n";
         assert!(s.appended_efi_partition && s.gpt && s.mbr && !s.hfsplus);
         assert_eq!(s.system_area, "MBR protective-msdos-label grub2-mbr cyl-align-off GPT");
         assert!(s.summary().contains("appended EFI partition"));
+    }
+
+    #[test]
+    fn parses_report_sections_in_extent_order() {
+        let report = "Report layout: xt , Startlba ,   Blocks , Sectsize , ISO image path\n\
+File data lba:  0 ,     5343 ,        1 ,       64 , '/EDGEISO-BASE.txt'\n\
+File data lba:  1 ,  2102000 ,  1000000 , 2048000000 , '/big, part'\n\
+File data lba:  0 ,       40 ,  2097151 , 4294965248 , '/big, part'\n\
+File data lba:  0 ,      117 ,        0 ,        0 , '/empty'\n\
+File data lba:  0 ,     7789 ,        1 ,        3 , '/sub/it'\"'\"'s x.txt'\n";
+        let e = parse_sections(report);
+        assert_eq!(e["/EDGEISO-BASE.txt"], [(5343 * 2048, 64)]);
+        assert_eq!(e["/big, part"], [(40 * 2048, 4294965248), (2102000 * 2048, 2048000000)]);
+        assert_eq!(e["/empty"], [(117 * 2048, 0)]);
+        assert_eq!(e["/sub/it's x.txt"], [(7789 * 2048, 3)]);
+        assert_eq!(e.len(), 4);
+    }
+
+    #[test]
+    fn compare_names_the_differing_file_and_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let big: Vec<u8> = (0..20_000_000u32).map(|i| (i % 253) as u8).collect();
+        std::fs::write(&a, b"hello").unwrap();
+        std::fs::write(&b, &big).unwrap();
+        // An "image": 100 bytes of junk, then b split in two sections around 7 more, then a.
+        let cut = 12_345_678;
+        let mut image = vec![0xeeu8; 100];
+        image.extend_from_slice(&big[..cut]);
+        image.extend_from_slice(&[0xdd; 7]);
+        image.extend_from_slice(&big[cut..]);
+        image.extend_from_slice(b"hello");
+        let iso = dir.path().join("image");
+        std::fs::write(&iso, &image).unwrap();
+        let mut expected = BTreeMap::new();
+        expected.insert("/a".to_string(), a.clone());
+        expected.insert("/b".to_string(), b.clone());
+        let sources = stat_sources(&expected).unwrap();
+        let mut extents = BTreeMap::new();
+        let after = 100 + big.len() as u64 + 7;
+        extents.insert("/a".to_string(), vec![(after, 5)]);
+        extents.insert("/b".to_string(), vec![(100, cut as u64), (100 + cut as u64 + 7, (big.len() - cut) as u64)]);
+        assert_eq!(compare_extents(&iso, &sources, &extents), Ok(big.len() as u64 + 5));
+
+        // One byte of /b's second section flipped.
+        let mut bad = image.clone();
+        bad[100 + cut + 7 + 1_000_000] ^= 1;
+        std::fs::write(&iso, &bad).unwrap();
+        let err = compare_extents(&iso, &sources, &extents).unwrap_err();
+        assert!(err.starts_with("/b: differs from") && err.contains(&format!("at byte {}", cut + 1_000_000)), "{err}");
+
+        // Missing, wrong size, past the end.
+        std::fs::write(&iso, &image).unwrap();
+        let mut missing = extents.clone();
+        missing.remove("/a");
+        assert_eq!(compare_extents(&iso, &sources, &missing).unwrap_err(), "/a is missing");
+        let mut short = extents.clone();
+        short.insert("/a".to_string(), vec![(after, 4)]);
+        assert!(compare_extents(&iso, &sources, &short).unwrap_err().contains("/a has 4 bytes"));
+        let mut past = extents;
+        past.insert("/a".to_string(), vec![(after + 1, 5)]);
+        assert!(compare_extents(&iso, &sources, &past).unwrap_err().contains("runs past the end"));
     }
 
     #[test]

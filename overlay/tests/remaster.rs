@@ -4,11 +4,12 @@
 
 mod common;
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{base_iso, make_overlay, sha256_file};
-use edgeiso_overlay::iso::{inspect, BootConfigKind, EfiImage, IsoError, Remaster, Xorriso};
+use edgeiso_overlay::iso::{file_extents, inspect, verify, BootConfigKind, EfiImage, IsoError, Remaster, Xorriso};
 
 fn remaster(
     base: &Path,
@@ -92,6 +93,64 @@ fn remaster_lays_overlay_patches_configs_and_verifies_every_layout() {
         }
         assert!(!out.with_file_name(".out.iso.partial").exists());
     }
+}
+
+#[test]
+fn verify_names_the_file_whose_bytes_were_corrupted_in_the_output() {
+    let x = Xorriso::find().unwrap();
+    let base = base_iso("auroraboot");
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "corrupt");
+    let out = tmp.path().join("out.iso");
+    remaster(&base, &overlay, &out, Some(1_700_000_000)).unwrap();
+    let expected: BTreeMap<String, PathBuf> = walk(&overlay);
+    let base_setup = inspect(&x, &base).unwrap();
+    let good = verify(&x, &out, &base_setup, &expected).unwrap();
+    assert_eq!(good.files_checked, expected.len());
+    let image = std::fs::read(&out).unwrap();
+
+    // Find each file's data in the image by its content (independently of
+    // xorriso's extent report), flip one byte there, and expect verify to
+    // name exactly that file and offset.
+    for (iso_path, byte) in [("/opt/spectrocloud/content/content-test.tar.part001", 250_001), ("/config.yaml", 3)] {
+        let local = std::fs::read(&expected[iso_path]).unwrap();
+        let needle = &local[..local.len().min(4096)];
+        let start = image.windows(needle.len()).position(|w| w == needle).expect("file data in the image");
+        assert_eq!(start % 2048, 0, "{iso_path}: file data starts on a block");
+        assert_eq!(file_extents(&x, &out).unwrap()[iso_path], [(start as u64, local.len() as u64)], "{iso_path}");
+        let mut bad = image.clone();
+        bad[start + byte] ^= 0x40;
+        let corrupt = tmp.path().join("corrupt.iso");
+        std::fs::write(&corrupt, &bad).unwrap();
+        let err = verify(&x, &corrupt, &base_setup, &expected).unwrap_err();
+        assert!(matches!(err, IsoError::VerifyFailed { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("{iso_path}: differs from")), "{msg}");
+        assert!(msg.contains(&format!("at byte {byte} ")), "{msg}");
+    }
+
+    // A file of the overlay that is not in the image is named too.
+    let mut extra = expected.clone();
+    extra.insert("/not-on-the-iso".into(), expected["/config.yaml"].clone());
+    let err = verify(&x, &out, &base_setup, &extra).unwrap_err();
+    assert!(err.to_string().contains("/not-on-the-iso is missing"), "{err}");
+}
+
+fn walk(dir: &Path) -> BTreeMap<String, PathBuf> {
+    let mut files = BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                files.insert(format!("/{}", p.strip_prefix(dir).unwrap().display()), p);
+            }
+        }
+    }
+    files
 }
 
 #[test]
