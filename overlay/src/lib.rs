@@ -7,7 +7,7 @@
 //!   configurations.
 //! - [`iso`]: inspects a base ISO's boot setup and remasters it with `xorriso`
 //!   into a separate output, then reads the result back to verify it.
-//! - [`qemu`]: boots an ISO in QEMU (TCG) from CD or USB, BIOS or UEFI, and
+//! - [`qemu`]: boots an ISO in QEMU (KVM when it works, else TCG) from CD or USB, BIOS or UEFI, and
 //!   watches the serial console for a marker.
 //!
 //! See `docs/iso-layout.md` for the layout these build and

@@ -4,13 +4,19 @@
 //! a USB stick (`usb-storage` on a `qemu-xhci` controller: SeaBIOS and OVMF
 //! both boot from it), an empty virtio disk to install onto, user-mode
 //! networking (the host's loopback is `10.0.2.2` in the guest) and its serial
-//! console in a log file. KVM does not work on the project's machines, so the
-//! accelerator is always TCG.
+//! console in a log file.
+//!
+//! The accelerator is KVM when it works, else TCG ([`default_accel`]): on the
+//! project's machines `/dev/kvm` exists and SeaBIOS even runs under KVM, but
+//! the Linux kernel then hangs, so short probe guests must show SeaBIOS output
+//! and then a kernel's first console line before KVM is used.
+//! `$EDGEISO_QEMU_ACCEL=tcg|kvm` overrides the detection.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -146,8 +152,8 @@ pub struct BootSpec {
     /// Let the guest reboot (an installer rebooting into the installed
     /// system); by default a reboot ends QEMU (`-no-reboot`).
     pub allow_reboot: bool,
-    /// QEMU's `-accel` value: `tcg` unless `$EDGEISO_QEMU_ACCEL` says
-    /// otherwise (KVM hangs on the project's machines).
+    /// QEMU's `-accel` value: `$EDGEISO_QEMU_ACCEL` if set, else
+    /// [`default_accel`] (`kvm` only if a probe guest ran under KVM).
     pub accel: String,
 }
 
@@ -167,8 +173,18 @@ impl BootSpec {
             ovmf_dir: PathBuf::from("/usr/share/OVMF"),
             forwards: Vec::new(),
             allow_reboot: false,
-            accel: std::env::var("EDGEISO_QEMU_ACCEL").ok().filter(|a| !a.is_empty()).unwrap_or_else(|| "tcg".into()),
+            accel: String::new(),
         }
+        .with_default_accel()
+    }
+
+    fn with_default_accel(mut self) -> Self {
+        let env = std::env::var("EDGEISO_QEMU_ACCEL").ok();
+        self.accel = match env.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            Some(explicit) => explicit.to_string(),
+            None => default_accel(&self.qemu).accel.clone(),
+        };
+        self
     }
 
     /// Set the firmware.
@@ -194,6 +210,142 @@ impl BootSpec {
         self.serial_log = Some(path.into());
         self
     }
+}
+
+/// The accelerator chosen, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccelChoice {
+    /// QEMU's `-accel` value: `kvm` or `tcg`.
+    pub accel: String,
+    /// Why (for logs and reports).
+    pub reason: String,
+}
+
+/// How long the KVM probe guest gets to show that its vCPU runs.
+pub const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The accelerator to use when `$EDGEISO_QEMU_ACCEL` is not set: KVM when it
+/// works (SeaBIOS and then a Linux kernel run under it), else TCG. Decided once per process (the first caller's `qemu` runs
+/// the probe) and logged.
+pub fn default_accel(qemu: &Path) -> &'static AccelChoice {
+    static CHOICE: OnceLock<AccelChoice> = OnceLock::new();
+    CHOICE.get_or_init(|| {
+        let choice = decide_accel(None, Path::new("/dev/kvm"), || kvm_works(qemu));
+        tracing::info!(accel = %choice.accel, reason = %choice.reason, "QEMU accelerator");
+        choice
+    })
+}
+
+/// The decision: an explicit `env` value wins; else KVM only if `kvm_dev`
+/// opens read-write and `probe` then proves a KVM vCPU runs (Ok carries what
+/// it saw), else TCG.
+pub fn decide_accel(env: Option<&str>, kvm_dev: &Path, probe: impl FnOnce() -> Result<String, String>) -> AccelChoice {
+    let choose = |accel: &str, reason: String| AccelChoice { accel: accel.to_string(), reason };
+    if let Some(explicit) = env.map(str::trim).filter(|a| !a.is_empty()) {
+        return choose(explicit, "$EDGEISO_QEMU_ACCEL".to_string());
+    }
+    if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(kvm_dev) {
+        return choose("tcg", format!("{} cannot be opened read-write ({e})", kvm_dev.display()));
+    }
+    match probe() {
+        Ok(seen) => choose("kvm", format!("a KVM probe guest ran: {seen}")),
+        Err(why) => choose("tcg", format!("{} opens but KVM does not work: {why}", kvm_dev.display())),
+    }
+}
+
+/// Boot an empty machine under KVM: SeaBIOS writes its debug log to I/O port
+/// 0x402, which proves a vCPU executed guest code. The guest is killed after
+/// the first output or after `timeout`, whichever comes first.
+///
+/// Necessary, not sufficient: on the project's machines SeaBIOS and GRUB run
+/// under KVM and the Linux kernel then hangs; see [`kvm_probe_kernel`].
+pub fn kvm_probe(qemu: &Path, timeout: Duration) -> Result<String, String> {
+    probe_guest(qemu, &[], "SeaBIOS", timeout)
+}
+
+/// Boot `kernel` under KVM with its console on the serial port: its first
+/// line (`Linux version ...`) within `timeout` proves that a kernel runs.
+pub fn kvm_probe_kernel(qemu: &Path, kernel: &Path, timeout: Duration) -> Result<String, String> {
+    let args = [
+        "-kernel".to_string(),
+        kernel.display().to_string(),
+        "-append".to_string(),
+        "console=ttyS0 earlyprintk=ttyS0 panic=-1".to_string(),
+    ];
+    probe_guest(qemu, &args, "Linux version", timeout)
+}
+
+/// A kernel to probe KVM with: `$EDGEISO_KVM_PROBE_KERNEL`, else the host's
+/// `/boot/vmlinuz` if readable.
+fn probe_kernel() -> Option<PathBuf> {
+    let from_env = std::env::var_os("EDGEISO_KVM_PROBE_KERNEL").filter(|v| !v.is_empty()).map(PathBuf::from);
+    from_env.or_else(|| Some(PathBuf::from("/boot/vmlinuz"))).filter(|k| File::open(k).is_ok())
+}
+
+/// The probe [`default_accel`] runs: SeaBIOS must run, then a kernel.
+fn kvm_works(qemu: &Path) -> Result<String, String> {
+    let bios = kvm_probe(qemu, KVM_PROBE_TIMEOUT)?;
+    let kernel = probe_kernel().ok_or_else(|| {
+        format!(
+            "{bios}, but no kernel to check beyond it ($EDGEISO_KVM_PROBE_KERNEL unset, no /boot/vmlinuz), \
+             and on the project's machines KVM hangs in the kernel after SeaBIOS and GRUB ran"
+        )
+    })?;
+    let linux = kvm_probe_kernel(qemu, &kernel, KVM_PROBE_TIMEOUT)
+        .map_err(|e| format!("{bios}, but the kernel {} does not run: {e}", kernel.display()))?;
+    Ok(format!("{bios}; {linux}"))
+}
+
+/// Run a probe guest (`-accel kvm`, no devices but a serial port and the
+/// 0x402 debug console, both into files) until either file has a line
+/// containing `needle`, QEMU exits, or `timeout` passes; then kill it.
+fn probe_guest(qemu: &Path, extra: &[String], needle: &str, timeout: Duration) -> Result<String, String> {
+    let dir = tempfile::Builder::new().prefix("edgeiso-kvm-probe.").tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let (debugcon, serial) = (dir.path().join("debugcon.log"), dir.path().join("serial.log"));
+    let stderr_path = dir.path().join("stderr");
+    let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
+    let mut child = Command::new(qemu)
+        .args(["-accel", "kvm", "-machine", "pc", "-nodefaults", "-no-user-config", "-display", "none"])
+        .args(["-m", "128", "-no-reboot", "-chardev"])
+        .arg(format!("file,id=dbg,path={}", debugcon.display().to_string().replace(',', ",,")))
+        .args(["-device", "isa-debugcon,iobase=0x402,chardev=dbg", "-serial"])
+        .arg(format!("file:{}", serial.display()))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .map_err(|e| format!("{}: {e}", qemu.display()))?;
+    let started = Instant::now();
+    let outcome = loop {
+        let seen = [&debugcon, &serial].iter().find_map(|f| {
+            let text = std::fs::read(f).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            text.lines().find(|l| l.contains(needle)).map(|l| l.trim().chars().take(100).collect::<String>())
+        });
+        if let Some(line) = seen {
+            break Ok(format!("{line:?} after {:.1?}", started.elapsed()));
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                let err = err.trim().lines().last().unwrap_or("no message").to_string();
+                break Err(format!("the probe guest exited ({status}): {err}"));
+            }
+            Ok(None) => {}
+            Err(e) => break Err(format!("waiting for the probe guest: {e}")),
+        }
+        if started.elapsed() >= timeout {
+            break Err(format!("no {needle:?} output within {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // A QEMU stuck in the kernel may not die at once: do not wait for it forever.
+    let _ = child.kill();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until && !matches!(child.try_wait(), Ok(Some(_))) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    outcome
 }
 
 /// OVMF code and variable-store templates, 4 MiB builds preferred.
@@ -464,6 +616,84 @@ mod tests {
             Err(e @ QemuError::Timeout { .. }) => assert!(e.to_string().contains("stuck")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn accel_decision_explicit_env_wins_and_no_kvm_device_means_tcg() {
+        let dir = tempfile::tempdir().unwrap();
+        let no_dev = dir.path().join("no-kvm");
+        let never = || -> Result<String, String> { panic!("the probe must not run") };
+        assert_eq!(decide_accel(Some("kvm"), &no_dev, never).accel, "kvm");
+        let c = decide_accel(Some("tcg"), &no_dev, never);
+        assert_eq!((c.accel.as_str(), c.reason.as_str()), ("tcg", "$EDGEISO_QEMU_ACCEL"));
+        let c = decide_accel(None, &no_dev, never);
+        assert_eq!(c.accel, "tcg");
+        assert!(c.reason.contains("no-kvm") && c.reason.contains("cannot be opened read-write"), "{}", c.reason);
+        // An empty value counts as unset.
+        assert_eq!(decide_accel(Some(" "), &no_dev, never).accel, "tcg");
+    }
+
+    #[test]
+    fn accel_decision_follows_the_probe_when_the_device_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("kvm");
+        std::fs::write(&dev, b"").unwrap();
+        let c = decide_accel(None, &dev, || Err("no SeaBIOS output within 5s".into()));
+        assert_eq!(c.accel, "tcg");
+        assert!(c.reason.contains("KVM does not work: no SeaBIOS output"), "{}", c.reason);
+        let c = decide_accel(None, &dev, || Ok("SeaBIOS output after 80ms".into()));
+        assert_eq!(c.accel, "kvm");
+        assert!(c.reason.contains("SeaBIOS output after 80ms"), "{}", c.reason);
+    }
+
+    /// A stand-in QEMU for the KVM probe: runs `body` with $dbg set to the debugcon file.
+    fn fake_probe_qemu(dir: &Path, name: &str, body: &str) -> PathBuf {
+        let script = dir.join(name);
+        let text = format!(
+            "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in file,id=dbg,path=*) dbg=${{a#file,id=dbg,path=}};; esac; done\n{body}\n"
+        );
+        std::fs::write(&script, text).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script
+    }
+
+    #[test]
+    fn kvm_probe_needs_seabios_output_in_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = fake_probe_qemu(
+            dir.path(),
+            "ok",
+            "echo 'SeaBIOS (version 1.16.2-debian-1.16.2-1)' >\"$dbg\"; exec sleep 30",
+        );
+        let started = Instant::now();
+        let seen = kvm_probe(&ok, Duration::from_secs(5)).unwrap();
+        assert!(seen.contains("SeaBIOS (version 1.16.2"), "{seen}");
+        assert!(started.elapsed() < Duration::from_secs(4), "the guest was not killed at once");
+
+        let hangs = fake_probe_qemu(dir.path(), "hangs", ": >\"$dbg\"; exec sleep 30");
+        let started = Instant::now();
+        let err = kvm_probe(&hangs, Duration::from_millis(700)).unwrap_err();
+        assert!(err.contains("no \"SeaBIOS\" output within 700ms"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(4), "the hung guest was not killed");
+
+        let asserts = fake_probe_qemu(dir.path(), "asserts", "echo 'kvm_init_vcpu: assertion failed' >&2; exit 1");
+        let err = kvm_probe(&asserts, Duration::from_secs(5)).unwrap_err();
+        assert!(err.contains("exited") && err.contains("assertion failed"), "{err}");
+
+        // The kernel probe watches the serial port for the kernel's first line.
+        let linux = fake_probe_qemu(
+            dir.path(),
+            "linux",
+            "for a in \"$@\"; do case \"$a\" in file:*) ser=${a#file:};; esac; done\n\
+             echo 'SeaBIOS' >\"$dbg\"; echo '[    0.000000] Linux version 6.1.0-56-amd64' >\"$ser\"; exec sleep 30",
+        );
+        let seen = kvm_probe_kernel(&linux, Path::new("/vmlinuz"), Duration::from_secs(5)).unwrap();
+        assert!(seen.contains("Linux version 6.1.0"), "{seen}");
+        let err = kvm_probe_kernel(&hangs, Path::new("/vmlinuz"), Duration::from_millis(500)).unwrap_err();
+        assert!(err.contains("no \"Linux version\" output"), "{err}");
+
+        let err = kvm_probe(Path::new("/nonexistent/qemu-system-x86_64"), Duration::from_secs(1)).unwrap_err();
+        assert!(err.contains("/nonexistent/qemu-system-x86_64"), "{err}");
     }
 
     #[test]

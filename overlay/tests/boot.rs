@@ -1,4 +1,4 @@
-//! Boot remastered ISOs in QEMU (TCG) and prove the initramfs overlay's hook
+//! Boot remastered ISOs in QEMU (KVM if it works, else TCG) and prove the initramfs overlay's hook
 //! ran with the live medium mounted: BIOS from CD and UEFI from USB for the
 //! GRUB layouts, BIOS from CD and USB for isolinux. Each boot must finish in
 //! under 2 minutes; times are printed and appended to
@@ -42,6 +42,18 @@ fn isolinux_remaster_boots_bios_cd_and_usb() {
     let iso = remastered("isolinux", &dir);
     boot_and_check(&iso, Firmware::Bios, Media::Cd, "isolinux");
     boot_and_check(&iso, Firmware::Bios, Media::Usb, "isolinux");
+}
+
+#[test]
+fn accelerator_is_probed_once() {
+    // KVM only if a probe guest proved a vCPU runs; on the project's machines
+    // (/dev/kvm present, KVM hanging) this picks TCG and the boots above pass.
+    let _guard = common::boot_lock();
+    let qemu = std::path::Path::new("qemu-system-x86_64");
+    let choice = edgeiso_overlay::qemu::default_accel(qemu);
+    eprintln!("accelerator: {} ({})", choice.accel, choice.reason);
+    assert!(choice.accel == "tcg" || choice.reason.contains("SeaBIOS"), "{choice:?}");
+    assert!(std::ptr::eq(choice, edgeiso_overlay::qemu::default_accel(qemu)), "probed twice");
 }
 
 #[test]
