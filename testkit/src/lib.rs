@@ -17,6 +17,7 @@
 
 pub mod containerd;
 pub mod images;
+pub mod iso;
 pub mod registry;
 
 pub use containerd::{have, tools_present, Containerd};
