@@ -572,20 +572,8 @@ fn inspect_with_files(x: &Xorriso, iso: &Path, scratch: &Path) -> Result<(BootSe
     if !is_iso {
         return Err(IsoError::NotAnIso { iso: iso.to_path_buf() });
     }
-    let mut setup = BootSetup { joliet, ..BootSetup::default() };
-    let report = x.run(
-        iso,
-        &[
-            os("-indev"),
-            iso.as_os_str().to_owned(),
-            os("-report_el_torito"),
-            os("cmd"),
-            os("-report_system_area"),
-            os("plain"),
-        ],
-    )?;
-    parse_el_torito(&report, &mut setup);
-    parse_system_area(&report, &mut setup);
+    let mut setup = boot_report(x, iso)?;
+    setup.joliet = joliet;
     let files = list_files(x, iso)?;
     if !setup.is_bootable() {
         return Err(IsoError::NotBootable { iso: iso.to_path_buf(), found: setup.summary() });
