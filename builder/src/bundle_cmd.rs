@@ -54,7 +54,7 @@ pub fn verify(ui: &Ui, args: VerifyArgs) -> anyhow::Result<()> {
 
 pub fn inspect(ui: &Ui, args: InspectArgs) -> anyhow::Result<()> {
     let bundle = open(&args.bundle)?;
-    let unique: u64 = bundle.members().filter(|(n, _)| n.starts_with("blobs/")).map(|(_, l)| l.size).sum();
+    let unique = bundle.unique_blob_bytes();
     let summed: u64 = bundle.meta.images.iter().map(|i| i.size).sum();
     let mut by_role: BTreeMap<String, usize> = BTreeMap::new();
     for i in &bundle.meta.images {

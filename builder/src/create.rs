@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use edgeiso_bundle::manifest::{Descriptor, ManifestView};
+use edgeiso_bundle::manifest::{Descriptor, ManifestView, Platform};
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions, Written};
 use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
 use edgeiso_installer_config::spec::{ImageSpec, Platforms, Spec};
@@ -169,13 +169,21 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
             size += b.size;
             blobs.insert(b.digest.clone(), (b.size, BlobSource::File(cache.path(&b.digest))));
         }
-        let platforms =
-            if p.stored_platforms.is_empty() { config_platform(&cache, &p.blobs) } else { p.stored_platforms };
-        if let (Platforms::List(wanted), Some(have)) = (&p.platforms, platforms.first()) {
-            if !wanted.iter().any(|w| platform_matches(have, w)) {
-                mismatched.push(format!("  - {}: is {have}, the spec wants {}", p.reference, wanted.join(", ")));
+        let platforms = if p.stored_platforms.is_empty() {
+            // A single manifest: its config says what it runs on, and that
+            // must be what the spec asked for (index children were chosen so).
+            let declared = p.blobs.first().and_then(|c| std::fs::read(cache.path(&c.digest)).ok());
+            let declared = declared.as_deref().and_then(Platform::of_config);
+            if let (Platforms::List(wanted), Some(have)) = (&p.platforms, &declared) {
+                if !wanted.iter().any(|w| have.matches(w)) {
+                    let have = have.id();
+                    mismatched.push(format!("  - {}: is {have}, the spec wants {}", p.reference, wanted.join(", ")));
+                }
             }
-        }
+            declared.iter().map(Platform::id).collect()
+        } else {
+            p.stored_platforms
+        };
         ui.line(format!("  {} [{}] {} {}", p.reference, p.role, platforms.join(","), human_bytes(size)));
         images.push(ImageRecord {
             reference: p.reference,
@@ -365,32 +373,6 @@ async fn plan_image(
         planned.manifests.push((d, new_bytes));
     }
     Ok(planned)
-}
-
-/// `linux/arm64/v8` satisfies `linux/arm64`; a variant asked for must match.
-fn platform_matches(have: &str, wanted: &str) -> bool {
-    have == wanted || have.strip_prefix(wanted).is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// `os/architecture` from an image config in the cache.
-fn config_platform(cache: &BlobCache, blobs: &[Descriptor]) -> Vec<String> {
-    #[derive(serde::Deserialize)]
-    struct Config {
-        os: Option<String>,
-        architecture: Option<String>,
-        variant: Option<String>,
-    }
-    let Some(config) = blobs.first() else { return vec![] };
-    let Ok(bytes) = std::fs::read(cache.path(&config.digest)) else { return vec![] };
-    match serde_json::from_slice::<Config>(&bytes) {
-        Ok(Config { os: Some(os), architecture: Some(arch), variant }) => {
-            vec![match variant {
-                Some(v) => format!("{os}/{arch}/{v}"),
-                None => format!("{os}/{arch}"),
-            }]
-        }
-        _ => vec![],
-    }
 }
 
 async fn download(

@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use edgeiso_bundle::digest::HashingWriter;
 use edgeiso_bundle::format::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME};
-use edgeiso_bundle::manifest::{self, Descriptor, ManifestView};
+use edgeiso_bundle::manifest::{self, Descriptor, ManifestView, Platform};
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
 use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
 
@@ -523,20 +523,12 @@ fn store_graph(
         }
         if platforms.is_empty() && !view.is_index() {
             if let Some(c) = &view.config {
-                platforms.extend(config_platform(&std::fs::read(&blob_of(src, image, &c.digest)?.2)?));
+                platforms
+                    .extend(Platform::of_config(&std::fs::read(&blob_of(src, image, &c.digest)?.2)?).map(|p| p.id()));
             }
         }
     }
     Ok(Stored { media_type: media_type.unwrap_or_else(|| root.media_type.clone()), platforms, size })
-}
-
-fn config_platform(config: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(config).ok()?;
-    let (os, arch) = (v["os"].as_str()?, v["architecture"].as_str()?);
-    Some(match v["variant"].as_str() {
-        Some(var) => format!("{os}/{arch}/{var}"),
-        None => format!("{os}/{arch}"),
-    })
 }
 
 /// Old-style `docker save` archives (k3s airgap image tarballs): one OCI
@@ -587,7 +579,8 @@ fn import_docker_save(
         let digest = Digest::of(&bytes);
         let size =
             bytes.len() as u64 + config.1 + e.layers.iter().filter_map(|l| file(l).ok()).map(|f| f.1).sum::<u64>();
-        let platforms: Vec<String> = config_platform(&std::fs::read(&config.2)?).into_iter().collect();
+        let platforms: Vec<String> =
+            Platform::of_config(&std::fs::read(&config.2)?).map(|p| p.id()).into_iter().collect();
         blobs.insert(digest.clone(), (bytes.len() as u64, BlobSource::Bytes(bytes)));
         for t in tags {
             let reference = ImageRef::parse(&t).map_err(|e| anyhow!("{}: manifest.json entry {n}: {e}", src.label))?;

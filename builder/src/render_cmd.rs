@@ -102,5 +102,5 @@ fn findings_json(report: &LintReport) -> Vec<serde_json::Value> {
 /// Unique blob bytes of a bundle: what Harbor's registry storage must hold.
 pub fn unique_blob_bytes(path: &std::path::Path) -> anyhow::Result<u64> {
     let bundle = edgeiso_bundle::Bundle::open(path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    Ok(bundle.members().filter(|(n, _)| n.starts_with("blobs/")).map(|(_, l)| l.size).sum())
+    Ok(bundle.unique_blob_bytes())
 }

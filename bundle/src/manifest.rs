@@ -57,6 +57,19 @@ impl Platform {
         }
     }
 
+    /// The platform an image config declares (`os`, `architecture`,
+    /// `variant`), or `None` when it is not a config that says.
+    pub fn of_config(config: &[u8]) -> Option<Platform> {
+        #[derive(Deserialize)]
+        struct Config {
+            os: Option<String>,
+            architecture: Option<String>,
+            variant: Option<String>,
+        }
+        let c: Config = serde_json::from_slice(config).ok()?;
+        Some(Platform { os: c.os?, architecture: c.architecture?, variant: c.variant })
+    }
+
     /// Whether this platform is what a user means by `wanted` (`linux/arm64`
     /// matches `linux/arm64/v8`; a variant in `wanted` must match exactly).
     pub fn matches(&self, wanted: &str) -> bool {
@@ -141,6 +154,15 @@ mod tests {
         assert!(!p.matches("linux/arm64/v7"));
         assert!(!p.matches("linux/amd64"));
         assert_eq!(p.id(), "linux/arm64/v8");
+    }
+
+    #[test]
+    fn platform_of_a_config() {
+        let p = Platform::of_config(br#"{"os":"linux","architecture":"arm64","variant":"v8","rootfs":{}}"#).unwrap();
+        assert_eq!(p.id(), "linux/arm64/v8");
+        assert!(p.matches("linux/arm64"));
+        assert!(Platform::of_config(br#"{"architecture":"amd64"}"#).is_none(), "no os: not a platform");
+        assert!(Platform::of_config(b"not json").is_none());
     }
 
     #[test]

@@ -162,6 +162,11 @@ impl Bundle {
         self.order.iter().map(|n| (n.as_str(), self.members[n]))
     }
 
+    /// Bytes of all blobs, each counted once: what a registry must store.
+    pub fn unique_blob_bytes(&self) -> u64 {
+        self.members().filter(|(n, _)| n.starts_with("blobs/")).map(|(_, l)| l.size).sum()
+    }
+
     pub fn blob(&self, digest: &Digest) -> Option<MemberLoc> {
         self.member(&digest.blob_path())
     }
