@@ -300,7 +300,7 @@ pub struct CreateArgs {
     #[arg(long, env = "EDGEISO_CACHE")]
     pub cache: Option<PathBuf>,
     /// Blobs downloaded at once.
-    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 }
 

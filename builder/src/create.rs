@@ -153,6 +153,8 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
         missing.len(),
         human_bytes(missing_bytes)
     ));
+    // Downloaded now means hashed as written: the writer need not hash again.
+    let fresh: std::collections::BTreeSet<Digest> = missing.iter().map(|m| m.0.clone()).collect();
     download(ui, &source, &cache, missing, missing_bytes, args.concurrency as usize).await?;
 
     // 4. Write the bundle.
@@ -167,7 +169,10 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
         }
         for b in &p.blobs {
             size += b.size;
-            blobs.insert(b.digest.clone(), (b.size, BlobSource::File(cache.path(&b.digest))));
+            let path = cache.path(&b.digest);
+            let source =
+                if fresh.contains(&b.digest) { BlobSource::VerifiedFile(path) } else { BlobSource::File(path) };
+            blobs.insert(b.digest.clone(), (b.size, source));
         }
         let platforms = if p.stored_platforms.is_empty() {
             // A single manifest: its config says what it runs on, and that

@@ -19,6 +19,9 @@ use crate::{BundleError, Digest};
 #[derive(Debug, Clone)]
 pub enum BlobSource {
     File(PathBuf),
+    /// A file whose bytes this process digest-checked as it wrote them (a
+    /// download just verified): copied without hashing it a second time.
+    VerifiedFile(PathBuf),
     Bytes(Vec<u8>),
     /// A member of another bundle: its parts, and the member's offset.
     Parts {
@@ -103,7 +106,9 @@ impl BundlePlan {
             }
             let (size, bytes) = match self.blobs.get(&img.digest) {
                 Some((size, BlobSource::Bytes(b))) => (*size, b.clone()),
-                Some((size, BlobSource::File(p))) => (*size, std::fs::read(p).map_err(|e| BundleError::io(p, e))?),
+                Some((size, BlobSource::File(p) | BlobSource::VerifiedFile(p))) => {
+                    (*size, std::fs::read(p).map_err(|e| BundleError::io(p, e))?)
+                }
                 Some((size, BlobSource::Parts { paths, offset })) => {
                     let mut r = crate::parts::PartsReader::open(paths)?;
                     let mut b = vec![0; *size as usize];
@@ -216,7 +221,9 @@ impl BundlePlan {
         }
         for (digest, (size, source)) in &self.blobs {
             let reader: Box<dyn Read> = match source {
-                BlobSource::File(p) => Box::new(File::open(p).map_err(|e| BundleError::io(p, e))?),
+                BlobSource::File(p) | BlobSource::VerifiedFile(p) => {
+                    Box::new(File::open(p).map_err(|e| BundleError::io(p, e))?)
+                }
                 BlobSource::Bytes(b) => Box::new(&b[..]),
                 BlobSource::Parts { paths, offset } => {
                     let mut r = crate::parts::PartsReader::open(paths)?;
@@ -225,6 +232,21 @@ impl BundlePlan {
                     Box::new(r)
                 }
             };
+            if let BlobSource::VerifiedFile(p) = source {
+                // Hashed on its way to disk moments ago; only the size is
+                // checked (tar::Builder pads a short read instead of failing).
+                let len = std::fs::metadata(p).map_err(|e| BundleError::io(p, e))?.len();
+                if len != *size {
+                    return Err(BundleError::SourceMismatch {
+                        origin: p.display().to_string(),
+                        digest: digest.clone(),
+                        actual: Digest::of(b""),
+                        bytes: len,
+                    });
+                }
+                append(&mut tar, &digest.blob_path(), reader.take(*size), *size, mtime).map_err(werr)?;
+                continue;
+            }
             // Re-hash on the way in: a corrupted cache must not become a
             // corrupted bundle.
             let mut hr = HashingReader::new(reader.take(*size));
@@ -232,7 +254,7 @@ impl BundlePlan {
             let (actual, n) = hr.finish();
             if &actual != digest || n != *size {
                 let source = match source {
-                    BlobSource::File(p) => p.display().to_string(),
+                    BlobSource::File(p) | BlobSource::VerifiedFile(p) => p.display().to_string(),
                     BlobSource::Bytes(_) => "memory".to_owned(),
                     BlobSource::Parts { paths, .. } => paths[0].display().to_string(),
                 };

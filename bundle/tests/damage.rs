@@ -103,3 +103,17 @@ fn a_last_part_cut_short_is_named() {
     let e = err(&parts[0]);
     assert!(e.contains(&last.file_name().unwrap().to_string_lossy().into_owned()), "{e}");
 }
+
+#[test]
+fn a_verified_file_of_the_wrong_size_is_refused_not_padded() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("blob");
+    std::fs::write(&blob, b"short").unwrap();
+    let d = Digest::of(b"the real bytes");
+    let mut blobs = BTreeMap::new();
+    blobs.insert(d.clone(), (14, BlobSource::VerifiedFile(blob.clone())));
+    let plan = BundlePlan { name: "v".into(), created: UNIX_EPOCH, tool: "test".into(), images: vec![], blobs };
+    let e = plan.write(dir.path(), &WriteOptions::default()).unwrap_err().to_string();
+    assert!(e.contains(&blob.display().to_string()) && e.contains(d.as_str()), "{e}");
+    assert!(!dir.path().join("content-v.tar").exists(), "nothing half-written");
+}
