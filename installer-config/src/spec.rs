@@ -121,6 +121,10 @@ pub struct RegistrySpec {
     pub kind: RegistryKind,
     /// For `kind: helm` only: the scheme given with the host (`https`), if any.
     pub scheme: Option<String>,
+    /// The spec file and the place of this entry in it, for later errors
+    /// (an unset `passwordEnv` variable).
+    pub source_path: PathBuf,
+    pub pos: Option<Pos>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -400,8 +404,8 @@ impl RegistrySpec {
             return match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Some(v)),
                 _ => Err(SpecError::Invalid {
-                    file: PathBuf::from(format!("${var}")),
-                    pos: None,
+                    file: self.source_path.clone(),
+                    pos: self.pos,
                     message: format!("environment variable {var} (passwordEnv of registry {}) is not set", self.host),
                 }),
             };
@@ -486,8 +490,15 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> SpecError {
         }
         _ => suggest::parse_unknown_field(&message),
     };
-    let hint = unknown.and_then(|(field, expected)| {
-        suggest::did_you_mean(&field, expected.iter().map(String::as_str)).map(|k| format!("did you mean `{k}`?"))
+    let suggestion = unknown
+        .as_ref()
+        .and_then(|(field, expected)| suggest::did_you_mean(field, expected.iter().map(String::as_str)));
+    let hint = suggestion.map(|k| format!("did you mean `{k}`?"));
+    // A misspelt password key (`pasword:`) holds a password: its value is
+    // redacted like that of any key that looks like it holds a secret.
+    let also_secret = unknown.as_ref().map(|(f, _)| f.as_str()).filter(|f| {
+        suggestion.is_some_and(is_secret_key)
+            || suggest::did_you_mean(f, ["password", "passwd", "secret", "token", "apiKey"]).is_some()
     });
     let name = path.display().to_string();
     let rendered = e.render_with_options(serde_saphyr::render_options! { source_name: Some(name.as_str()) });
@@ -495,8 +506,82 @@ pub(crate) fn yaml_error(path: &Path, e: &serde_saphyr::Error) -> SpecError {
     let snippet = rendered
         .split_once('\n')
         .map(|(_, s)| s.trim_end().replace(", set DuplicateKeyPolicy in Options if acceptable", ""))
+        .map(|s| redact_snippet(&s, also_secret))
         .filter(|s| !s.is_empty());
     SpecError::Yaml { file: path.to_owned(), pos, message, hint, snippet }
+}
+
+/// Does a key's name suggest its value is a secret (password, token, key)?
+pub(crate) fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "key", "credential", "auth"].iter().any(|w| k.contains(w))
+}
+
+/// The snippet's source lines (`N | text`) with the values of secret-looking
+/// keys (and of `also`, a misspelt secret key) replaced by `<redacted>`.
+fn redact_snippet(snippet: &str, also: Option<&str>) -> String {
+    snippet
+        .lines()
+        .map(|line| match line.split_once(" | ") {
+            Some((n, text)) if !n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{n} | {}", redact_line(text, also))
+            }
+            _ => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Redact the values of secret-looking keys on one YAML line, block
+/// (`password: x`) or flow (`{password: x, y: z}`) form.
+pub(crate) fn redact_line(text: &str, also: Option<&str>) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0; // copied up to here
+    let mut depth = 0usize; // open `{`/`[` seen so far
+    let mut key_start = 0;
+    let mut j = 0;
+    while j < b.len() {
+        match b[j] {
+            b'{' | b'[' => {
+                depth += 1;
+                key_start = j + 1;
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b',' | b' ' | b'-' => key_start = j + 1,
+            b'#' if j == 0 || b[j - 1] == b' ' => break,
+            b':' if b.get(j + 1).is_none_or(|c| *c == b' ') => {
+                let key = text[key_start..j].trim().trim_matches(|c| c == '"' || c == '\'');
+                if !key.is_empty() && (is_secret_key(key) || also == Some(key)) {
+                    // The value: a quoted scalar to its closing quote, else to
+                    // the next `,`/`}`/`]` inside a flow collection or the end.
+                    let mut s = j + 1;
+                    while s < b.len() && b[s] == b' ' {
+                        s += 1;
+                    }
+                    let end = match b.get(s) {
+                        Some(q @ (b'"' | b'\'')) => text[s + 1..].find(*q as char).map_or(b.len(), |e| s + 1 + e + 1),
+                        Some(_) if depth > 0 => text[s..].find([',', '}', ']']).map_or(b.len(), |e| s + e),
+                        Some(_) => b.len(),
+                        None => s,
+                    };
+                    if end > s {
+                        out.push_str(&text[i..s]);
+                        out.push_str("<redacted>");
+                        i = end;
+                        j = end;
+                        key_start = end;
+                        continue;
+                    }
+                }
+                key_start = j + 1;
+            }
+            _ => {}
+        }
+        j += 1;
+    }
+    out.push_str(&text[i..]);
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -1087,6 +1172,8 @@ impl Validator<'_> {
             secret,
             kind: raw.kind,
             scheme,
+            source_path: self.file.to_owned(),
+            pos: pos(r),
         })
     }
 
@@ -1190,10 +1277,10 @@ impl Validator<'_> {
                     let mask = i.value.mask.clone().ok_or_else(|| {
                         self.err(at, format!("site.network.interfaces.{nic}: type static needs mask"))
                     })?;
-                    if !is_mask(&mask) {
+                    if !is_mask(&mask, ip_address) {
                         return Err(self.err(
                             at,
-                            format!("site.network.interfaces.{nic}.mask `{mask}`: give a prefix length (24) or a dotted mask (255.255.255.0)"),
+                            format!("site.network.interfaces.{nic}.mask `{mask}`: give a prefix length for the address (IPv4 0-32, IPv6 0-128) or a dotted IPv4 mask (255.255.255.0)"),
                         ));
                     }
                     InterfaceSpec::Static {
@@ -1437,6 +1524,35 @@ fn check_project(s: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Split `host[:port]`: an IPv6 address must be in brackets (`[fe80::1]:5000`),
+/// so that its colons are never taken for a port separator.
+fn split_host_port(s: &str) -> Result<(&str, Option<&str>), &'static str> {
+    if let Some(after) = s.strip_prefix('[') {
+        let (ip, tail) = after.split_once(']').ok_or("has an unclosed [")?;
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err("has brackets around something that is not an IPv6 address");
+        }
+        let port = match tail {
+            "" => None,
+            t => Some(t.strip_prefix(':').ok_or("has something after the ] that is not a :port")?),
+        };
+        return Ok((ip, port));
+    }
+    match s.split_once(':') {
+        Some((_, p)) if p.contains(':') => Err("is an IPv6 address without brackets: write it as [address]:port"),
+        Some((h, p)) => Ok((h, Some(p))),
+        None => Ok((s, None)),
+    }
+}
+
+fn check_port(p: Option<&str>) -> Result<Option<u16>, &'static str> {
+    p.map(|p| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("has an invalid port")).transpose()
+}
+
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-".contains(c))
+}
+
 /// `host[:port]`, as an image reference's registry part.
 fn check_host(h: &str) -> Result<(), &'static str> {
     if h.is_empty() {
@@ -1445,17 +1561,9 @@ fn check_host(h: &str) -> Result<(), &'static str> {
     if h.contains('/') {
         return Err("must be a bare host[:port], without a path");
     }
-    let (name, port) = match h.rsplit_once(':') {
-        Some((n, p)) if !n.ends_with(']') || n.starts_with('[') => (n, Some(p)),
-        _ => (h, None),
-    };
-    if let Some(p) = port {
-        if p.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err("has an invalid port");
-        }
-    }
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c)) {
+    let (name, port) = split_host_port(h)?;
+    check_port(port)?;
+    if !h.starts_with('[') && !is_host_name(name) {
         return Err("is not a host name or IP address");
     }
     Ok(())
@@ -1470,20 +1578,12 @@ fn parse_url(s: &str) -> Result<HarborUrl, &'static str> {
     if rest.contains('/') {
         return Err("must not have a path (the project is set by harbor.project)");
     }
-    let (host, port) = if let Some(after) = rest.strip_prefix('[') {
-        let (h, tail) = after.split_once(']').ok_or("has an unclosed [")?;
-        (h.to_owned(), tail.strip_prefix(':'))
-    } else {
-        match rest.rsplit_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(p)),
-            None => (rest.to_owned(), None),
-        }
-    };
-    let port = port.map(|p| p.parse::<u16>().map_err(|_| "has an invalid port")).transpose()?;
-    if host.is_empty() || !host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c)) {
+    let (host, port) = split_host_port(rest)?;
+    let port = check_port(port)?;
+    if !rest.starts_with('[') && !is_host_name(host) {
         return Err("has no valid host");
     }
-    Ok(HarborUrl { scheme: scheme.to_owned(), host, port })
+    Ok(HarborUrl { scheme: scheme.to_owned(), host: host.to_owned(), port })
 }
 
 fn is_platform(p: &str) -> bool {
@@ -1494,8 +1594,18 @@ fn is_platform(p: &str) -> bool {
             .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
 }
 
-fn is_mask(m: &str) -> bool {
-    m.parse::<u8>().is_ok_and(|n| n <= 128) || m.parse::<std::net::Ipv4Addr>().is_ok()
+/// A prefix length for the address's family (IPv4 0-32, IPv6 0-128), or for
+/// IPv4 a dotted netmask whose one-bits are contiguous (`255.255.254.0`).
+fn is_mask(m: &str, ip: IpAddr) -> bool {
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if m.bytes().all(|b| b.is_ascii_digit()) {
+        return m.parse::<u8>().is_ok_and(|n| n <= max);
+    }
+    ip.is_ipv4()
+        && m.parse::<std::net::Ipv4Addr>().is_ok_and(|a| {
+            let bits = u32::from(a);
+            bits.leading_ones() + bits.trailing_zeros() == 32
+        })
 }
 
 #[cfg(test)]

@@ -299,3 +299,81 @@ hardware: {nodes: 3, cpus: 4, memoryGiB: 8, diskGiB: 300}
         assert!(e.contains(want) && e.contains("site.yaml:"), "{snippet}: {e}");
     }
 }
+
+#[test]
+fn a_misspelt_password_key_never_echoes_the_password() {
+    // Block and flow forms; the suggestion is a password key, so the value
+    // on the offending line is a password written under the wrong key.
+    for text in [
+        "name: s\nharbor: {pasword: Hunter2Secret}\n",
+        "name: s\nharbor:\n  pasword: Hunter2Secret\n",
+        "name: s\nregistries:\n  - host: r.example\n    username: u\n    passwrd: \"Hunter2Secret\"\n",
+        // A key that looks like a secret, even without a close suggestion.
+        "name: s\nharbor:\n  myToken: Hunter2Secret\n",
+    ] {
+        let e = err(text);
+        assert!(e.contains("unknown field"), "{e}");
+        assert!(!e.contains("Hunter2Secret"), "the secret is echoed:\n{e}");
+        assert!(e.contains("<redacted>"), "{e}");
+    }
+    // Harmless keys keep their values in the snippet.
+    let e = err("name: s\nharbor:\n  nodeport: 30003\n");
+    assert!(e.contains("nodeport: 30003"), "{e}");
+}
+
+#[test]
+fn ipv6_hosts_need_brackets_and_masks_fit_the_family() {
+    let e = err("name: s\nharbor: {url: \"https://fe80::1\"}\n");
+    assert!(e.contains("harbor.url") && e.contains("brackets"), "{e}");
+    let e = err("name: s\nharbor: {url: \"https://[fe80::1\"}\n");
+    assert!(e.contains("harbor.url"), "{e}");
+    let e = err("name: s\nharbor: {url: \"https://[nothost]:30003\"}\n");
+    assert!(e.contains("harbor.url"), "{e}");
+    let e = err("name: s\nharbor: {url: \"https://[::1]x\"}\n");
+    assert!(e.contains("harbor.url"), "{e}");
+    let spec = Spec::from_str("name: s\nharbor: {url: \"https://[fe80::1]:30003\"}\n", Path::new("s.yaml")).unwrap();
+    assert_eq!(spec.harbor.url.host, "fe80::1");
+    assert_eq!(spec.harbor.url.port, Some(30003));
+
+    let e = err("name: s\nregistries:\n  - host: \"::1\"\n    insecure: true\n");
+    assert!(e.contains("registry host `::1`") && e.contains("brackets"), "{e}");
+    let e = err("name: s\nregistries:\n  - host: \"fe80::1:5000\"\n");
+    assert!(e.contains("brackets"), "{e}");
+    let e = err("name: s\nregistries:\n  - host: \"[xyz]:5000\"\n");
+    assert!(e.contains("registry host"), "{e}");
+    for ok in ["[::1]:5000", "[fe80::1]", "127.0.0.1:5000"] {
+        let spec = Spec::from_str(&format!("name: s\nregistries:\n  - host: \"{ok}\"\n"), Path::new("s.yaml"));
+        assert!(spec.is_ok(), "{ok}: {}", spec.unwrap_err());
+    }
+
+    let iface = |ip: &str, mask: &str| {
+        format!("name: s\nsite:\n  network:\n    interfaces:\n      eth0: {{type: static, ipAddress: \"{ip}\", mask: \"{mask}\"}}\n")
+    };
+    for (ip, mask) in [
+        ("10.0.0.5", "99"),
+        ("10.0.0.5", "33"),
+        ("10.0.0.5", "255.0.255.0"),
+        ("fd00::5", "129"),
+        ("fd00::5", "255.255.255.0"),
+    ] {
+        let e = err(&iface(ip, mask));
+        assert!(e.contains(&format!("mask `{mask}`")), "{ip}/{mask}: {e}");
+    }
+    for (ip, mask) in
+        [("10.0.0.5", "24"), ("10.0.0.5", "32"), ("10.0.0.5", "255.255.254.0"), ("fd00::5", "64"), ("fd00::5", "128")]
+    {
+        let spec = Spec::from_str(&iface(ip, mask), Path::new("s.yaml"));
+        assert!(spec.is_ok(), "{ip}/{mask}: {}", spec.unwrap_err());
+    }
+}
+
+#[test]
+fn an_unset_password_variable_names_the_spec_and_line() {
+    let text =
+        "name: s\nregistries:\n  - host: r.example\n    username: u\n    passwordEnv: EDGEISO_TEST_SURELY_UNSET\n";
+    let spec = Spec::from_str(text, Path::new("sites/site.yaml")).unwrap();
+    let e = spec.registry("r.example").unwrap().read_password().unwrap_err().to_string();
+    assert!(e.starts_with("sites/site.yaml:3:"), "{e}");
+    assert!(e.contains("EDGEISO_TEST_SURELY_UNSET") && e.contains("not set"), "{e}");
+    assert!(!e.starts_with('$'), "{e}");
+}
