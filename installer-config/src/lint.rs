@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::error::SpecError;
 use crate::render::harbor::CHART_DEFAULT_REGISTRY_SIZE;
 use crate::spec::{HarborDeployment, Size, Spec};
-use crate::write::{write_atomic, Mode};
+use crate::write::write_atomic_with_mode;
 use crate::yaml::{self, Value};
 
 const PLUGIN: &str = "AlwaysPullImages";
@@ -254,9 +254,12 @@ fn walk(v: &Value, shape: &mut Shape, depth: usize) -> usize {
 }
 
 fn count_in_args(v: &Value) -> usize {
+    // One argument, or one string holding several flags.
     let one = |s: &str| {
-        let s = s.trim().trim_start_matches('-');
-        s.strip_prefix(KEY).and_then(|r| r.strip_prefix('=')).is_some_and(plugin_listed)
+        s.split_whitespace().any(|t| {
+            let t = t.trim_start_matches('-');
+            t.strip_prefix(KEY).and_then(|r| r.strip_prefix('=')).is_some_and(plugin_listed)
+        })
     };
     match v {
         Value::String(s) => usize::from(one(s)),
@@ -305,30 +308,130 @@ pub struct FixReport {
     pub changed_lines: Vec<u64>,
 }
 
-/// Remove `AlwaysPullImages` from every admission-plugin list in `text`; a
-/// list left empty loses its whole line. Returns the new text and the lines changed.
+/// Remove `AlwaysPullImages` from every admission-plugin list in `text`.
+/// Only the plugin goes (`NodeRestriction,AlwaysPullImages` -> `NodeRestriction`);
+/// a list left empty takes its flag with it (the flow-list item, or the flag
+/// in a string of several flags) and the line goes only when nothing else is
+/// left on it. Returns the new text and the lines changed.
 pub fn fix_text(text: &str) -> (String, Vec<u64>) {
     let mut out = String::with_capacity(text.len());
     let mut changed = Vec::new();
     for (i, line) in text.split_inclusive('\n').enumerate() {
         let body = line.trim_end_matches(['\n', '\r']);
         let eol = &line[body.len()..];
-        match line_value(body).filter(|(_, v, _)| !body.trim_start().starts_with('#') && plugin_listed(v)) {
-            Some((start, list, end)) => {
+        match fix_line(body) {
+            Some(None) => changed.push(i as u64 + 1), // nothing left: drop the line
+            Some(Some(new)) => {
                 changed.push(i as u64 + 1);
-                let kept: Vec<&str> = list.split(',').filter(|p| p.trim() != PLUGIN).collect();
-                if kept.iter().all(|p| p.trim().is_empty()) {
-                    continue; // drop the line: an empty plugin list says nothing
-                }
-                out.push_str(&body[..start]);
-                out.push_str(&kept.join(","));
-                out.push_str(&body[end..]);
+                out.push_str(&new);
                 out.push_str(eol);
             }
             None => out.push_str(line),
         }
     }
     (out, changed)
+}
+
+/// Where a `#` comment starts on a line (outside quotes), else the line's length.
+fn comment_start(line: &str) -> usize {
+    let mut quote: Option<char> = None;
+    for (i, c) in line.char_indices() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '#' && (i == 0 || line[..i].ends_with([' ', '\t'])) => return i,
+            None => {}
+        }
+    }
+    line.len()
+}
+
+/// For the line's admission-plugin setting naming the plugin: `None` when
+/// there is nothing to change, `Some(None)` when nothing is left of the line,
+/// else the new line.
+fn fix_line(body: &str) -> Option<Option<String>> {
+    let code_end = comment_start(body);
+    let code = &body[..code_end];
+    let (list_start, list, list_end) = line_value(code)?;
+    if !plugin_listed(list) {
+        return None;
+    }
+    let k = code.find(KEY)?;
+    // Inside a flow collection (`[a, b]`), and inside a quoted string?
+    let (mut depth, mut quote) = (0usize, None::<(char, usize)>);
+    for (i, c) in code[..k].char_indices() {
+        match quote {
+            Some((q, _)) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some((c, i)),
+            None if c == '[' || c == '{' => depth += 1,
+            None if c == ']' || c == '}' => depth = depth.saturating_sub(1),
+            None => {}
+        }
+    }
+    // Unquoted in a flow collection, a `,` ends the item.
+    let list_end = if depth > 0 && quote.is_none() {
+        list_start + list.find([',', ']', '}']).unwrap_or(list.len())
+    } else {
+        list_end
+    };
+    let list = &code[list_start..list_end];
+    let kept: Vec<&str> = list.split(',').filter(|p| p.trim() != PLUGIN && !p.trim().is_empty()).collect();
+    if !kept.is_empty() {
+        return Some(Some(format!("{}{}{}", &code[..list_start], kept.join(","), &body[list_end..])));
+    }
+
+    // Nothing left of the list: remove the flag, `--` included.
+    let mut a = code[..k].trim_end_matches('-').len();
+    let mut b = list_end;
+    let is_quote = |c: Option<char>| matches!(c, Some('"' | '\''));
+    let closes = |open: Option<char>, at: &str| open.is_some_and(|q| (q == '"' || q == '\'') && at.starts_with(q));
+    let before = code[..a].chars().next_back();
+    let mut whole_item = quote.is_none();
+    if closes(before, &code[b..]) {
+        // `"--enable-admission-plugins=X"`: the whole quoted string goes.
+        a -= 1;
+        b += 1;
+        whole_item = true;
+    } else if closes(code[..list_start].chars().next_back(), &code[b..]) {
+        // `enable-admission-plugins: "X"`
+        b += 1;
+    } else if quote.is_some() || depth == 0 {
+        // One flag among others in a string: take one side's spaces with it.
+        let after = code[b..].len() - code[b..].trim_start().len();
+        if after > 0 && !code[b..].trim().is_empty() && !is_quote(code[b..].trim_start().chars().next()) {
+            b += after;
+        } else {
+            let lead = code[..a].len() - code[..a].trim_end().len();
+            let rest = code[..a].trim_end();
+            if lead > 0
+                && !rest.ends_with(':')
+                && !rest.ends_with('-')
+                && !rest.is_empty()
+                && !is_quote(rest.chars().next_back())
+            {
+                a -= lead;
+            }
+        }
+    }
+    if depth > 0 && whole_item {
+        // A flow-collection item: take one `,` separator with it.
+        let tail = code[b..].trim_start();
+        if let Some(t) = tail.strip_prefix(',') {
+            b = code.len() - t.trim_start().len();
+        } else if code[..a].trim_end().ends_with(',') {
+            a = code[..a].trim_end().len() - 1;
+        }
+    }
+    let new_code = format!("{}{}", &code[..a], &code[b..]);
+    // Nothing left but indentation, a list dash, or the key whose value it was.
+    let left = new_code.trim().trim_start_matches('-').trim_start();
+    let bare_key = left.strip_suffix(':').is_some_and(|key| !key.contains([':', ' ', '[', '{']));
+    if left.is_empty() || bare_key {
+        return Some(None);
+    }
+    Some(Some(format!("{new_code}{}", &body[code_end..])))
 }
 
 /// Write a corrected copy of the profile at `path` to `output` (which may not
@@ -353,7 +456,13 @@ pub fn fix_profile(path: &Path, output: &Path) -> Result<FixReport, SpecError> {
             format!("could not remove {PLUGIN} automatically (it is not on a `{KEY}` line); edit the file by hand"),
         ));
     }
-    write_atomic(output, fixed.as_bytes(), Mode::Public).map_err(|source| SpecError::Read {
+    // Profiles may hold secrets (pack values with passwords): the copy gets
+    // the input's permissions, not a world-readable default.
+    let bits = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600)
+    };
+    write_atomic_with_mode(output, fixed.as_bytes(), bits).map_err(|source| SpecError::Read {
         what: "fixed profile (write)",
         path: output.to_owned(),
         source,

@@ -126,6 +126,72 @@ fn fix_drops_a_list_left_empty() {
 }
 
 #[test]
+fn fix_removes_only_the_offending_setting() {
+    // Block list: only the plugin leaves a comma list; a lone plugin drops its item.
+    let (t, c) = fix_text("kube-apiserver-arg:\n  - enable-admission-plugins=NodeRestriction,AlwaysPullImages\n  - anonymous-auth=false\n");
+    assert_eq!(t, "kube-apiserver-arg:\n  - enable-admission-plugins=NodeRestriction\n  - anonymous-auth=false\n");
+    assert_eq!(c, [2]);
+    // Flow list: the item goes, its neighbours stay.
+    let (t, c) = fix_text("kube-apiserver-arg: [enable-admission-plugins=AlwaysPullImages, anonymous-auth=false]\n");
+    assert_eq!(t, "kube-apiserver-arg: [anonymous-auth=false]\n");
+    assert_eq!(c, [1]);
+    let (t, _) =
+        fix_text("kube-apiserver-arg: [anonymous-auth=false, \"--enable-admission-plugins=AlwaysPullImages\"]\n");
+    assert_eq!(t, "kube-apiserver-arg: [anonymous-auth=false]\n");
+    let (t, _) = fix_text("kube-apiserver-arg: [a=1, enable-admission-plugins=AlwaysPullImages, b=2]\n");
+    assert_eq!(t, "kube-apiserver-arg: [a=1, b=2]\n");
+    let (t, _) = fix_text(
+        "kube-apiserver-arg: [\"enable-admission-plugins=NodeRestriction,AlwaysPullImages\", anonymous-auth=false]\n",
+    );
+    assert_eq!(t, "kube-apiserver-arg: [\"enable-admission-plugins=NodeRestriction\", anonymous-auth=false]\n");
+    // One string holding several flags: only the flag goes.
+    let (t, c) = fix_text("args: \"--enable-admission-plugins=AlwaysPullImages --anonymous-auth=false\"\n");
+    assert_eq!(t, "args: \"--anonymous-auth=false\"\n");
+    assert_eq!(c, [1]);
+    let (t, _) = fix_text("args: \"--anonymous-auth=false --enable-admission-plugins=AlwaysPullImages\"\n");
+    assert_eq!(t, "args: \"--anonymous-auth=false\"\n");
+    let (t, _) =
+        fix_text("args: --anonymous-auth=false --enable-admission-plugins=NodeRestriction,AlwaysPullImages # c\n");
+    assert_eq!(t, "args: --anonymous-auth=false --enable-admission-plugins=NodeRestriction # c\n");
+    // A single string that is only the flag: the key has nothing left, the line goes.
+    let (t, _) = fix_text("a: 1\nkube-apiserver-arg: \"--enable-admission-plugins=AlwaysPullImages\"\nb: 2\n");
+    assert_eq!(t, "a: 1\nb: 2\n");
+    // Comma plugin list under a kubeadm key.
+    let (t, _) = fix_text("    enable-admission-plugins: NodeRestriction,AlwaysPullImages,EventRateLimit # keep\n");
+    assert_eq!(t, "    enable-admission-plugins: NodeRestriction,EventRateLimit # keep\n");
+    let (t, _) = fix_text("x:\n    enable-admission-plugins: AlwaysPullImages\n    y: 1\n");
+    assert_eq!(t, "x:\n    y: 1\n");
+}
+
+#[test]
+fn fixed_flow_and_string_forms_lint_clean_and_keep_the_rest() {
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("k3s.yaml");
+    let text = "kube-apiserver-arg: [enable-admission-plugins=AlwaysPullImages, anonymous-auth=false]\n";
+    std::fs::write(&input, text).unwrap();
+    assert!(lint_profile(&input).unwrap().has_errors());
+    let out = d.path().join("fixed.yaml");
+    fix_profile(&input, &out).unwrap();
+    let fixed = std::fs::read_to_string(&out).unwrap();
+    assert!(fixed.contains("anonymous-auth=false"), "{fixed}");
+    assert!(!lint_profile(&out).unwrap().has_errors());
+}
+
+#[test]
+fn fix_keeps_the_mode_of_the_input() {
+    use std::os::unix::fs::PermissionsExt;
+    // A profile may hold secrets (pack values with passwords): a 0600 input
+    // must not become a 0644 copy.
+    let d = tempfile::tempdir().unwrap();
+    let input = d.path().join("profile.yaml");
+    std::fs::write(&input, SEED).unwrap();
+    std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = d.path().join("fixed.yaml");
+    fix_profile(&input, &out).unwrap();
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
 fn bad_profiles_give_clear_errors() {
     let e = lint_profile_text("a: [\n", Path::new("p.yaml")).unwrap_err().to_string();
     assert!(e.starts_with("p.yaml:"), "{e}");
