@@ -716,3 +716,38 @@ fn render_runs_the_checks_first() {
     assert!(e.contains("profile.yaml:2: AlwaysPullImages"), "{e}");
     let _ = harbor::CHART_DEFAULT_REGISTRY_SIZE;
 }
+
+#[test]
+fn prerendered_manifests_that_would_share_an_output_name_are_refused() {
+    // core.yaml, harbor-core.yaml and core.json all map to manifests/harbor-core.yaml.
+    let d = tempfile::tempdir().unwrap();
+    let m = d.path().join("harbor");
+    std::fs::create_dir(&m).unwrap();
+    let doc = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n");
+    std::fs::write(m.join("core.yaml"), doc("a")).unwrap();
+    std::fs::write(m.join("harbor-core.yaml"), doc("b")).unwrap();
+    std::fs::write(m.join("core.json"), r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}"#)
+        .unwrap();
+    let spec = Spec::from_str(
+        "name: s\nharbor:\n  url: http://127.0.0.1:30002\n  manifests: harbor\n",
+        &d.path().join("site.yaml"),
+    )
+    .unwrap();
+    let out = d.path().join("out");
+    let e = render(&spec, &out, &RenderOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("core.json") && e.contains("core.yaml") && e.contains("manifests/harbor-core.yaml"), "{e}");
+    assert!(!out.exists(), "nothing written");
+
+    // Distinct names render, each once.
+    std::fs::remove_file(m.join("core.json")).unwrap();
+    std::fs::rename(m.join("harbor-core.yaml"), m.join("portal.yaml")).unwrap();
+    let report = render(&spec, &out, &RenderOptions::default()).unwrap();
+    let names: Vec<String> = report.files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len(), "{names:?}");
+    assert!(
+        names.contains(&"manifests/harbor-core.yaml".into()) && names.contains(&"manifests/harbor-portal.yaml".into())
+    );
+}

@@ -112,6 +112,13 @@ struct Out {
 impl Out {
     fn put(&mut self, rel: &str, data: &[u8], mode: Mode) -> Result<(), RenderError> {
         let path = self.dir.join(rel);
+        if self.files.iter().any(|f| f.path == Path::new(rel)) {
+            // Two outputs under one name: the first would be lost.
+            return Err(RenderError::Write {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "written twice in one render"),
+            });
+        }
         write_atomic(&path, data, mode).map_err(|source| RenderError::Write { path, source })?;
         self.files.push(RenderedFile { path: rel.into(), secret: mode == Mode::Secret });
         Ok(())
@@ -216,7 +223,7 @@ pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<Render
         }
     };
     out.put(layout::OUT_MARKER, format!("edgeiso render of site {}\n", spec.name).as_bytes(), Mode::Public)?;
-    swap_in(&staging, output)?;
+    warnings.extend(swap_in(&staging, output)?);
 
     Ok(RenderReport {
         output: output.to_owned(),
@@ -254,10 +261,21 @@ fn write_all(
             out.put(layout::OUT_HARBOR_SECRETS, docs_to_string(&secrets).as_bytes(), Mode::Secret)?;
         }
         HarborDeployment::Manifests(dir) => {
+            let mut taken: std::collections::BTreeMap<String, PathBuf> = Default::default();
             for f in harbor::read_manifests(dir)? {
                 let stem = f.source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 let stem = stem.strip_prefix("harbor-").unwrap_or(&stem).to_owned();
                 let rel = format!("{}/harbor-{stem}.yaml", layout::OUT_MANIFESTS);
+                if let Some(first) = taken.insert(rel.clone(), f.source.clone()) {
+                    return Err(RenderError::Input {
+                        file: dir.clone(),
+                        message: format!(
+                            "{} and {} would both be written as {rel}: rename one",
+                            first.file_name().unwrap_or_default().to_string_lossy(),
+                            f.source.file_name().unwrap_or_default().to_string_lossy()
+                        ),
+                    });
+                }
                 // Pre-rendered manifests may hold Secrets: treat them as secret.
                 out.put(&rel, f.text.as_bytes(), Mode::Secret)?;
             }
@@ -328,19 +346,59 @@ fn write_all(
 }
 
 /// Replace `output` with `staging`: rename the old folder aside, rename the
-/// new one in, delete the old one.
-fn swap_in(staging: &Path, output: &Path) -> Result<(), RenderError> {
+/// new one in, delete the old one. Once the new output is in place, failing
+/// to delete the old one is not a failed render: it comes back as a warning.
+fn swap_in(staging: &Path, output: &Path) -> Result<Option<String>, RenderError> {
+    swap_in_with(staging, output, |p| std::fs::remove_dir_all(p))
+}
+
+fn swap_in_with(
+    staging: &Path,
+    output: &Path,
+    remove: impl Fn(&Path) -> std::io::Result<()>,
+) -> Result<Option<String>, RenderError> {
     let w = |path: &Path, source| RenderError::Write { path: path.to_owned(), source };
     if output.exists() {
         let old = staging.with_extension("old");
         if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(|e| w(&old, e))?;
+            remove(&old).map_err(|e| w(&old, e))?;
         }
         std::fs::rename(output, &old).map_err(|e| w(output, e))?;
         std::fs::rename(staging, output).map_err(|e| w(output, e))?;
-        std::fs::remove_dir_all(&old).map_err(|e| w(&old, e))?;
+        if let Err(e) = remove(&old) {
+            return Ok(Some(format!(
+                "{} is rendered, but the previous output moved aside to {} could not be deleted ({e}): delete it by hand",
+                output.display(),
+                old.display()
+            )));
+        }
     } else {
         std::fs::rename(staging, output).map_err(|e| w(output, e))?;
     }
-    Ok(())
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leftover_old_output_is_a_warning_not_a_failure() {
+        let d = tempfile::tempdir().unwrap();
+        let (staging, out) = (d.path().join(".out.staging-1"), d.path().join("out"));
+        for (dir, text) in [(&staging, "new"), (&out, "old")] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("f"), text).unwrap();
+        }
+        let calls = std::cell::Cell::new(0);
+        let warning = swap_in_with(&staging, &out, |_| {
+            calls.set(calls.get() + 1);
+            Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "busy"))
+        })
+        .unwrap();
+        assert_eq!(calls.get(), 1);
+        assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), "new");
+        let w = warning.unwrap();
+        assert!(w.contains("could not be deleted") && w.contains(".out.old"), "{w}");
+    }
 }
