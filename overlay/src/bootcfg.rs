@@ -1,4 +1,5 @@
-//! Add the initramfs overlay to every boot entry of a GRUB or isolinux config.
+//! Add the initramfs overlay to every boot entry of a GRUB or isolinux config
+//! (systemd-boot entries are only recognised, to be refused).
 //!
 //! Boot loaders load several initrds in order and the kernel unpacks them in
 //! that order, later files overriding earlier ones. So the overlay is appended
@@ -17,6 +18,18 @@ pub struct CfgPatch {
     pub patched_lines: usize,
     /// Lines that load a kernel (`linux`, `linuxefi`, isolinux `KERNEL`/`LINUX`).
     pub kernel_lines: usize,
+    /// Commands that load an initrd but could not be patched: booting them
+    /// would skip the overlay.
+    pub problems: Vec<CfgProblem>,
+}
+
+/// An initrd command that could not be patched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CfgProblem {
+    /// 1-based line where the command starts.
+    pub line: usize,
+    /// Why.
+    pub reason: String,
 }
 
 impl CfgPatch {
@@ -51,27 +64,110 @@ enum GrubKind {
     Kernel,
 }
 
-/// End of a GRUB command's arguments within `body` (starting at `from`): an
-/// unquoted `;`, or a `#` that starts a word (a comment), or the end.
-fn grub_args_end(body: &str, from: usize) -> usize {
-    let bytes = body.as_bytes();
-    let (mut single, mut double, mut escaped) = (false, false, false);
-    for i in from..bytes.len() {
-        let c = bytes[i];
-        if escaped {
-            escaped = false;
-            continue;
+/// One GRUB command found by [`grub_commands`]: its words as byte ranges of
+/// the text (quotes and escapes kept) and where it starts.
+#[derive(Debug)]
+struct GrubCommand {
+    start: usize,
+    words: Vec<(usize, usize)>,
+}
+
+/// Split GRUB script text into simple commands, the way GRUB's lexer does
+/// for what matters here: commands end at an unquoted newline, `;`, `{` or
+/// `}` (which also end a word, as in GRUB's lexer); a reserved word (`then`, `else`, `do`, `if`, `elif`, `while`,
+/// `until`, `!`) starts a new command after it; `\` + newline continues a
+/// line; quotes (single and double, across lines too) and `\` escapes are
+/// honoured; `#` at the start of a word comments out the rest of the line.
+fn grub_commands(text: &str) -> Vec<GrubCommand> {
+    let b = text.as_bytes();
+    let mut commands = Vec::new();
+    let mut cur = GrubCommand { start: 0, words: Vec::new() };
+    let mut i = 0;
+    let end_command = |cur: &mut GrubCommand, commands: &mut Vec<GrubCommand>, next: usize| {
+        let done = std::mem::replace(cur, GrubCommand { start: next, words: Vec::new() });
+        if !done.words.is_empty() {
+            commands.push(done);
         }
+    };
+    while i < b.len() {
+        let c = b[i];
         match c {
-            b'\\' if !single => escaped = true,
-            b'\'' if !double => single = !single,
-            b'"' if !single => double = !double,
-            b';' if !single && !double => return i,
-            b'#' if !single && !double && (i == 0 || bytes[i - 1].is_ascii_whitespace()) => return i,
-            _ => {}
+            b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\\' if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') => i += 3,
+            b' ' | b'\t' | b'\r' => i += 1,
+            b'\n' | b';' | b'{' | b'}' => {
+                i += 1;
+                end_command(&mut cur, &mut commands, i);
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            _ => {
+                // A word: up to unquoted whitespace or a separator.
+                let start = i;
+                let (mut single, mut double) = (false, false);
+                while i < b.len() {
+                    let c = b[i];
+                    if single {
+                        single = c != b'\'';
+                    } else if c == b'\\' {
+                        i += 1;
+                    } else if double {
+                        double = c != b'"';
+                    } else if c == b'\'' {
+                        single = true;
+                    } else if c == b'"' {
+                        double = true;
+                    } else if c.is_ascii_whitespace() || matches!(c, b';' | b'{' | b'}') {
+                        break;
+                    } else if c == b'$' && b.get(i + 1) == Some(&b'{') {
+                        // ${name}: its braces are part of the word.
+                        match text[i..].find('}') {
+                            Some(off) => i += off,
+                            None => i = b.len() - 1,
+                        }
+                    }
+                    i += 1;
+                }
+                let end = i.min(b.len());
+                if cur.words.is_empty() {
+                    cur.start = start;
+                }
+                cur.words.push((start, end));
+                let word = &text[start..end];
+                if cur.words.len() == 1
+                    && matches!(word, "then" | "else" | "do" | "if" | "elif" | "while" | "until" | "!")
+                {
+                    end_command(&mut cur, &mut commands, end);
+                }
+            }
         }
     }
-    bytes.len()
+    end_command(&mut cur, &mut commands, b.len());
+    commands
+}
+
+/// A GRUB word without its quotes and escapes: `"(cd0)/boot/initrd"` ->
+/// `(cd0)/boot/initrd`.
+fn grub_unquote(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let (mut single, mut double) = (false, false);
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '\\' if !single => match chars.next() {
+                Some('\n') | None => {}
+                Some('\r') => {}
+                Some(n) => out.push(n),
+            },
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `($root)/boot/initrd` -> `Some("($root)")`: the overlay is named on the
@@ -85,50 +181,70 @@ fn grub_device_prefix(arg: &str) -> Option<&str> {
 }
 
 fn names_overlay(arg: &str, overlay: &str) -> bool {
-    let arg = arg.trim_matches(['"', '\'']);
     arg == overlay || grub_device_prefix(arg).is_some_and(|p| &arg[p.len()..] == overlay)
 }
 
+/// 1-based line number of byte `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at].matches('\n').count() + 1
+}
+
 /// Append `overlay` (an absolute ISO path such as `/boot/edgeiso.img`) to
-/// every GRUB `initrd`/`initrd16`/`initrdefi`/`$initrd` line.
+/// every GRUB `initrd`/`initrd16`/`initrdefi`/`$initrd` command, wherever it
+/// stands: on its own line, after `;`, `{`, `then`, `else` or `do`, or
+/// continued over several lines with `\`. An initrd command that cannot be
+/// patched safely (no file, or a first path that is a variable and so may
+/// name another device) is left as it is and listed in
+/// [`CfgPatch::problems`].
 pub fn patch_grub_cfg(text: &str, overlay: &str) -> CfgPatch {
-    let mut out = String::with_capacity(text.len() + 64);
     let (mut initrd_lines, mut patched_lines, mut kernel_lines) = (0, 0, 0);
-    for line in text.split_inclusive('\n') {
-        let (body, eol) = split_eol(line);
-        let indent_len = body.len() - body.trim_start().len();
-        let rest = &body[indent_len..];
-        let word_len = rest.find(|c: char| c.is_whitespace() || c == ';').unwrap_or(rest.len());
-        let word = &rest[..word_len];
-        match grub_command_kind(word) {
-            Some(GrubKind::Kernel) => {
-                kernel_lines += 1;
-                out.push_str(line);
-            }
+    let mut problems = Vec::new();
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    for cmd in grub_commands(text) {
+        let (ws, we) = cmd.words[0];
+        match grub_command_kind(&grub_unquote(&text[ws..we])) {
+            Some(GrubKind::Kernel) => kernel_lines += 1,
             Some(GrubKind::Initrd) => {
                 initrd_lines += 1;
-                let args_start = indent_len + word_len;
-                let args_end = grub_args_end(body, args_start);
-                let args = &body[args_start..args_end];
-                if args.split_whitespace().any(|a| names_overlay(a, overlay)) {
-                    out.push_str(line);
+                let args: Vec<String> = cmd.words[1..].iter().map(|&(s, e)| grub_unquote(&text[s..e])).collect();
+                if args.iter().any(|a| names_overlay(a, overlay)) {
                     continue;
                 }
-                let device = args.split_whitespace().next().and_then(grub_device_prefix).unwrap_or("");
-                let args_trimmed_len = args.trim_end().len();
-                let insert_at = args_start + args_trimmed_len;
-                out.push_str(&body[..insert_at]);
-                out.push(' ');
-                out.push_str(device);
-                out.push_str(overlay);
-                out.push_str(&body[insert_at..]);
-                out.push_str(eol);
+                let line = line_of(text, cmd.start);
+                let Some(first) = args.first() else {
+                    problems.push(CfgProblem { line, reason: format!("`{}` names no initrd file", &text[ws..we]) });
+                    continue;
+                };
+                let device = match grub_device_prefix(first) {
+                    Some(d) => d,
+                    None if first.starts_with('$') => {
+                        problems.push(CfgProblem {
+                            line,
+                            reason: format!(
+                                "the first initrd path {first:?} is a variable, so the device the overlay must be \
+                                 loaded from is unknown; write it as ($dev)/path or a plain path"
+                            ),
+                        });
+                        continue;
+                    }
+                    None => "",
+                };
+                let (_, last_end) = *cmd.words.last().expect("a command has a word");
+                inserts.push((last_end, format!(" {device}{overlay}")));
                 patched_lines += 1;
             }
-            None => out.push_str(line),
+            None => {}
         }
     }
-    CfgPatch { text: out, initrd_lines, patched_lines, kernel_lines }
+    let mut out = String::with_capacity(text.len() + inserts.len() * (overlay.len() + 16));
+    let mut at = 0;
+    for (pos, ins) in inserts {
+        out.push_str(&text[at..pos]);
+        out.push_str(&ins);
+        at = pos;
+    }
+    out.push_str(&text[at..]);
+    CfgPatch { text: out, initrd_lines, patched_lines, kernel_lines, problems }
 }
 
 /// Append `overlay` to every isolinux/syslinux initrd list: `initrd=a` on
@@ -213,7 +329,35 @@ pub fn patch_isolinux_cfg(text: &str, overlay: &str) -> CfgPatch {
             _ => out.push_str(line),
         }
     }
-    CfgPatch { text: out, initrd_lines, patched_lines, kernel_lines }
+    CfgPatch { text: out, initrd_lines, patched_lines, kernel_lines, problems: Vec::new() }
+}
+
+/// Read a systemd-boot entry (`loader/entries/*.conf`): count its `linux`/
+/// `efi` and `initrd` lines. Entries are not patched: systemd-boot reads
+/// them, the kernel and the initrds from the EFI system partition it was
+/// started from (a FAT image on an ISO), not from the ISO 9660 tree where
+/// the overlay is. Every entry that boots a kernel is listed as a problem.
+pub fn inspect_systemd_boot_entry(text: &str) -> CfgPatch {
+    let (mut initrd_lines, mut kernel_lines) = (0, 0);
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("initrd") => initrd_lines += 1,
+            Some("linux" | "efi" | "uki") => kernel_lines += 1,
+            _ => continue,
+        }
+        if problems.is_empty() {
+            problems.push(CfgProblem {
+                line: n + 1,
+                reason: "systemd-boot entry: edgeiso cannot add the initramfs overlay to systemd-boot entries \
+                         (systemd-boot loads the kernel and initrds from its EFI system partition, not from the \
+                         ISO tree), so this entry would boot without it"
+                    .into(),
+            });
+        }
+    }
+    CfgPatch { text: text.to_string(), initrd_lines, patched_lines: 0, kernel_lines, problems }
 }
 
 #[cfg(test)]
@@ -296,11 +440,74 @@ menuentry "Kairos (manual)" --class os --unrestricted {
         let cfg = "menuentry x {\n  linuxefi /k quiet\n  initrdefi /i\n}\nmenuentry y { linux /k; initrd /i; boot; }\n";
         let p = patch_grub_cfg(cfg, OVERLAY);
         assert!(p.text.contains("  initrdefi /i /boot/edgeiso.img\n"));
-        // A one-line entry: only the command at the start of the line is recognised.
-        assert!(p.text.contains("menuentry y { linux /k; initrd /i; boot; }\n"));
-        assert_eq!(p.kernel_lines, 1);
+        // A one-line entry: the commands after `{` and `;` are commands too.
+        assert!(p.text.contains("menuentry y { linux /k; initrd /i /boot/edgeiso.img; boot; }\n"), "{}", p.text);
+        assert_eq!((p.kernel_lines, p.initrd_lines, p.patched_lines), (2, 2, 2));
+        assert!(p.problems.is_empty());
         let cfg = "initrd /i;boot\n";
         assert_eq!(patch_grub_cfg(cfg, OVERLAY).text, "initrd /i /boot/edgeiso.img;boot\n");
+        let cfg = "menuentry z {linux /k\ninitrd /i}\n";
+        assert_eq!(patch_grub_cfg(cfg, OVERLAY).text, "menuentry z {linux /k\ninitrd /i /boot/edgeiso.img}\n");
+    }
+
+    #[test]
+    fn grub_initrd_after_then_else_do() {
+        let cfg = "if [ x = y ]; then initrd /a; fi\nif true; then linux /k\nelse initrd /b; fi\n\
+                   for i in 1; do initrd16 /c; done\nif [ -f /x ]\nthen\n  $initrd /d\nfi\n";
+        let p = patch_grub_cfg(cfg, OVERLAY);
+        assert_eq!(p.initrd_lines, 4, "{}", p.text);
+        assert_eq!(p.patched_lines, 4, "{}", p.text);
+        assert_eq!(
+            p.text,
+            "if [ x = y ]; then initrd /a /boot/edgeiso.img; fi\nif true; then linux /k\nelse initrd /b /boot/edgeiso.img; fi\n\
+             for i in 1; do initrd16 /c /boot/edgeiso.img; done\nif [ -f /x ]\nthen\n  $initrd /d /boot/edgeiso.img\nfi\n"
+        );
+        assert_eq!(strip_overlay(&p.text), cfg);
+        // `then`, `echo` arguments and quoted text are not commands.
+        let cfg = "echo then initrd /x\nmenuentry \"a; initrd /y\" { linux /k; }\n";
+        let p = patch_grub_cfg(cfg, OVERLAY);
+        assert_eq!((p.text.as_str(), p.initrd_lines), (cfg, 0));
+    }
+
+    #[test]
+    fn grub_continued_initrd_gets_the_overlay_after_its_last_file() {
+        let cfg = "menuentry c {\n  linux /k\n  initrd /a \\\n     /b\n  boot\n}\n";
+        let p = patch_grub_cfg(cfg, OVERLAY);
+        assert_eq!(p.text, "menuentry c {\n  linux /k\n  initrd /a \\\n     /b /boot/edgeiso.img\n  boot\n}\n");
+        assert_eq!(patch_grub_cfg(&p.text, OVERLAY).patched_lines, 0);
+        // CRLF continuation.
+        let p = patch_grub_cfg("initrd /a \\\r\n /b\r\n", OVERLAY);
+        assert_eq!(p.text, "initrd /a \\\r\n /b /boot/edgeiso.img\r\n");
+    }
+
+    #[test]
+    fn grub_quoted_first_initrd_keeps_its_device() {
+        let p = patch_grub_cfg("  initrd \"(cd0)/boot/initrd\"\n", OVERLAY);
+        assert_eq!(p.text, "  initrd \"(cd0)/boot/initrd\" (cd0)/boot/edgeiso.img\n");
+        let p = patch_grub_cfg("initrd '($root)/boot/initrd' /x\n", OVERLAY);
+        assert_eq!(p.text, "initrd '($root)/boot/initrd' /x ($root)/boot/edgeiso.img\n");
+        // Quoted overlay counts as already there.
+        assert_eq!(
+            patch_grub_cfg(&p.text.replace(" ($root)/boot/edgeiso.img", " \"($root)/boot/edgeiso.img\""), OVERLAY)
+                .patched_lines,
+            0
+        );
+    }
+
+    #[test]
+    fn grub_variable_first_initrd_and_empty_initrd_are_problems() {
+        let cfg = "menuentry v {\n  linux /k\n  initrd $ipath\n}\nmenuentry w {\n  initrd \"${prefix}/initrd\"\n  initrd\n}\n";
+        let p = patch_grub_cfg(cfg, OVERLAY);
+        assert_eq!(p.text, cfg, "nothing patched");
+        assert_eq!(p.initrd_lines, 3);
+        assert_eq!(p.patched_lines, 0);
+        let lines: Vec<usize> = p.problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, [3, 6, 7]);
+        assert!(p.problems[0].reason.contains("\"$ipath\" is a variable"), "{:?}", p.problems);
+        assert!(p.problems[2].reason.contains("names no initrd file"), "{:?}", p.problems);
+        // A variable inside a device prefix is fine: the overlay goes on the same device.
+        let p = patch_grub_cfg("initrd ($dev)/i\n", OVERLAY);
+        assert_eq!((p.text.as_str(), p.problems.len()), ("initrd ($dev)/i ($dev)/boot/edgeiso.img\n", 0));
     }
 
     #[test]
@@ -343,5 +550,18 @@ menuentry "Kairos (manual)" --class os --unrestricted {
     fn isolinux_keywords_are_case_insensitive() {
         let p = patch_isolinux_cfg("label a\n\tkernel vmlinuz\n\tappend INITRD=initrd.gz\r\n", OVERLAY);
         assert_eq!(p.text, "label a\n\tkernel vmlinuz\n\tappend INITRD=initrd.gz,/boot/edgeiso.img\r\n");
+    }
+
+    #[test]
+    fn systemd_boot_entries_are_problems_not_patched() {
+        let entry = "title Arch Linux install medium\nsort-key 01\nlinux /arch/boot/x86_64/vmlinuz-linux\n\
+                     initrd /arch/boot/x86_64/initramfs-linux.img\noptions archisobasedir=arch\n";
+        let p = inspect_systemd_boot_entry(entry);
+        assert_eq!((p.kernel_lines, p.initrd_lines, p.patched_lines), (1, 1, 0));
+        assert_eq!(p.text, entry);
+        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.problems[0].line, 3);
+        assert!(p.problems[0].reason.contains("would boot without"));
+        assert!(inspect_systemd_boot_entry("timeout 3\ndefault arch\n").problems.is_empty());
     }
 }
