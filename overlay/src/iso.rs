@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::bootcfg::{patch_grub_cfg, patch_isolinux_cfg, CfgPatch};
+use crate::bootcfg::{inspect_systemd_boot_entry, patch_grub_cfg, patch_isolinux_cfg, CfgPatch, CfgProblem};
 
 /// Errors from inspecting, remastering and verifying ISOs.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +83,19 @@ pub enum IsoError {
         iso: PathBuf,
         /// The config inside the EFI image.
         config: String,
+    },
+    /// A boot config has an entry that loads an initrd but cannot be made to
+    /// load the overlay: booting it would skip the overlay, so it is refused.
+    #[error("{iso}: boot config {config}, line {line}: {reason}")]
+    UnpatchableBootConfig {
+        /// The ISO.
+        iso: PathBuf,
+        /// The config (ISO path, or `efi.img:` path inside the EFI image).
+        config: String,
+        /// 1-based line of the entry.
+        line: usize,
+        /// Why it cannot be patched.
+        reason: String,
     },
     /// Output and base are the same file.
     #[error("output {output} is the base ISO {base} itself; remastering must write a separate file (an appended session breaks hybrid USB boot)")]
@@ -240,6 +253,8 @@ pub struct BootConfig {
     pub initrd_lines: usize,
     /// Lines that load a kernel.
     pub kernel_lines: usize,
+    /// Initrd-loading entries that cannot be patched.
+    pub problems: Vec<CfgProblem>,
 }
 
 /// Syntax of a boot config.
@@ -249,6 +264,8 @@ pub enum BootConfigKind {
     Grub,
     /// isolinux/syslinux.
     Isolinux,
+    /// systemd-boot entries (`loader/entries/*.conf`): recognised, never patched.
+    SystemdBoot,
 }
 
 /// The boot setup of an ISO, as `xorriso` reports it.
@@ -292,7 +309,7 @@ impl BootSetup {
 
     /// Configs on the ISO that load an initrd (these get the overlay).
     pub fn patchable_configs(&self) -> impl Iterator<Item = &BootConfig> {
-        self.configs.iter().filter(|c| c.initrd_lines > 0)
+        self.configs.iter().filter(|c| c.initrd_lines > 0 && c.kind != BootConfigKind::SystemdBoot)
     }
 
     /// One line naming everything found, for error messages.
@@ -364,36 +381,69 @@ pub struct IsoFile {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// Rock Ridge permission bits (`0o644`), without the file type.
+    pub mode: u32,
+    /// A directory (else a regular file, link or special file).
+    pub is_dir: bool,
 }
 
-/// List the regular files of an ISO.
-pub fn list_files(x: &Xorriso, iso: &Path) -> Result<Vec<IsoFile>, IsoError> {
-    let out = x.run(
-        iso,
-        &[
-            os("-indev"),
-            iso.as_os_str().to_owned(),
-            os("-find"),
-            os("/"),
-            os("-type"),
-            os("f"),
-            os("-exec"),
-            os("lsdl"),
-        ],
-    )?;
+/// `-rw-r--r--` -> `0o644` (setuid/setgid/sticky included).
+fn parse_mode(s: &str) -> Option<u32> {
+    let b = s.as_bytes();
+    if b.len() != 10 {
+        return None;
+    }
+    let mut mode = 0;
+    for (i, &c) in b[1..].iter().enumerate() {
+        let bit = 1 << (8 - i);
+        match (i, c) {
+            (_, b'-') => {}
+            (0 | 3 | 6, b'r') | (1 | 4 | 7, b'w') | (2 | 5 | 8, b'x') => mode |= bit,
+            (2, b's') => mode |= bit | 0o4000,
+            (2, b'S') => mode |= 0o4000,
+            (5, b's') => mode |= bit | 0o2000,
+            (5, b'S') => mode |= 0o2000,
+            (8, b't') => mode |= bit | 0o1000,
+            (8, b'T') => mode |= 0o1000,
+            _ => return None,
+        }
+    }
+    Some(mode)
+}
+
+/// List every entry of an ISO (directories included, `/` first).
+fn list_entries(x: &Xorriso, iso: &Path) -> Result<Vec<IsoFile>, IsoError> {
+    let out = x.run(iso, &[os("-indev"), iso.as_os_str().to_owned(), os("-find"), os("/"), os("-exec"), os("lsdl")])?;
     let mut files = Vec::new();
     for line in out.lines() {
         // -rw-r--r--    1 0        0              64 Nov 14  2023 '/EDGEISO-BASE.txt'
         let parsed = (|| {
             let words: Vec<&str> = line.split_whitespace().collect();
+            let perms = words.first()?;
+            // Regular files and directories; links and specials are not ours to touch.
+            if !perms.starts_with(['-', 'd']) {
+                return None;
+            }
             let size = words.get(4)?.parse::<u64>().ok()?;
             let quote = line.find('\'')?;
-            Some(IsoFile { path: unquote(&line[quote..]), size })
+            Some(IsoFile {
+                path: unquote(&line[quote..]),
+                size,
+                mode: parse_mode(perms)?,
+                is_dir: perms.starts_with('d'),
+            })
         })();
         if let Some(f) = parsed {
             files.push(f);
         }
     }
+    Ok(files)
+}
+
+/// List the regular files of an ISO.
+pub fn list_files(x: &Xorriso, iso: &Path) -> Result<Vec<IsoFile>, IsoError> {
+    let mut files = list_entries(x, iso)?;
+    files.retain(|f| !f.is_dir);
     Ok(files)
 }
 
@@ -415,6 +465,9 @@ fn classify_config(path: &str) -> Option<BootConfigKind> {
     if !lower.ends_with(".cfg") && !lower.ends_with(".conf") {
         return None;
     }
+    if lower.ends_with(".conf") && lower.trim_end_matches(|c| c != '/').ends_with("/loader/entries/") {
+        return Some(BootConfigKind::SystemdBoot);
+    }
     let name = lower.rsplit('/').next().unwrap_or("");
     if lower.contains("/isolinux/") || lower.contains("/syslinux/") || name == "isolinux.cfg" || name == "syslinux.cfg"
     {
@@ -430,6 +483,7 @@ fn patch_config(kind: BootConfigKind, text: &str, overlay: &str) -> CfgPatch {
     match kind {
         BootConfigKind::Grub => patch_grub_cfg(text, overlay),
         BootConfigKind::Isolinux => patch_isolinux_cfg(text, overlay),
+        BootConfigKind::SystemdBoot => inspect_systemd_boot_entry(text),
     }
 }
 
@@ -540,16 +594,21 @@ fn inspect_efi_image(x: &Xorriso, iso: &Path, setup: &mut BootSetup, scratch: &P
     for name in listing.lines().map(str::trim).filter(|l| !l.is_empty() && !l.ends_with('/')) {
         let inner = name.trim_start_matches("::");
         setup.efi_image_files.push(format!("efi.img:{inner}"));
-        if inner.to_ascii_lowercase().ends_with(".cfg") {
-            let text = mtools("mtype", &image, &[&format!("::{inner}")])?;
-            let p = patch_grub_cfg(&String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH);
-            setup.efi_image_configs.push(BootConfig {
-                path: format!("efi.img:{inner}"),
-                kind: BootConfigKind::Grub,
-                initrd_lines: p.initrd_lines,
-                kernel_lines: p.kernel_lines,
-            });
-        }
+        // GRUB configs anywhere, systemd-boot entries under loader/entries/.
+        let kind = match classify_config(&format!("/{}", inner.trim_start_matches('/'))) {
+            Some(BootConfigKind::SystemdBoot) => BootConfigKind::SystemdBoot,
+            _ if inner.to_ascii_lowercase().ends_with(".cfg") => BootConfigKind::Grub,
+            _ => continue,
+        };
+        let text = mtools("mtype", &image, &[&format!("::{inner}")])?;
+        let p = patch_config(kind, &String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH);
+        setup.efi_image_configs.push(BootConfig {
+            path: format!("efi.img:{inner}"),
+            kind,
+            initrd_lines: p.initrd_lines,
+            kernel_lines: p.kernel_lines,
+            problems: p.problems,
+        });
     }
     Ok(())
 }
@@ -574,13 +633,16 @@ fn inspect_with_files(x: &Xorriso, iso: &Path, scratch: &Path) -> Result<(BootSe
     }
     let mut setup = boot_report(x, iso)?;
     setup.joliet = joliet;
-    let files = list_files(x, iso)?;
+    let files = list_entries(x, iso)?;
     if !setup.is_bootable() {
         return Err(IsoError::NotBootable { iso: iso.to_path_buf(), found: setup.summary() });
     }
 
-    let candidates: Vec<(&IsoFile, BootConfigKind)> =
-        files.iter().filter(|f| f.size < 1 << 20).filter_map(|f| classify_config(&f.path).map(|k| (f, k))).collect();
+    let candidates: Vec<(&IsoFile, BootConfigKind)> = files
+        .iter()
+        .filter(|f| !f.is_dir && f.size < 1 << 20)
+        .filter_map(|f| classify_config(&f.path).map(|k| (f, k)))
+        .collect();
     let paths: Vec<&str> = candidates.iter().map(|(f, _)| f.path.as_str()).collect();
     let extracted = scratch.join("iso");
     extract(x, iso, &paths, &extracted)?;
@@ -594,6 +656,7 @@ fn inspect_with_files(x: &Xorriso, iso: &Path, scratch: &Path) -> Result<(BootSe
                 kind,
                 initrd_lines: p.initrd_lines,
                 kernel_lines: p.kernel_lines,
+                problems: p.problems,
             });
         }
     }
@@ -609,10 +672,24 @@ pub fn check_supported(iso: &Path, setup: &BootSetup) -> Result<(), IsoError> {
     if let Some(c) = setup.efi_image_configs.iter().find(|c| c.initrd_lines > 0 || c.kernel_lines > 0) {
         return Err(IsoError::EfiImageBootsKernel { iso: iso.to_path_buf(), config: c.path.clone() });
     }
+    // An entry that loads an initrd without the overlay (one the patcher cannot
+    // handle, or a systemd-boot entry) would boot the ISO without edgeiso.
+    if let Some((c, p)) = setup.configs.iter().find_map(|c| c.problems.first().map(|p| (c, p))) {
+        return Err(unpatchable(iso, &c.path, p));
+    }
     if setup.patchable_configs().next().is_none() {
         return Err(IsoError::UnsupportedLayout { iso: iso.to_path_buf(), found: setup.summary() });
     }
     Ok(())
+}
+
+fn unpatchable(iso: &Path, config: &str, p: &CfgProblem) -> IsoError {
+    IsoError::UnpatchableBootConfig {
+        iso: iso.to_path_buf(),
+        config: config.to_string(),
+        line: p.line,
+        reason: p.reason.clone(),
+    }
 }
 
 /// A boot config the remaster changed.
@@ -713,7 +790,9 @@ impl Remaster {
         let x = &self.xorriso;
         let scratch =
             tempfile::Builder::new().prefix("edgeiso-remaster.").tempdir().map_err(io_err(Path::new("/tmp")))?;
-        let (base_setup, _) = inspect_with_files(x, &self.base, scratch.path())?;
+        let (base_setup, base_entries) = inspect_with_files(x, &self.base, scratch.path())?;
+        let base_modes: BTreeMap<&str, (u32, bool)> =
+            base_entries.iter().map(|f| (f.path.as_str(), (f.mode, f.is_dir))).collect();
 
         // Boot configs to replace: ISO path -> patched file on disk.
         let mut patched: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -735,6 +814,9 @@ impl Remaster {
                 let source = if from_overlay.is_file() { from_overlay } else { scratch.path().join("iso").join(rel) };
                 let text = std::fs::read(&source).map_err(io_err(&source))?;
                 let p = patch_config(cfg.kind, &String::from_utf8_lossy(&text), overlay_iso_path);
+                if let Some(problem) = p.problems.first() {
+                    return Err(unpatchable(&self.base, &cfg.path, problem));
+                }
                 let dest = patched_dir.join(rel);
                 std::fs::create_dir_all(dest.parent().expect("joined path has a parent")).map_err(io_err(&dest))?;
                 std::fs::write(&dest, p.text.as_bytes()).map_err(io_err(&dest))?;
@@ -752,10 +834,16 @@ impl Remaster {
             path: self.output.clone(),
             reason: "output has no file name".into(),
         })?;
-        // xorriso must get a fresh file: an existing one would be treated as a
-        // medium to append to.
-        let tmp = out_dir.join(format!(".{}.partial-{}", out_name.to_string_lossy(), std::process::id()));
+        // Temp files of runs that died (killed, power cut) go first; a live
+        // run's are locked and stay.
+        let tmp_prefix = format!(".{}.partial-", out_name.to_string_lossy());
+        sweep_orphans(out_dir, |name| name.starts_with(&tmp_prefix));
+        // xorriso must get an empty file: a non-empty one would be treated as a
+        // medium to append to. Created 0600 (the ISO carries the site's
+        // secrets) and flock-held while this run lives, so no other run sweeps it.
+        let (tmp, tmp_file) = create_locked_temp(out_dir, &tmp_prefix)?;
         let _cleanup = RemoveOnDrop(tmp.clone());
+        let modes = self.overlay_modes(&patched, &base_modes)?;
 
         let mut expected = overlay_files(&self.overlay_dir)?;
         for (iso_path, local) in &patched {
@@ -766,8 +854,8 @@ impl Remaster {
 
         let mut notes = Vec::new();
         let attempt = |drop_hfsplus: bool| -> Result<(), IsoError> {
-            let _ = std::fs::remove_file(&tmp);
-            let args = self.xorriso_args(&base_setup, &patched, &tmp, drop_hfsplus);
+            tmp_file.set_len(0).map_err(io_err(&tmp))?;
+            let args = self.xorriso_args(&base_setup, &patched, &modes, &tmp, drop_hfsplus);
             let mut cmd = x.command();
             if let Some(epoch) = self.source_date_epoch {
                 // Also fixes -iso_nowtime and the GPT disk GUID (derived from the volume uuid).
@@ -844,6 +932,7 @@ impl Remaster {
         &self,
         setup: &BootSetup,
         patched: &BTreeMap<String, PathBuf>,
+        modes: &BTreeMap<u32, Vec<String>>,
         tmp: &Path,
         drop_hfsplus: bool,
     ) -> Vec<OsString> {
@@ -866,6 +955,14 @@ impl Remaster {
         }
         // Owners from the build machine mean nothing on the target.
         a.extend(["-chown_r", "0", "/", "--", "-chgrp_r", "0", "/", "--"].map(os));
+        // Nor do its modes (umask, a 0700 temp dir mapped onto /): see
+        // `overlay_modes`. Paths are literal, not patterns.
+        a.extend([os("-iso_rr_pattern"), os("off")]);
+        for (mode, paths) in modes {
+            a.extend([os("-chmod"), os(format!("{mode:04o}"))]);
+            a.extend(paths.iter().map(os));
+            a.push(os("--"));
+        }
         // Replays the base's El Torito, MBR/GPT, appended partitions and
         // volume uuid (grub-mkrescue's core image searches the ISO by that uuid).
         a.extend([os("-boot_image"), os("any"), os("replay")]);
@@ -884,6 +981,102 @@ impl Remaster {
         }
         a.push(os("-commit"));
         a
+    }
+}
+
+impl Remaster {
+    /// The Rock Ridge mode of every path the remaster adds or replaces,
+    /// grouped by mode, so the output does not depend on the host's umask:
+    /// `/` keeps the base's mode (0755 if unknown), directories new to the ISO
+    /// get 0755, overlay files 0755 when their owner may execute them (the
+    /// agent) else 0644, patched configs the base file's mode. Directories
+    /// the base already has keep their mode (`-map` leaves them alone), as
+    /// do all other files of the base.
+    fn overlay_modes(
+        &self,
+        patched: &BTreeMap<String, PathBuf>,
+        base: &BTreeMap<&str, (u32, bool)>,
+    ) -> Result<BTreeMap<u32, Vec<String>>, IsoError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut modes: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        let root = base.get("/").filter(|(_, dir)| *dir).map_or(0o755, |(m, _)| *m);
+        modes.entry(root).or_default().push("/".into());
+        for entry in walkdir::WalkDir::new(&self.overlay_dir).min_depth(1).sort_by_file_name() {
+            let entry = entry.map_err(|e| IsoError::Io {
+                path: self.overlay_dir.clone(),
+                source: e.into_io_error().unwrap_or_else(|| io::Error::other("walk failed")),
+            })?;
+            let rel = entry.path().strip_prefix(&self.overlay_dir).expect("walkdir yields paths under its root");
+            let iso_path = format!("/{}", rel.to_string_lossy());
+            if patched.contains_key(&iso_path) {
+                continue;
+            }
+            let mode = if entry.file_type().is_dir() {
+                if base.get(iso_path.as_str()).is_some_and(|(_, dir)| *dir) {
+                    continue;
+                }
+                0o755
+            } else if entry.file_type().is_file() {
+                let meta = entry.metadata().map_err(|e| IsoError::Io {
+                    path: entry.path().to_path_buf(),
+                    source: e.into_io_error().unwrap_or_else(|| io::Error::other("stat failed")),
+                })?;
+                if meta.permissions().mode() & 0o100 != 0 {
+                    0o755
+                } else {
+                    0o644
+                }
+            } else {
+                continue;
+            };
+            modes.entry(mode).or_default().push(iso_path);
+        }
+        for iso_path in patched.keys() {
+            let mode = base.get(iso_path.as_str()).map_or(0o644, |(m, _)| *m);
+            modes.entry(mode).or_default().push(iso_path.clone());
+        }
+        Ok(modes)
+    }
+}
+
+/// Create `dir/<prefix><pid>-<unique>` exclusively, mode 0600, and hold an
+/// exclusive `flock` on it for as long as the returned file is open.
+fn create_locked_temp(dir: &Path, prefix: &str) -> Result<(PathBuf, File), IsoError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    loop {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let path =
+            dir.join(format!("{prefix}{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
+        match std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(f) => {
+                // The umask cannot widen 0600, but a pre-set ACL default could.
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
+                f.try_lock()
+                    .map_err(|e| IsoError::Io { path: path.clone(), source: io::Error::other(e.to_string()) })?;
+                return Ok((path, f));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(IsoError::Io { path, source: e }),
+        }
+    }
+}
+
+/// Remove the files in `dir` that `is_temp` accepts and whose writer is gone
+/// (nobody holds their `flock`). Works across PID namespaces, unlike a pid check.
+fn sweep_orphans(dir: &Path, is_temp: impl Fn(&str) -> bool) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_temp(&name) || !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let Ok(f) = File::open(e.path()) else { continue };
+        if f.try_lock().is_ok() {
+            tracing::debug!(path = %e.path().display(), "removing the temp file of a run that is gone");
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -1198,6 +1391,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parses_lsdl_modes() {
+        assert_eq!(parse_mode("-rw-r--r--"), Some(0o644));
+        assert_eq!(parse_mode("drwxr-xr-x"), Some(0o755));
+        assert_eq!(parse_mode("dr-xr-xr-x"), Some(0o555));
+        assert_eq!(parse_mode("-rwsr-xr-T"), Some(0o5754));
+        assert_eq!(parse_mode("junk"), None);
+    }
+
+    #[test]
     fn unquote_handles_xorriso_quoting() {
         assert_eq!(unquote("'/efi.img'"), "/efi.img");
         assert_eq!(unquote("'it'\"'\"'s'"), "it's");
@@ -1298,5 +1500,7 @@ File data lba:  0 ,     7789 ,        1 ,        3 , '/sub/it'\"'\"'s x.txt'\n";
         assert_eq!(classify_config("/isolinux/txt.cfg"), Some(BootConfigKind::Isolinux));
         assert_eq!(classify_config("/syslinux.cfg"), Some(BootConfigKind::Isolinux));
         assert_eq!(classify_config("/boot/kernel"), None);
+        assert_eq!(classify_config("/loader/entries/01-archiso.conf"), Some(BootConfigKind::SystemdBoot));
+        assert_eq!(classify_config("/loader/loader.conf"), None);
     }
 }

@@ -91,8 +91,270 @@ fn remaster_lays_overlay_patches_configs_and_verifies_every_layout() {
         for n in &report.notes {
             eprintln!("{layout}: note: {n}");
         }
-        assert!(!out.with_file_name(".out.iso.partial").exists());
+        // No temp file is left behind (any name), and the output is private.
+        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{layout}");
+        assert_eq!(mode_of(&out), 0o600, "{layout}: the output carries secrets");
     }
+}
+
+/// Hidden files in `dir`: temp files of a remaster.
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// `xorriso -lsdl` of `paths` in `iso`: path -> permission string.
+fn lsdl(iso: &Path, paths: &[&str]) -> BTreeMap<String, String> {
+    let mut cmd = Command::new("xorriso");
+    cmd.arg("-indev").arg(iso).arg("-lsdl").args(paths);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let q = l.find('\'')?;
+            Some((l[q..].trim_matches('\'').to_string(), l.split_whitespace().next()?.to_string()))
+        })
+        .collect()
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// An overlay as a build under `umask 077` leaves it (0700 folders, 0600
+/// files, 0700 agent) or under `umask 022`.
+fn overlay_with_agent(dir: &Path, private: bool) {
+    make_overlay(dir, "modes");
+    std::fs::create_dir_all(dir.join("edgeiso/bin")).unwrap();
+    std::fs::write(dir.join("edgeiso/bin/edgeiso-agent"), "#!/bin/sh\n").unwrap();
+    let (d, f, x) = if private { (0o700, 0o600, 0o700) } else { (0o755, 0o644, 0o755) };
+    for e in walk_all(dir) {
+        chmod(&e, if e.is_dir() { d } else { f });
+    }
+    chmod(&dir.join("edgeiso/bin/edgeiso-agent"), x);
+    chmod(dir, d);
+}
+
+fn walk_all(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    all
+}
+
+#[test]
+fn modes_are_normalised_and_do_not_depend_on_the_umask() {
+    for layout in ["grub-mkrescue", "isolinux"] {
+        let base = base_iso(layout);
+        let tmp = tempfile::tempdir().unwrap();
+        let (private, open) = (tmp.path().join("private"), tmp.path().join("open"));
+        overlay_with_agent(&private, true);
+        overlay_with_agent(&open, false);
+        let (a, b) = (tmp.path().join("a.iso"), tmp.path().join("b.iso"));
+        let report = remaster(&base, &private, &a, Some(1_700_000_000)).unwrap();
+        remaster(&base, &open, &b, Some(1_700_000_000)).unwrap();
+        let cfg = report.patched_configs[0].path.clone();
+        let paths = ["/", "/edgeiso", "/edgeiso/bin", "/edgeiso/bin/edgeiso-agent", "/config.yaml", "/boot"];
+        let got = lsdl(&a, &[&paths[..], &["/boot/edgeiso.img", cfg.as_str()]].concat());
+        let before = lsdl(&base, &["/", "/boot", cfg.as_str()]);
+        // The root keeps the base's mode (grub-mkrescue: dr-xr-xr-x), not the
+        // overlay folder's (a 0700 temp dir).
+        assert_eq!(got["/"], before["/"], "{layout}: {got:?}");
+        if layout == "isolinux" {
+            assert_eq!(got["/"], "drwxr-xr-x");
+        }
+        assert_eq!(got["/edgeiso"], "drwxr-xr-x", "{layout}: {got:?}");
+        assert_eq!(got["/edgeiso/bin"], "drwxr-xr-x", "{layout}: {got:?}");
+        assert_eq!(got["/edgeiso/bin/edgeiso-agent"], "-rwxr-xr-x", "{layout}: {got:?}");
+        assert_eq!(got["/config.yaml"], "-rw-r--r--", "{layout}: {got:?}");
+        assert_eq!(got["/boot/edgeiso.img"], "-rw-r--r--", "{layout}: {got:?}");
+        // The base's own folder and the patched config keep the base's modes.
+        assert_eq!(got["/boot"], before["/boot"], "{layout}");
+        assert_eq!(got[&cfg], before[&cfg], "{layout}");
+        assert_eq!(sha256_file(&a), sha256_file(&b), "{layout}: the output depends on the overlay's modes");
+    }
+}
+
+#[test]
+fn orphaned_temp_files_are_swept_but_a_live_runs_are_kept() {
+    let base = base_iso("isolinux");
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "sweep");
+    let out = tmp.path().join("out.iso");
+    // A run killed mid-write left its temp file; nobody holds its lock.
+    let dead = tmp.path().join(".out.iso.partial-4242-dead-0");
+    std::fs::write(&dead, b"half an ISO").unwrap();
+    // A live run's temp file: its lock is held (here, by this test).
+    let live = tmp.path().join(".out.iso.partial-4343-live-0");
+    std::fs::write(&live, b"being written").unwrap();
+    let holder = std::fs::File::open(&live).unwrap();
+    holder.lock().unwrap();
+    // Another output's temp file is not this run's business.
+    let other = tmp.path().join(".other.iso.partial-4242-dead-0");
+    std::fs::write(&other, b"x").unwrap();
+    remaster(&base, &overlay, &out, Some(1_700_000_000)).unwrap();
+    assert!(!dead.exists(), "an orphan of a dead run was kept");
+    assert!(live.exists(), "a live run's temp file was removed");
+    assert!(other.exists());
+    assert_eq!(leftovers(tmp.path()), [".other.iso.partial-4242-dead-0", ".out.iso.partial-4343-live-0"]);
+    drop(holder);
+}
+
+/// A bootable ISO (isolinux El Torito, whose config loads an initrd) with
+/// extra `files` (ISO path, content) and optionally an EFI El Torito FAT
+/// image holding `efi_files`.
+fn fixture_iso(dir: &Path, files: &[(&str, &str)], efi_files: &[(&str, &str)]) -> PathBuf {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("isolinux")).unwrap();
+    std::fs::copy("/usr/lib/ISOLINUX/isolinux.bin", tree.join("isolinux/isolinux.bin")).unwrap();
+    std::fs::write(
+        tree.join("isolinux/isolinux.cfg"),
+        "DEFAULT live\nLABEL live\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd.img\n",
+    )
+    .unwrap();
+    for (path, text) in files {
+        let local = tree.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(local.parent().unwrap()).unwrap();
+        std::fs::write(local, text).unwrap();
+    }
+    let mut cmd = Command::new("xorriso");
+    cmd.args(["-as", "mkisofs", "-quiet", "-R", "-V", "FIXTURE", "-b", "isolinux/isolinux.bin", "-c"]).args([
+        "isolinux/boot.cat",
+        "-no-emul-boot",
+        "-boot-load-size",
+        "4",
+        "-boot-info-table",
+    ]);
+    if !efi_files.is_empty() {
+        let img = tree.join("efiboot.img");
+        std::fs::File::create(&img).unwrap().set_len(2 << 20).unwrap();
+        let mtool = |args: &[&str]| {
+            let st = Command::new(args[0]).arg("-i").arg(&img).args(&args[1..]).env("MTOOLS_SKIP_CHECK", "1").status();
+            assert!(st.unwrap().success(), "{args:?}");
+        };
+        mtool(&["mformat", "::"]);
+        for (path, text) in efi_files {
+            let local = dir.join("efi-src");
+            std::fs::write(&local, text).unwrap();
+            let mut dirs = String::new();
+            for d in path.trim_start_matches('/').split('/').collect::<Vec<_>>().split_last().unwrap().1 {
+                dirs.push('/');
+                dirs.push_str(d);
+                let _ = Command::new("mmd")
+                    .arg("-i")
+                    .arg(&img)
+                    .arg(format!("::{dirs}"))
+                    .env("MTOOLS_SKIP_CHECK", "1")
+                    .output();
+            }
+            mtool(&["mcopy", local.to_str().unwrap(), &format!("::{path}")]);
+        }
+        cmd.args(["-eltorito-alt-boot", "-e", "efiboot.img", "-no-emul-boot"]);
+    }
+    let iso = dir.join("fixture.iso");
+    let st = cmd.arg("-o").arg(&iso).arg(&tree).status().unwrap();
+    assert!(st.success());
+    iso
+}
+
+const ARCH_ENTRY: &str = "title Arch Linux install medium\nlinux /arch/boot/x86_64/vmlinuz-linux\n\
+                          initrd /arch/boot/x86_64/initramfs-linux.img\noptions archisobasedir=arch\n";
+
+#[test]
+fn systemd_boot_entries_are_refused_on_the_iso_and_in_the_efi_image() {
+    let x = Xorriso::find().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "sdboot");
+
+    // archiso style: isolinux for BIOS, systemd-boot entries on the ISO tree.
+    let d1 = tmp.path().join("iso-tree");
+    std::fs::create_dir_all(&d1).unwrap();
+    let iso = fixture_iso(
+        &d1,
+        &[("/loader/entries/01-archiso.conf", ARCH_ENTRY), ("/loader/loader.conf", "timeout 3\n")],
+        &[],
+    );
+    let setup = inspect(&x, &iso).unwrap();
+    let kinds: Vec<_> = setup.configs.iter().map(|c| (c.path.as_str(), c.kind)).collect();
+    assert!(kinds.contains(&("/loader/entries/01-archiso.conf", BootConfigKind::SystemdBoot)), "{kinds:?}");
+    let out = tmp.path().join("out.iso");
+    let err = remaster(&iso, &overlay, &out, None).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, IsoError::UnpatchableBootConfig { line: 2, .. }), "{msg}");
+    assert!(msg.contains("/loader/entries/01-archiso.conf") && msg.contains("would boot without"), "{msg}");
+    assert!(!out.exists());
+
+    // The entries only inside the EFI image (what systemd-boot really reads).
+    let d2 = tmp.path().join("iso-efi");
+    std::fs::create_dir_all(&d2).unwrap();
+    let iso = fixture_iso(&d2, &[], &[("/loader/entries/01-archiso.conf", ARCH_ENTRY)]);
+    let err = remaster(&iso, &overlay, &out, None).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, IsoError::EfiImageBootsKernel { .. }), "{msg}");
+    assert!(msg.contains("efi.img:/loader/entries/01-archiso.conf"), "{msg}");
+    assert!(leftovers(tmp.path()).is_empty());
+}
+
+#[test]
+fn grub_initrd_commands_that_cannot_be_patched_are_refused_with_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "grubvar");
+    let grub = "set ipath=(cd0)/boot/initrd.img\nmenuentry a {\n  linux /boot/vmlinuz\n  initrd $ipath\n}\n";
+    let iso = fixture_iso(tmp.path(), &[("/boot/grub/grub.cfg", grub)], &[]);
+    let err = remaster(&iso, &overlay, &tmp.path().join("out.iso"), None).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, IsoError::UnpatchableBootConfig { line: 4, .. }), "{msg}");
+    assert!(msg.contains("/boot/grub/grub.cfg, line 4") && msg.contains("\"$ipath\" is a variable"), "{msg}");
+
+    // One-line entries and `then` branches are patched, on the quoted first initrd's device.
+    let tmp = tempfile::tempdir().unwrap();
+    make_overlay(&overlay_dir(tmp.path()), "grubline");
+    let grub = "menuentry a { linux /boot/vmlinuz; initrd \"(cd0)/boot/initrd.img\"; }\n\
+                if [ x = x ]; then initrd /boot/initrd.img; fi\n";
+    let iso = fixture_iso(tmp.path(), &[("/boot/grub/grub.cfg", grub)], &[]);
+    let out = tmp.path().join("out.iso");
+    let report = remaster(&iso, &overlay_dir(tmp.path()), &out, None).unwrap();
+    let grub_patch = report.patched_configs.iter().find(|c| c.path == "/boot/grub/grub.cfg").unwrap();
+    assert_eq!((grub_patch.patched_lines, grub_patch.initrd_lines), (2, 2));
+    let local = tmp.path().join("grub.cfg.out");
+    let st = Command::new("xorriso")
+        .args(["-osirrox", "on", "-indev"])
+        .arg(&out)
+        .args(["-extract", "/boot/grub/grub.cfg"])
+        .arg(&local)
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let text = std::fs::read_to_string(&local).unwrap();
+    assert!(text.contains("initrd \"(cd0)/boot/initrd.img\" (cd0)/boot/edgeiso.img; }"), "{text}");
+    assert!(text.contains("then initrd /boot/initrd.img /boot/edgeiso.img; fi"), "{text}");
+}
+
+fn overlay_dir(tmp: &Path) -> PathBuf {
+    tmp.join("overlay")
 }
 
 #[test]
