@@ -28,6 +28,7 @@ pub fn iso_error(e: IsoError) -> anyhow::Error {
         | IsoError::NotBootable { .. }
         | IsoError::UnsupportedLayout { .. }
         | IsoError::EfiImageBootsKernel { .. }
+        | IsoError::UnpatchableBootConfig { .. }
         | IsoError::OutputIsBase { .. }
         | IsoError::BadOverlay { .. }
         | IsoError::Epoch(_) => exit::INVALID_INPUT,
@@ -103,8 +104,8 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
             d.clone()
         }
         None => {
-            temp_work = tempfile::Builder::new().prefix(".edgeiso-work.").tempdir_in(&out_dir)?;
-            temp_work.path().to_path_buf()
+            temp_work = LockedTempDir::new(&out_dir, WORK_PREFIX)?;
+            temp_work.dir.path().to_path_buf()
         }
     };
 
@@ -141,7 +142,7 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
         let name = args.output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let mut sum = args.output.as_os_str().to_owned();
         sum.push(".sha256");
-        fs::write(&sum, format!("{digest}  {name}\n"))?;
+        write_replacing(Path::new(&sum), format!("{digest}  {name}\n").as_bytes())?;
         sha = Some(digest);
     }
     ui.line(format!(
@@ -165,6 +166,66 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
             "seconds": started.elapsed().as_secs_f64(),
         }),
     );
+    Ok(())
+}
+
+/// Work folders beside the output: `.edgeiso-work.XXXX` (`iso`, `build`).
+const WORK_PREFIX: &str = ".edgeiso-work.";
+/// The staging folder of `site-iso`.
+const CIDATA_PREFIX: &str = ".edgeiso-cidata.";
+
+/// A temporary folder that says whether its run is alive: an exclusive
+/// `flock` on the folder itself is held while it exists. Creating one first
+/// removes the folders of runs that died (killed, power cut) without
+/// cleaning up, i.e. those whose lock can be taken; a live run's stay.
+struct LockedTempDir {
+    // Field order: the folder is removed before its lock is released.
+    dir: tempfile::TempDir,
+    _lock: fs::File,
+}
+
+impl LockedTempDir {
+    fn new(parent: &Path, prefix: &str) -> anyhow::Result<Self> {
+        sweep_orphan_dirs(parent, prefix);
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(parent)
+            .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+        let lock = fs::File::open(dir.path()).with_context(|| format!("opening {}", dir.path().display()))?;
+        lock.try_lock().map_err(|e| anyhow::anyhow!("{}: cannot lock: {e}", dir.path().display()))?;
+        Ok(LockedTempDir { dir, _lock: lock })
+    }
+}
+
+/// Remove folders `parent/<prefix>*` whose lock nobody holds.
+fn sweep_orphan_dirs(parent: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(f) = fs::File::open(e.path()) else { continue };
+        if f.try_lock().is_ok() {
+            tracing::debug!(path = %e.path().display(), "removing the work folder of a run that is gone");
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Write `bytes` to `path` through a temp file and a rename, so a reader
+/// never sees half a file and a crash leaves the old one.
+fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let stem = format!(".{}", file_name(path));
+    edgeiso_bundle::fsutil::sweep_orphans(dir, |n| n.starts_with(&format!("{stem}.")) && n.ends_with(".partial"));
+    let (tmp, mut f) = edgeiso_bundle::fsutil::create_locked(dir, &stem, "partial")
+        .with_context(|| format!("creating a temp file for {}", path.display()))?;
+    let done = f.write_all(bytes).and_then(|()| f.sync_all()).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = done {
+        let _ = fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
     Ok(())
 }
 
@@ -192,8 +253,9 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
     }
     let out_dir = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     fs::create_dir_all(&out_dir)?;
-    let stage = tempfile::Builder::new().prefix(".edgeiso-cidata.").tempdir_in(&out_dir)?;
-    fs::write(stage.path().join("user-data"), &user_data)?;
+    let stage = LockedTempDir::new(&out_dir, CIDATA_PREFIX)?;
+    let stage = stage.dir.path();
+    fs::write(stage.join("user-data"), &user_data)?;
     let meta = match &args.meta_data {
         Some(p) => fs::read(p).map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("{}: {e}", p.display())))?,
         None => {
@@ -201,10 +263,25 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
             format!("instance-id: edgeiso-{id}\n").into_bytes()
         }
     };
-    fs::write(stage.path().join("meta-data"), meta)?;
+    fs::write(stage.join("meta-data"), meta)?;
+    // Rock Ridge modes from the host's umask would make the ISO differ between hosts.
+    for f in ["user-data", "meta-data"] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(stage.join(f), fs::Permissions::from_mode(0o644))?;
+    }
     let x = Xorriso::find().map_err(iso_error)?;
-    let tmp = out_dir.join(format!(".{}.partial-{}", file_name(&args.output), std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    // The cidata ISO carries the user-data (secrets): 0600, whatever the umask.
+    // xorriso writes into the empty temp file, which stays flock-held (so a
+    // later run sweeps it only once this one is gone) until the rename.
+    let stem = format!(".{}", file_name(&args.output));
+    edgeiso_bundle::fsutil::sweep_orphans(&out_dir, |n| n.starts_with(&format!("{stem}.")) && n.ends_with(".partial"));
+    let (tmp, tmp_file) = edgeiso_bundle::fsutil::create_locked(&out_dir, &stem, "partial")
+        .with_context(|| format!("creating a temp file in {}", out_dir.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp_file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    let _remove = RemoveOnDrop(tmp.clone());
     let mut cmd = Command::new(x.program());
     cmd.env("LC_ALL", "C").args(["-report_about", "SORRY", "-as", "mkisofs", "-o"]).arg(&tmp);
     cmd.args(["-V", "cidata", "-J", "-R", "-input-charset", "utf-8", "-graft-points"]);
@@ -214,13 +291,13 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
         cmd.env("SOURCE_DATE_EPOCH", e.to_string());
         let t = fs::FileTimes::new().set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(e));
         for f in ["user-data", "meta-data"] {
-            fs::File::options().write(true).open(stage.path().join(f))?.set_times(t)?;
+            fs::File::options().write(true).open(stage.join(f))?.set_times(t)?;
         }
     } else {
         cmd.env_remove("SOURCE_DATE_EPOCH");
     }
-    cmd.arg(format!("user-data={}", stage.path().join("user-data").display()));
-    cmd.arg(format!("meta-data={}", stage.path().join("meta-data").display()));
+    cmd.arg(format!("user-data={}", stage.join("user-data").display()));
+    cmd.arg(format!("meta-data={}", stage.join("meta-data").display()));
     let out = cmd.output().map_err(|e| {
         iso_error(if e.kind() == std::io::ErrorKind::NotFound {
             IsoError::ToolMissing { tool: x.program().display().to_string(), hint: "Debian package xorriso" }
@@ -229,7 +306,6 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
         })
     })?;
     if !out.status.success() {
-        let _ = fs::remove_file(&tmp);
         anyhow::bail!(
             "xorriso failed writing {}: {}",
             args.output.display(),
@@ -237,11 +313,20 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
         );
     }
     fs::rename(&tmp, &args.output)?;
+    drop(tmp_file);
     let size = fs::metadata(&args.output)?.len();
     ui.line(format!("wrote {} (volume cidata, user-data + meta-data, {})", args.output.display(), human_bytes(size)));
     ui.print(args.output.display().to_string());
     ui.event("site-iso", serde_json::json!({ "output": args.output, "bytes": size, "volumeId": "cidata" }));
     Ok(())
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 fn file_name(p: &Path) -> String {

@@ -236,7 +236,18 @@ fn site_iso_is_a_cidata_volume_with_joliet_and_rock_ridge() {
     std::fs::write(&ud, "#cloud-config\nstylus:\n  site:\n    name: store-042\n").unwrap();
     let out = dir.path().join("out/site.iso");
     let epoch = E2E_EPOCH.to_string();
+    // Leftovers of a killed run (nobody holds their locks) go; a live run's stay.
+    std::fs::create_dir_all(dir.path().join("out/.edgeiso-cidata.dead")).unwrap();
+    std::fs::write(dir.path().join("out/.site.iso.4242-dead-0.partial"), "half").unwrap();
+    let live = dir.path().join("out/.site.iso.4343-live-0.partial");
+    std::fs::write(&live, "being written").unwrap();
+    let holder = std::fs::File::open(&live).unwrap();
+    holder.lock().unwrap();
     edgeiso(&["site-iso", "--user-data", p(&ud), "--output", p(&out)], &[("SOURCE_DATE_EPOCH", &epoch)]).ok();
+    assert_eq!(hidden(&dir.path().join("out")), [".site.iso.4343-live-0.partial"]);
+    drop(holder);
+    // It carries the site's user-data: private to its owner.
+    assert_eq!(mode_of(&out), 0o600);
     let listing = iso_files(&out);
     assert!(listing.contains("'/user-data'") && listing.contains("'/meta-data'"), "{listing}");
     assert_eq!(extract(&out, "/user-data", &dir.path().join("ud.out")), std::fs::read(&ud).unwrap());
@@ -267,6 +278,22 @@ fn site_iso_is_a_cidata_volume_with_joliet_and_rock_ridge() {
     assert!(run.stderr().contains("#cloud-config"));
 }
 
+fn mode_of(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+/// Hidden entries of `dir` (temp files and folders), sorted.
+fn hidden(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
 #[test]
 fn iso_is_byte_identical_with_source_date_epoch() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,11 +303,21 @@ fn iso_is_byte_identical_with_source_date_epoch() {
     let base = base_iso("grub-mkrescue");
     let epoch = E2E_EPOCH.to_string();
     let mut sums = Vec::new();
+    // `build`'s checksum file replaces what was there (here a hard link to a
+    // file that must not change) instead of writing into it.
+    let keep = dir.path().join("keep.txt");
+    std::fs::write(&keep, "not a checksum\n").unwrap();
+    std::fs::hard_link(&keep, dir.path().join("site-1.iso.sha256")).unwrap();
+    // A work folder of a killed run is swept; a live run's is kept.
+    std::fs::create_dir_all(dir.path().join(".edgeiso-work.dead/overlay")).unwrap();
+    std::fs::create_dir_all(dir.path().join(".edgeiso-work.live")).unwrap();
+    let holder = std::fs::File::open(dir.path().join(".edgeiso-work.live")).unwrap();
+    holder.lock().unwrap();
     for (i, cache) in ["cache-a", "cache-b"].iter().enumerate() {
         let out = dir.path().join(format!("site-{i}.iso"));
         let run = edgeiso(
             &[
-                "iso",
+                ["iso", "build"][i],
                 "--spec",
                 p(&spec),
                 "--base",
@@ -297,10 +334,18 @@ fn iso_is_byte_identical_with_source_date_epoch() {
         .ok();
         assert!(run.stderr().contains("/boot/grub/grub.cfg"), "{}", run.stderr());
         sums.push(sha256_file(&out));
+        assert_eq!(mode_of(&out), 0o600, "the ISO carries the site's secrets");
         // Different file times on disk must not matter.
         std::thread::sleep(std::time::Duration::from_millis(1100));
     }
     assert_eq!(sums[0], sums[1], "two runs with SOURCE_DATE_EPOCH differ");
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "not a checksum\n", "the checksum was written in place");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("site-1.iso.sha256")).unwrap(),
+        format!("{}  site-1.iso\n", sums[1])
+    );
+    assert_eq!(hidden(dir.path()), [".edgeiso-work.live"]);
+    drop(holder);
     // The result carries the overlay and every boot entry loads it.
     let iso = dir.path().join("site-0.iso");
     let files = iso_files(&iso);
