@@ -751,3 +751,48 @@ fn prerendered_manifests_that_would_share_an_output_name_are_refused() {
         names.contains(&"manifests/harbor-core.yaml".into()) && names.contains(&"manifests/harbor-portal.yaml".into())
     );
 }
+
+#[test]
+fn containerd_mirror_files_carry_harbor_credentials_privately() {
+    // The agent creates the Harbor project private: containerd needs credentials.
+    let (_site, out, _) = render_full();
+    let p = out.join("containerd/certs.d/docker.io/hosts.toml");
+    assert_eq!(mode(&p), 0o600);
+    let hosts = std::fs::read_to_string(&p).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("admin:Harbor12345");
+    assert!(
+        hosts.contains(&format!(
+            "[host.\"https://127.0.0.1:30003/v2/spectro-images/docker.io\".header]\n    Authorization = [\"Basic {basic}\"]\n"
+        )),
+        "{hosts}"
+    );
+    let c = yaml::parse(&std::fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
+    let files = c.path(&["stages", "initramfs"]).unwrap().as_seq().unwrap()[1].path(&["files"]).unwrap();
+    for f in files.as_seq().unwrap() {
+        let path = f.path(&["path"]).unwrap().as_str().unwrap();
+        if path.ends_with("hosts.toml") {
+            assert_eq!(f.path(&["permissions"]), Some(&Value::Int(0o600)), "{path}");
+            assert!(f.path(&["content"]).unwrap().as_str().unwrap().contains("Authorization"), "{path}");
+        }
+    }
+
+    // Strict: the mirror is the server too, with the header at the top level.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("pw"), "s3cret\n").unwrap();
+    let text = "name: s\nairgapStrict: true\nimages: [nginx:1.25]\nharbor: {adminPasswordFile: pw}\n";
+    let spec = Spec::from_str(text, &d.path().join("site.yaml")).unwrap();
+    render(&spec, &d.path().join("out"), &RenderOptions::default()).unwrap();
+    let p = d.path().join("out/containerd/certs.d/docker.io/hosts.toml");
+    assert_eq!(mode(&p), 0o600);
+    let hosts = std::fs::read_to_string(&p).unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode("admin:s3cret");
+    assert_eq!(hosts.matches(&format!("Authorization = [\"Basic {basic}\"]")).count(), 2, "{hosts}");
+    assert!(hosts.contains("\n[header]\n"), "{hosts}");
+
+    // Without a password: no header, and the file is public.
+    let spec = Spec::from_str("name: s\nimages: [nginx:1.25]\n", &d.path().join("site.yaml")).unwrap();
+    render(&spec, &d.path().join("out2"), &RenderOptions::default()).unwrap();
+    let p = d.path().join("out2/containerd/certs.d/docker.io/hosts.toml");
+    assert_eq!(mode(&p), 0o644);
+    assert!(!std::fs::read_to_string(&p).unwrap().contains("Authorization"));
+}

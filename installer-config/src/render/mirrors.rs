@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use base64::Engine as _;
 use edgeiso_bundle::harbor_prefix;
 
 use crate::layout;
@@ -31,30 +32,43 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-/// `containerd/certs.d/<host>/hosts.toml` for one upstream host.
-pub fn hosts_toml(spec: &Spec, host: &str) -> String {
+/// `containerd/certs.d/<host>/hosts.toml` for one upstream host. With Harbor's
+/// admin password, requests to the mirror carry `Authorization: Basic ...`
+/// (the agent creates the project private): the file then holds a secret.
+pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> String {
     let h = &spec.harbor;
     let mirror = format!("{}/v2/{}", h.url, harbor_prefix(&h.project, host));
     let ca = if h.url.is_https() { format!("ca = {}\n", toml_str(layout::NODE_HARBOR_CA)) } else { String::new() };
+    let auth = admin_password.map(|pw| {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}"));
+        format!("Authorization = [{}]\n", toml_str(&format!("Basic {basic}")))
+    });
     let mut out = format!(
         "# Written by edgeiso render for site {site}.\n\
          # Pulls of {host}/<repo> are served by the site Harbor from {mirror}/<repo>.\n",
         site = spec.name,
     );
-    let host_table = format!(
+    let mut host_table = format!(
         "[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n{}",
         toml_str(&mirror),
         if ca.is_empty() { String::new() } else { format!("  {ca}") },
     );
+    if let Some(a) = &auth {
+        host_table.push_str(&format!("\n  [host.{}.header]\n    {a}", toml_str(&mirror)));
+    }
     if spec.airgap_strict {
         // containerd 1.6 refuses a hosts.toml without a `host` table (and then
         // silently uses the upstream), so the mirror is listed as a host AND
         // as the server: both tries go to Harbor, none to the upstream.
         out.push_str("# airgapStrict: the mirror is also the server; there is no fallback to the upstream.\n");
         out.push_str(&format!(
-            "server = {}\ncapabilities = [\"pull\", \"resolve\"]\noverride_path = true\n{ca}\n{host_table}",
+            "server = {}\ncapabilities = [\"pull\", \"resolve\"]\noverride_path = true\n{ca}",
             toml_str(&mirror)
         ));
+        if let Some(a) = &auth {
+            out.push_str(&format!("\n[header]\n  {a}"));
+        }
+        out.push_str(&format!("\n{host_table}"));
     } else {
         out.push_str("# containerd tries the mirror first and the upstream `server` last.\n");
         out.push_str(&format!("server = {}\n\n{host_table}", toml_str(&upstream_server(spec, host))));

@@ -300,7 +300,8 @@ fn write_all(
     // Node mirrors.
     for host in mirrors::upstream_hosts(spec) {
         let rel = format!("{}/{host}/hosts.toml", layout::OUT_CERTS_D);
-        out.put(&rel, mirrors::hosts_toml(spec, &host).as_bytes(), Mode::Public)?;
+        // With credentials (an Authorization header) the file is secret.
+        out.put(&rel, mirrors::hosts_toml(spec, &host, admin_password).as_bytes(), pw_mode)?;
     }
     let registries_yaml = yaml::to_string(&mirrors::registries_yaml(spec, admin_password));
     out.put(layout::OUT_K3S_REGISTRIES, registries_yaml.as_bytes(), pw_mode)?;

@@ -168,8 +168,8 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
     for host in mirrors::upstream_hosts(spec) {
         files.push(file(
             &format!("/etc/containerd/certs.d/{host}/hosts.toml"),
-            &mirrors::hosts_toml(spec, &host),
-            MODE_0644,
+            &mirrors::hosts_toml(spec, &host, inp.admin_password),
+            if inp.admin_password.is_some() { MODE_0600 } else { MODE_0644 },
         ));
     }
     if spec.airgap_strict {
