@@ -796,3 +796,29 @@ fn containerd_mirror_files_carry_harbor_credentials_privately() {
     assert_eq!(mode(&p), 0o644);
     assert!(!std::fs::read_to_string(&p).unwrap().contains("Authorization"));
 }
+
+#[test]
+fn generated_certificate_dates_follow_source_date_epoch() {
+    if !edgeiso_testkit::tools_present("generated_certificate_dates_follow_source_date_epoch", &["openssl"]) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let spec = Spec::from_str("name: s\n", &d.path().join("site.yaml")).unwrap();
+    let dates = |pem: &str| {
+        let p = d.path().join("c.pem");
+        std::fs::write(&p, pem).unwrap();
+        let o =
+            Command::new("openssl").args(["x509", "-noout", "-startdate", "-enddate", "-in"]).arg(&p).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // 1700000000 is 2023-11-14 22:13:20 UTC: valid from the day before, for ten years.
+    let t = edgeiso_installer_config::render::tls::material_at(&spec, Some(1_700_000_000)).unwrap();
+    assert!(t.generated);
+    let want = "notBefore=Nov 13 00:00:00 2023 GMT\nnotAfter=Nov 14 00:00:00 2033 GMT\n";
+    assert_eq!(dates(&t.ca_pem), want);
+    let secrets = harbor::secrets(&spec, Some(&t), "");
+    assert_eq!(dates(&b64d(secrets[1].path(&["data", "tls.crt"]).unwrap())), want);
+    let again = edgeiso_installer_config::render::tls::material_at(&spec, Some(1_700_000_000)).unwrap();
+    assert_eq!(dates(&again.ca_pem), want);
+}

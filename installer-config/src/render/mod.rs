@@ -203,6 +203,11 @@ pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<Render
             harbor::TLS_SECRET
         ));
     }
+    if tls_material.as_ref().is_some_and(|t| t.generated) && tls::source_date_epoch()?.is_some() {
+        warnings.push(
+            "SOURCE_DATE_EPOCH is set, but Harbor's CA and certificate are generated with new random keys on every render: give harbor.tls for byte-identical builds".to_owned(),
+        );
+    }
     let harbor_images = harbor_images(spec)?;
 
     // Stage everything in a sibling folder, then swap it in.

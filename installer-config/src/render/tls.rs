@@ -20,7 +20,7 @@ pub struct TlsMaterial {
     pub key_pem: String,
     /// What nodes and the agent trust.
     pub ca_pem: String,
-    /// True when render made it (so it changes on every render).
+    /// True when render made it (so its keys change on every render).
     pub generated: bool,
 }
 
@@ -58,12 +58,33 @@ pub fn material(spec: &Spec) -> Result<TlsMaterial, RenderError> {
         };
         return Ok(TlsMaterial { cert_pem, key_pem, ca_pem, generated: false });
     }
-    generate(&sans(spec), &spec.name)
+    material_at(spec, source_date_epoch()?)
 }
 
-fn generate(sans: &[String], site: &str) -> Result<TlsMaterial, RenderError> {
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org), when set and not empty.
+pub fn source_date_epoch() -> Result<Option<u64>, RenderError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => v.parse::<u64>().map(Some).map_err(|_| {
+            RenderError::Tls(format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970 (digits only)"))
+        }),
+        _ => Ok(None),
+    }
+}
+
+/// Like `material`, with a generated certificate's validity counted from
+/// `epoch` (seconds since 1970; `None`: now) instead of the clock. The keys
+/// are random all the same: see `docs/render.md` on reproducible builds.
+pub fn material_at(spec: &Spec, epoch: Option<u64>) -> Result<TlsMaterial, RenderError> {
+    if spec.harbor.tls.is_some() {
+        return material(spec);
+    }
+    let secs = epoch.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    generate(&sans(spec), &spec.name, secs)
+}
+
+fn generate(sans: &[String], site: &str, epoch: u64) -> Result<TlsMaterial, RenderError> {
     let e = |what: &str, err: rcgen::Error| RenderError::Tls(format!("{what}: {err}"));
-    let (y, m, d) = civil_today();
+    let (y, m, d) = civil_from_days((epoch / 86_400) as i64);
     let not_before = rcgen::date_time_ymd(y, m, d) - rcgen_days(1);
     // Ten years: an edge site is not re-keyed often, and an expired registry
     // certificate stops every pull.
@@ -109,9 +130,8 @@ fn rcgen_days(n: i64) -> std::time::Duration {
     std::time::Duration::from_secs(n as u64 * 86_400)
 }
 
-/// Today's UTC date (proleptic Gregorian), from the system clock.
-fn civil_today() -> (i32, u8, u8) {
-    let days = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0) as i64;
+/// The UTC date (proleptic Gregorian) `days` after 1970-01-01.
+fn civil_from_days(days: i64) -> (i32, u8, u8) {
     // Howard Hinnant's days_from_civil inverse.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
