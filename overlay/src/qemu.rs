@@ -42,7 +42,7 @@ pub enum QemuError {
     },
     /// The marker did not appear in time.
     #[error(
-        "{iso} ({firmware:?}, {media:?}): no line matching {marker:?} within {timeout:?}; serial log tail:\n{log_tail}"
+        "{iso} ({firmware:?}, {media:?}): no line matching {marker:?} within {timeout:?}; serial log tail:\n{log_tail}\nQEMU stderr: {stderr}"
     )]
     Timeout {
         /// The ISO booted.
@@ -57,6 +57,8 @@ pub enum QemuError {
         timeout: Duration,
         /// The end of the serial log.
         log_tail: String,
+        /// The end of QEMU's own error output.
+        stderr: String,
     },
     /// QEMU stopped before the marker appeared.
     #[error("{iso} ({firmware:?}, {media:?}): QEMU exited ({status}) before a line matching {marker:?}; serial log tail:\n{log_tail}\nQEMU stderr: {stderr}")]
@@ -359,12 +361,21 @@ fn find_ovmf(dir: &Path) -> Result<(PathBuf, PathBuf), QemuError> {
     Err(QemuError::Missing { what: format!("OVMF firmware in {}", dir.display()), hint: "Debian package ovmf" })
 }
 
+/// A path as a QEMU option value (`file=`, `path=`): a `,` in it is written
+/// `,,`, else QEMU takes the rest as further options.
+pub fn qemu_opt_path(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
+}
+
 /// A running VM; killed when dropped.
 #[derive(Debug)]
 pub struct Vm {
     child: Child,
     spec: BootSpec,
     log: PathBuf,
+    /// QEMU's stderr goes to a file: a pipe nobody reads would block QEMU
+    /// once 64 KiB of warnings filled it, which looked like a boot timeout.
+    stderr: PathBuf,
     started: Instant,
     // Holds the disk, the OVMF variables and (by default) the log.
     _dir: tempfile::TempDir,
@@ -401,10 +412,14 @@ impl Vm {
             .chain(spec.forwards.iter().map(|(h, g)| format!("hostfwd=tcp:127.0.0.1:{h}-:{g}")))
             .collect::<Vec<_>>()
             .join(",");
+        let stderr_path = dir.path().join("qemu.stderr");
+        let stderr = File::create(&stderr_path).map_err(io_err(&stderr_path))?;
         cmd.args(["-accel", &spec.accel, "-machine", "pc", "-nodefaults", "-no-user-config"])
             .args(["-m", &spec.memory_mib.to_string(), "-smp", &spec.cpus.to_string()])
             .args(["-display", "none", "-vga", "std"])
             .args(if spec.allow_reboot { &[][..] } else { &["-no-reboot"][..] })
+            // The legacy `-serial file:PATH` takes PATH literally, commas
+            // included (checked with QEMU 7.2): no escaping here.
             .arg("-serial")
             .arg(format!("file:{}", log.display()))
             .args(["-netdev", &netdev, "-device", "virtio-net-pci,netdev=net0,romfile="]);
@@ -414,11 +429,11 @@ impl Vm {
             let vars = dir.path().join("OVMF_VARS.fd");
             std::fs::copy(&vars_template, &vars).map_err(io_err(&vars))?;
             cmd.arg("-drive")
-                .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()))
+                .arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", qemu_opt_path(&code)))
                 .arg("-drive")
-                .arg(format!("if=pflash,format=raw,unit=1,file={}", vars.display()));
+                .arg(format!("if=pflash,format=raw,unit=1,file={}", qemu_opt_path(&vars)));
         }
-        let iso = spec.iso.display().to_string().replace(',', ",,");
+        let iso = qemu_opt_path(&spec.iso);
         match spec.media {
             Media::Cd => {
                 cmd.arg("-drive").arg(format!("if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={iso}"));
@@ -432,10 +447,10 @@ impl Vm {
         if spec.disk_bytes > 0 {
             let disk = dir.path().join("disk.raw");
             File::create(&disk).and_then(|f| f.set_len(spec.disk_bytes)).map_err(io_err(&disk))?;
-            cmd.arg("-drive").arg(format!("if=none,id=disk0,format=raw,file={}", disk.display()));
+            cmd.arg("-drive").arg(format!("if=none,id=disk0,format=raw,file={}", qemu_opt_path(&disk)));
             cmd.args(["-device", "virtio-blk-pci,drive=disk0,bootindex=9"]);
         }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr);
         tracing::debug!(?cmd, "starting QEMU");
         let child = cmd.spawn().map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
@@ -444,7 +459,7 @@ impl Vm {
                 QemuError::Io { path: spec.qemu.clone(), source: e }
             }
         })?;
-        Ok(Vm { child, spec, log, started: Instant::now(), _dir: dir })
+        Ok(Vm { child, spec, log, stderr: stderr_path, started: Instant::now(), _dir: dir })
     }
 
     /// Where the serial log is.
@@ -487,10 +502,6 @@ impl Vm {
                         log_path: self.log.clone(),
                     });
                 }
-                let mut stderr = String::new();
-                if let Some(mut e) = self.child.stderr.take() {
-                    let _ = e.read_to_string(&mut stderr);
-                }
                 return Err(QemuError::ExitedEarly {
                     iso: self.spec.iso.clone(),
                     firmware: self.spec.firmware,
@@ -498,7 +509,7 @@ impl Vm {
                     marker: marker.to_string(),
                     status: status.to_string(),
                     log_tail: log_tail(&text, 30),
-                    stderr: stderr.trim().to_string(),
+                    stderr: self.stderr_tail(),
                 });
             }
             if self.started.elapsed() >= self.spec.timeout {
@@ -509,6 +520,7 @@ impl Vm {
                     marker: marker.to_string(),
                     timeout: self.spec.timeout,
                     log_tail: log_tail(&String::from_utf8_lossy(&log), 30),
+                    stderr: self.stderr_tail(),
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -526,6 +538,12 @@ impl Vm {
             std::thread::sleep(Duration::from_millis(100));
         }
         false
+    }
+
+    /// The last 20 lines of QEMU's stderr (empty if it said nothing).
+    fn stderr_tail(&self) -> String {
+        let text = std::fs::read(&self.stderr).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        log_tail(text.trim(), 20)
     }
 
     /// The serial log so far.
@@ -694,6 +712,54 @@ mod tests {
 
         let err = kvm_probe(Path::new("/nonexistent/qemu-system-x86_64"), Duration::from_secs(1)).unwrap_err();
         assert!(err.contains("/nonexistent/qemu-system-x86_64"), "{err}");
+    }
+
+    #[test]
+    fn a_chatty_qemu_does_not_block_and_its_stderr_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        // 200 KiB on stderr before the marker: a pipe nobody reads fills at 64 KiB.
+        let q = dir.path().join("chatty-qemu");
+        let body = "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in file:*) log=${a#file:};; esac; done\n\
+                    head -c 204800 /dev/zero | tr '\\0' w >&2\necho >&2; echo 'last warning' >&2\n\
+                    printf 'EDGEISO-HOOK-RAN\\n' >>\"$log\"\nexec sleep 30\n";
+        std::fs::write(&q, body).unwrap();
+        std::fs::set_permissions(&q, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = boot_until(spec(dir.path(), q.clone()), &Regex::new("HOOK-RAN").unwrap()).unwrap();
+        assert_eq!(out.marker_line, "EDGEISO-HOOK-RAN");
+        // A timeout shows the end of QEMU's stderr.
+        match boot_until(spec(dir.path(), q), &Regex::new("never").unwrap()) {
+            Err(e @ QemuError::Timeout { .. }) => {
+                assert!(e.to_string().contains("QEMU stderr: ") && e.to_string().contains("last warning"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn paths_with_commas_are_escaped_in_option_values() {
+        assert_eq!(qemu_opt_path(Path::new("/a,b/c,,d.iso")), "/a,,b/c,,,,d.iso");
+        assert_eq!(qemu_opt_path(Path::new("/plain/x.iso")), "/plain/x.iso");
+        // Every file= value QEMU gets is escaped: the ISO, the disk, both pflash files.
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("a,b");
+        std::fs::create_dir_all(&odd).unwrap();
+        for f in ["OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd"] {
+            std::fs::write(odd.join(f), b"fw").unwrap();
+        }
+        let args = dir.path().join("args");
+        let q = fake_qemu(&odd, "", &format!("printf '%s\\n' \"$@\" >{}; exit 1", args.display()));
+        let mut s = spec(&odd, q).firmware(Firmware::Uefi);
+        s.ovmf_dir = odd.clone();
+        let _ = boot_until(s, &Regex::new("never").unwrap());
+        let args = std::fs::read_to_string(&args).unwrap();
+        let drives: Vec<&str> = args.lines().filter(|l| l.starts_with("if=")).collect();
+        assert_eq!(drives.len(), 4, "{args}");
+        for d in drives {
+            let file = d.split("file=").nth(1).unwrap();
+            assert!(!file.replace(",,", "").contains(','), "unescaped comma in {d}");
+        }
+        assert!(args.contains(&format!("file={}", qemu_opt_path(&odd.join("x.iso")))), "{args}");
+        assert!(args.contains(&format!("file={}", qemu_opt_path(&odd.join("OVMF_CODE_4M.fd")))), "{args}");
     }
 
     #[test]
