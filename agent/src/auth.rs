@@ -106,6 +106,9 @@ pub struct TokenResponse {
     pub expires_in: Option<u64>,
 }
 
+/// Tokens are renewed after a day at the latest, whatever they claim.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 #[derive(Clone)]
 pub struct Token {
     pub value: String,
@@ -121,9 +124,13 @@ impl fmt::Debug for Token {
 impl TokenResponse {
     pub fn into_token(self) -> Option<Token> {
         let value = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
-        // The spec's default lifetime is 60 s; renew a little early.
-        let life = Duration::from_secs(self.expires_in.unwrap_or(60).max(10));
-        Some(Token { value, expires: Instant::now() + life - Duration::from_secs(5) })
+        // The spec's default lifetime is 60 s; renew a little early. A
+        // registry may claim any lifetime (u64::MAX would overflow Instant):
+        // a day is more than a load needs.
+        let life = Duration::from_secs(self.expires_in.unwrap_or(60).clamp(10, MAX_TOKEN_LIFETIME.as_secs()));
+        let now = Instant::now();
+        let expires = now.checked_add(life - Duration::from_secs(5)).unwrap_or(now);
+        Some(Token { value, expires })
     }
 }
 
@@ -172,6 +179,18 @@ mod tests {
         );
         assert_eq!(parse_challenge("Negotiate"), None);
         assert_eq!(parse_challenge(r#"Bearer service="x""#), None, "no realm");
+    }
+
+    #[test]
+    fn any_token_lifetime_is_clamped_not_overflowed() {
+        let tok = |expires_in| TokenResponse { token: Some("t".into()), access_token: None, expires_in }.into_token();
+        let now = Instant::now();
+        let huge = tok(Some(u64::MAX)).unwrap();
+        assert!(huge.expires <= now + MAX_TOKEN_LIFETIME + Duration::from_secs(1));
+        assert!(huge.expires > now + MAX_TOKEN_LIFETIME - Duration::from_secs(60));
+        let zero = tok(Some(0)).unwrap();
+        assert!(zero.expires >= now + Duration::from_secs(4), "at least 10 s, renewed 5 s early");
+        assert!(tok(None).unwrap().expires <= Instant::now() + Duration::from_secs(55));
     }
 
     #[test]
