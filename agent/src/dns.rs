@@ -16,7 +16,10 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 #[derive(Debug, Clone)]
 pub struct Resolver {
     hosts_file: PathBuf,
-    dns: Arc<OnceLock<Result<TokioResolver, String>>>,
+    /// Set once a resolver could be built. A failure is not kept: in an
+    /// initramfs `/etc/resolv.conf` may appear while the agent waits for
+    /// the registry, and the next lookup must see it.
+    dns: Arc<OnceLock<TokioResolver>>,
 }
 
 impl Default for Resolver {
@@ -55,11 +58,14 @@ impl Resolve for Resolver {
                 let addrs: Addrs = Box::new(from_hosts.into_iter().map(|ip| SocketAddr::new(ip, 0)));
                 return Ok(addrs);
             }
-            let dns = this.dns.get_or_init(|| {
-                TokioResolver::builder_tokio()
-                    .and_then(|b| b.build())
-                    .map_err(|e| format!("no usable /etc/resolv.conf ({e})"))
-            });
+            let dns = match this.dns.get() {
+                Some(r) => Ok(r),
+                None => match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                    // Two lookups may race to build one; either is fine.
+                    Ok(r) => Ok(this.dns.get_or_init(|| r)),
+                    Err(e) => Err(format!("no usable /etc/resolv.conf ({e})")),
+                },
+            };
             let resolver = match dns {
                 Ok(r) => r,
                 Err(why) => {
