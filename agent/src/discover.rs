@@ -26,12 +26,24 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
-        // Do not wander into the live system's own squashfs mounts or loops.
         let Ok(meta) = std::fs::symlink_metadata(&p) else { continue };
-        if meta.is_dir() && depth < MAX_DEPTH {
-            walk(&p, depth + 1, out);
-        } else if meta.is_file() && is_candidate(&p) {
-            out.push(p);
+        if meta.is_dir() {
+            if depth < MAX_DEPTH {
+                walk(&p, depth + 1, out);
+            }
+        } else if meta.is_file() {
+            if is_candidate(&p) {
+                out.push(p);
+            }
+        } else if meta.is_symlink() && is_candidate(&p) {
+            // A symlinked bundle is followed (to where its parts are); a
+            // symlinked folder is not entered, so the search does not wander
+            // into the live system's own mounts or loop.
+            if let Ok(real) = std::fs::canonicalize(&p) {
+                if real.is_file() {
+                    out.push(real);
+                }
+            }
         }
     }
 }
@@ -78,4 +90,28 @@ pub fn find_bundles(paths: &[PathBuf], defaults: &[&str]) -> Result<Vec<Bundle>,
         info!(bundle = %b.path().display(), name = %b.meta.name, parts = b.paths.len(), images = b.meta.images.len(), "found bundle");
     }
     Ok(bundles)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinked_bundles_are_followed_symlinked_folders_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(root.join("sub/plain.tar"), b"x").unwrap();
+        std::fs::write(elsewhere.join("real.tar.part000"), b"x").unwrap();
+        std::fs::write(elsewhere.join("inner.tar"), b"x").unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("real.tar.part000"), root.join("linked.tar.part000")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, root.join("linked-dir")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("nowhere.tar"), root.join("dangling.tar")).unwrap();
+        let mut found = Vec::new();
+        walk(&root, 0, &mut found);
+        let real = std::fs::canonicalize(elsewhere.join("real.tar.part000")).unwrap();
+        assert_eq!(found, vec![real, root.join("sub/plain.tar")]);
+    }
 }
