@@ -32,6 +32,9 @@ pub enum Record {
     Blob { repo: String, digest: Digest },
     /// A chunked upload in progress: where to resume it.
     Upload { repo: String, digest: Digest, location: String, offset: u64 },
+    /// The chunked upload recorded by `Upload` was given up (corrupt blob,
+    /// refused by the registry): nothing to resume.
+    UploadCancelled { repo: String, digest: Digest },
     /// Every manifest of the image is in, its tag last.
     Image { bundle: String, reference: String, target: String, digest: Digest, at: String },
     /// The image could not be loaded.
@@ -94,6 +97,9 @@ impl JournalState {
             }
             Record::Upload { repo, digest, location, offset } => {
                 self.uploads.insert((repo, digest), (location, offset));
+            }
+            Record::UploadCancelled { repo, digest } => {
+                self.uploads.remove(&(repo, digest));
             }
             Record::Image { bundle, reference, target, digest, at } => {
                 self.failed.remove(&target);
@@ -158,6 +164,9 @@ impl JournalState {
 
 pub struct Journal {
     path: Option<PathBuf>,
+    /// `<journal>.lock`, held (flock) while this process uses the journal,
+    /// so a second agent cannot append to or compact it at the same time.
+    _lock: Option<File>,
     file: Mutex<Option<File>>,
     state: Mutex<JournalState>,
 }
@@ -206,7 +215,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 impl Journal {
     /// A journal that remembers nothing across runs (`--no-journal`).
     pub fn in_memory() -> Journal {
-        Journal { path: None, file: Mutex::new(None), state: Mutex::default() }
+        Journal { path: None, _lock: None, file: Mutex::new(None), state: Mutex::default() }
     }
 
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
@@ -218,6 +227,23 @@ impl Journal {
             if let Some(parent) = dir.parent() {
                 sync_dir(parent).map_err(err)?;
             }
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| JournalError { path: lock_path.clone(), source })?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("another edgeiso-agent is loading into this registry (it holds {})", lock_path.display()),
+                )))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(JournalError { path: lock_path, source: e }),
         }
         let (records, good_len) = read_records(path).map_err(err)?;
         let mut state = JournalState::default();
@@ -238,7 +264,12 @@ impl Journal {
         }
         let file = OpenOptions::new().create(true).append(true).open(path).map_err(err)?;
         sync_dir(dir).map_err(err)?;
-        Ok(Journal { path: Some(path.to_path_buf()), file: Mutex::new(Some(file)), state: Mutex::new(state) })
+        Ok(Journal {
+            path: Some(path.to_path_buf()),
+            _lock: Some(lock),
+            file: Mutex::new(Some(file)),
+            state: Mutex::new(state),
+        })
     }
 
     fn rewrite(path: &Path, records: &[Record]) -> io::Result<()> {
@@ -260,7 +291,23 @@ impl Journal {
     }
 
     /// Record `r` durably, then apply it. Returns once the line is on disk.
+    ///
+    /// Called from async code: on the multi-threaded runtime the write and
+    /// `fdatasync` run under `block_in_place`, so the worker's other tasks
+    /// (uploads in flight) move to another thread instead of waiting for the
+    /// disk. The call itself has no await point: dropping a load at
+    /// `--deadline` never leaves half a line.
     pub fn append(&self, r: Record) -> Result<(), JournalError> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.append_blocking(r))
+            }
+            _ => self.append_blocking(r),
+        }
+    }
+
+    fn append_blocking(&self, r: Record) -> Result<(), JournalError> {
         let mut guard = self.file.lock().unwrap();
         if let Some(f) = guard.as_mut() {
             let mut line = serde_json::to_vec(&r).expect("records serialize");
@@ -314,6 +361,25 @@ mod tests {
         assert_eq!(records.len(), 3, "the torn line is gone and the new one is whole");
         let j = Journal::open(&path).unwrap();
         assert!(j.state().blobs[&d('c')].contains("p/c"));
+    }
+
+    #[test]
+    fn a_second_process_cannot_open_a_held_journal_and_cancelled_uploads_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = journal_path(dir.path(), "h:1");
+        let j = Journal::open(&path).unwrap();
+        // flock locks belong to the open file description: a second open (as
+        // another process would do) is refused while the first is alive.
+        let e = Journal::open(&path).err().expect("the journal is held");
+        assert!(e.to_string().contains("another edgeiso-agent"), "{e}");
+        j.append(Record::Upload { repo: "p/a".into(), digest: d('a'), location: "http://x/u".into(), offset: 7 })
+            .unwrap();
+        assert_eq!(j.state().uploads.len(), 1);
+        j.append(Record::UploadCancelled { repo: "p/a".into(), digest: d('a') }).unwrap();
+        assert!(j.state().uploads.is_empty());
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        assert!(j.state().uploads.is_empty(), "read back too");
     }
 
     #[test]
