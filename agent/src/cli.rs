@@ -27,7 +27,8 @@ Exit status:
   4  the registry did not answer in time, or stopped answering
   5  the registry refused the credentials
   6  no bundle found, or a bundle is unreadable (missing or truncated part)
-  7  TLS verification failed";
+  7  TLS verification failed
+  8  --deadline expired before every image was loaded (a later run continues)";
 
 const LOAD_EXAMPLES: &str = "\
 Examples:
@@ -37,6 +38,9 @@ Examples:
 
   # One bundle (or its first part) into a plain registry, JSON events on stdout
   edgeiso-agent load --bundle /mnt/content-site.tar.part000 --registry http://127.0.0.1:5000 --json
+
+  # From the initramfs: give up (exit 8, resumable) if not done in 10 minutes
+  edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --deadline 10m
 
   # Everything from the agent's configuration file, one flag overridden
   edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --concurrency 6
@@ -120,6 +124,12 @@ pub struct LoadArgs {
     /// [default: 30m].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_timeout: Option<Duration>,
+
+    /// Stop the whole load after this long (e.g. 10m, 90s): images not
+    /// loaded by then are listed, uploads are left resumable, exit status 8.
+    /// Default: no deadline.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
 
     /// Print one JSON event per line on stdout (logs stay on stderr).
     #[arg(long)]

@@ -97,6 +97,8 @@ pub struct LoadSettings {
     pub concurrency: usize,
     pub state_dir: PathBuf,
     pub wait_timeout: Duration,
+    /// `--deadline`: the whole load stops after this long (exit 8).
+    pub deadline: Option<Duration>,
     pub json: bool,
     pub chunk_threshold: u64,
     pub chunk_size: u64,
@@ -182,6 +184,10 @@ impl LoadSettings {
                 .or(file.state_dir)
                 .unwrap_or_else(|| PathBuf::from(cli::DEFAULT_STATE_DIR)),
             wait_timeout: args.wait_timeout.unwrap_or(cli::DEFAULT_WAIT_TIMEOUT),
+            deadline: match args.deadline {
+                Some(d) if d.is_zero() => return Err(AgentError::Usage("--deadline must be longer than 0".into())),
+                d => d,
+            },
             json: args.json,
             chunk_threshold: args.chunk_threshold.unwrap_or(DEFAULT_CHUNK_THRESHOLD),
             chunk_size,

@@ -28,6 +28,10 @@ pub enum ExitStatus {
     BadBundle = 6,
     /// TLS verification failed (unknown CA, wrong host name, ...).
     Tls = 7,
+    /// `--deadline` expired before every image was loaded. The journal is
+    /// consistent and interrupted uploads are resumable: a later run
+    /// continues.
+    Deadline = 8,
 }
 
 impl ExitStatus {
@@ -60,18 +64,23 @@ pub enum AgentError {
     },
     #[error("{failed} of {total} images failed to load")]
     ImagesFailed { failed: usize, total: usize },
+    #[error("bundle unreadable: {0}")]
+    BundleRead(String),
+    #[error("--deadline {deadline} expired: {not_loaded} of {total} images not loaded (run again to continue)")]
+    Deadline { deadline: String, not_loaded: usize, total: usize },
 }
 
 impl AgentError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             AgentError::Usage(_) => ExitStatus::Usage,
-            AgentError::Bundle(_) | AgentError::NoBundle(_) => ExitStatus::BadBundle,
+            AgentError::Bundle(_) | AgentError::NoBundle(_) | AgentError::BundleRead(_) => ExitStatus::BadBundle,
             AgentError::RegistryTimeout { .. } | AgentError::Registry { .. } => ExitStatus::RegistryUnavailable,
             AgentError::Auth { .. } => ExitStatus::AuthFailed,
             AgentError::Tls { .. } => ExitStatus::Tls,
             AgentError::State { .. } => ExitStatus::Internal,
             AgentError::ImagesFailed { .. } => ExitStatus::ImagesFailed,
+            AgentError::Deadline { .. } => ExitStatus::Deadline,
         }
     }
 }

@@ -20,19 +20,28 @@ use crate::events::{human_bytes, Event, Reporter};
 use crate::journal::{journal_path, Journal, PlannedImage, Record};
 use crate::registry::{ClientOptions, Flavor, RegistryClient, RegistryError, UploadStart};
 use crate::retry::RetryPolicy;
-use crate::upload::{upload_blob, BlobSource, BundleFiles, UploadError, UploadOptions};
+use crate::upload::{upload_blob, BlobSource, BundleFiles, UploadError, UploadOptions, Uploaded};
 use crate::{cli, discover, AgentError};
 
 /// How one image's failure is classified for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailKind {
-    /// The bundle's content is bad (corrupt blob, unreadable manifest) or the
-    /// registry rejected it.
+    /// The bundle's content is bad (corrupt blob, unparsable manifest) or the
+    /// registry rejected it: exit 3.
     Content,
-    /// The registry stopped answering.
+    /// The registry stopped answering: exit 4.
     Unavailable,
-    /// Credentials refused or TLS failure.
+    /// Credentials refused: exit 5.
     Auth,
+    /// The bundle could not be read (I/O error from the medium, cut short):
+    /// exit 6.
+    Bundle,
+    /// TLS verification failed: exit 7.
+    Tls,
+    /// The journal could not be written (state directory): exit 1.
+    State,
+    /// `--deadline` expired before the image was loaded: exit 8.
+    Deadline,
 }
 
 #[derive(Debug, Default)]
@@ -47,16 +56,38 @@ pub struct LoadReport {
     pub blobs_present: usize,
     pub requests: u64,
     pub retries: u64,
+    /// `--deadline` as given, when there was one.
+    pub deadline: Option<Duration>,
 }
 
 impl LoadReport {
-    /// The error the run ends with, if any image failed.
+    /// The error the run ends with, if any image failed. A broken state
+    /// directory (1) comes first, then an unreadable bundle (6), then an
+    /// expired deadline (8); failures all of one kind give that kind's code
+    /// (5, 7, 4); any other mix is 3.
     pub fn outcome(&self, registry: &str) -> Result<(), AgentError> {
         if self.failed.is_empty() {
             return Ok(());
         }
         let total = self.loaded + self.failed.len();
         let kinds: Vec<FailKind> = self.failed.iter().map(|f| f.1).collect();
+        let first = |kind: FailKind| self.failed.iter().find(|f| f.1 == kind).map(|f| f.2.clone());
+        if let Some(message) = first(FailKind::State) {
+            return Err(AgentError::State { path: "journal".into(), source: std::io::Error::other(message) });
+        }
+        if let Some(message) = first(FailKind::Bundle) {
+            return Err(AgentError::BundleRead(message));
+        }
+        if kinds.contains(&FailKind::Deadline) {
+            return Err(AgentError::Deadline {
+                deadline: self.deadline.map(|d| humantime::format_duration(d).to_string()).unwrap_or_default(),
+                not_loaded: kinds.iter().filter(|k| **k == FailKind::Deadline).count(),
+                total,
+            });
+        }
+        if let Some(message) = first(FailKind::Tls).filter(|_| kinds.iter().all(|k| *k == FailKind::Tls)) {
+            return Err(AgentError::Tls { url: registry.to_owned(), message });
+        }
         if kinds.iter().all(|k| *k == FailKind::Auth) {
             return Err(AgentError::Auth {
                 url: registry.to_owned(),
@@ -113,8 +144,9 @@ struct Run {
     /// One lock per blob digest: images sharing a layer wait for the first
     /// upload and then mount it, instead of uploading it twice.
     blob_locks: Mutex<HashMap<Digest, Arc<tokio::sync::Mutex<()>>>>,
-    /// Blobs found corrupt in this run: every image needing one fails.
-    bad_blobs: Mutex<HashMap<Digest, String>>,
+    /// Blobs found corrupt or unreadable in this run: every image needing
+    /// one fails.
+    bad_blobs: Mutex<HashMap<Digest, ImageFailure>>,
     sent: Arc<AtomicU64>,
     counters: Counters,
     reporter: Reporter,
@@ -128,6 +160,7 @@ enum BlobOutcome {
     Uploaded,
 }
 
+#[derive(Debug, Clone)]
 struct ImageFailure {
     kind: FailKind,
     message: String,
@@ -136,7 +169,8 @@ struct ImageFailure {
 impl From<RegistryError> for ImageFailure {
     fn from(e: RegistryError) -> Self {
         let kind = match &e {
-            RegistryError::Auth { .. } | RegistryError::Tls { .. } => FailKind::Auth,
+            RegistryError::Auth { .. } => FailKind::Auth,
+            RegistryError::Tls { .. } => FailKind::Tls,
             e if e.is_transient() => FailKind::Unavailable,
             _ => FailKind::Content,
         };
@@ -148,14 +182,34 @@ impl From<UploadError> for ImageFailure {
     fn from(e: UploadError) -> Self {
         match e {
             UploadError::Registry(r) => r.into(),
-            other => ImageFailure { kind: FailKind::Content, message: other.to_string() },
+            e @ UploadError::Read { .. } => ImageFailure { kind: FailKind::Bundle, message: e.to_string() },
+            e @ UploadError::Corrupt { .. } => ImageFailure { kind: FailKind::Content, message: e.to_string() },
         }
+    }
+}
+
+impl From<edgeiso_bundle::BundleError> for ImageFailure {
+    fn from(e: edgeiso_bundle::BundleError) -> Self {
+        let kind = match &e {
+            edgeiso_bundle::BundleError::Io { .. } => FailKind::Bundle,
+            _ => FailKind::Content,
+        };
+        ImageFailure { kind, message: e.to_string() }
+    }
+}
+
+impl ImageFailure {
+    fn internal(message: String) -> Self {
+        ImageFailure { kind: FailKind::Content, message }
     }
 }
 
 fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
+
+/// How long one probe of the registry may take while waiting for it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Wait until something answers at the registry address, with backoff.
 pub async fn wait_for_registry(client: &RegistryClient, timeout: Duration) -> Result<Flavor, AgentError> {
@@ -164,7 +218,18 @@ pub async fn wait_for_registry(client: &RegistryClient, timeout: Duration) -> Re
     let mut attempt = 0;
     let mut last_note = Instant::now();
     loop {
-        match client.probe().await {
+        // A registry that accepts the connection and never answers must not
+        // outlast --wait-timeout (the client's read timeout is 10 minutes).
+        let remaining = timeout.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
+        let limit = remaining.min(PROBE_TIMEOUT);
+        let probe = match tokio::time::timeout(limit, client.probe()).await {
+            Ok(r) => r,
+            Err(_) => Err(RegistryError::Transport {
+                what: "GET /api/v2.0/ping".into(),
+                message: format!("no answer within {}", humantime::format_duration(limit)),
+            }),
+        };
+        match probe {
             Ok(flavor) => {
                 if attempt > 0 {
                     info!(waited = %humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())), "registry is up");
@@ -205,6 +270,8 @@ fn registry_error_to_agent(url: &str, user: &str, e: RegistryError) -> AgentErro
 
 /// The whole `load` command.
 pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
+    // --deadline counts from here: bundle search, waiting, and pushing.
+    let deadline = settings.deadline.map(|d| tokio::time::Instant::now() + d);
     let reporter = Reporter { json: settings.json };
     let bundle_paths = settings.bundles.clone();
     let bundles =
@@ -227,19 +294,8 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     let url = settings.registry.to_string();
     let user = settings.credentials.as_ref().map(|c| format!(" for user {}", c.username())).unwrap_or_default();
 
-    let flavor = wait_for_registry(&client, settings.wait_timeout).await?;
-    client.check_access().await.map_err(|e| registry_error_to_agent(&url, &user, e))?;
-    if flavor == Flavor::Harbor {
-        let created = client
-            .ensure_harbor_project(&settings.project)
-            .await
-            .map_err(|e| registry_error_to_agent(&url, &user, e))?;
-        if created {
-            info!(project = %settings.project, "created the Harbor project");
-            reporter.emit(&Event::ProjectCreated { project: settings.project.clone() });
-        }
-    }
-
+    // The journal first: a second agent loading into the same registry is
+    // refused before anything waits or pushes.
     let journal = if settings.journal {
         let path = journal_path(&settings.state_dir, &settings.registry.host_port);
         Journal::open(&path).map_err(|e| AgentError::State { path: e.path, source: e.source })?
@@ -295,6 +351,53 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
             })
             .map_err(|e| AgentError::State { path: e.path, source: e.source })?;
     }
+
+    // Wait for the registry, check the credentials, make the project; all of
+    // it within --wait-timeout (and --deadline).
+    let start_phase = async {
+        let started = Instant::now();
+        let flavor = wait_for_registry(&client, settings.wait_timeout).await?;
+        // The registry answered; give the calls that follow what is left of
+        // --wait-timeout, at least a minute, so a registry that goes silent
+        // now does not hold the agent for the client's 10-minute read timeout.
+        let within = settings.wait_timeout.saturating_sub(started.elapsed()).max(Duration::from_secs(60));
+        let silent = |what: &str| AgentError::RegistryTimeout {
+            url: url.clone(),
+            waited: humantime::format_duration(within).to_string(),
+            last_error: format!("{what} got no answer"),
+        };
+        tokio::time::timeout(within, client.check_access())
+            .await
+            .map_err(|_| silent("GET /v2/"))?
+            .map_err(|e| registry_error_to_agent(&url, &user, e))?;
+        if flavor == Flavor::Harbor {
+            let created = tokio::time::timeout(within, client.ensure_harbor_project(&settings.project))
+                .await
+                .map_err(|_| silent("the Harbor project API"))?
+                .map_err(|e| registry_error_to_agent(&url, &user, e))?;
+            if created {
+                info!(project = %settings.project, "created the Harbor project");
+                reporter.emit(&Event::ProjectCreated { project: settings.project.clone() });
+            }
+        }
+        Ok::<_, AgentError>(flavor)
+    };
+    let flavor = match deadline {
+        Some(at) => match tokio::time::timeout_at(at, start_phase).await {
+            Ok(r) => r?,
+            Err(_) => {
+                let keys: Vec<String> = work.iter().map(WorkItem::target_key).collect();
+                log_not_loaded(&keys);
+                return Err(AgentError::Deadline {
+                    deadline: humantime::format_duration(settings.deadline.unwrap_or_default()).to_string(),
+                    not_loaded: keys.len(),
+                    total: keys.len(),
+                });
+            }
+        },
+        None => start_phase.await?,
+    };
+
     let total_bytes: u64 = work.iter().map(|w| w.record.size).sum();
     info!(
         registry = %url,
@@ -359,7 +462,17 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
             let run = run.clone();
             async move {
                 let key = item.target_key();
-                let r = load_image(&run, &item).await;
+                let expired = || ImageFailure { kind: FailKind::Deadline, message: "--deadline expired".into() };
+                // On expiry the image's work is dropped where it stands:
+                // journal lines are written whole (no await inside), and an
+                // unfinished upload's session is left for the next run.
+                let r = match deadline {
+                    Some(at) if tokio::time::Instant::now() >= at => Err(expired()),
+                    Some(at) => {
+                        tokio::time::timeout_at(at, load_image(&run, &item)).await.unwrap_or_else(|_| Err(expired()))
+                    }
+                    None => load_image(&run, &item).await,
+                };
                 (key, r)
             }
         })
@@ -379,14 +492,22 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
         blobs_present: run.counters.present.load(Ordering::Relaxed),
         requests: run.client.stats.requests.load(Ordering::Relaxed),
         retries: run.client.stats.retries.load(Ordering::Relaxed),
+        deadline: run.settings.deadline,
         ..Default::default()
     };
+    let mut not_loaded = Vec::new();
     for (key, r) in results {
         match r {
             Ok(_) => report.loaded += 1,
-            Err(f) => report.failed.push((key, f.kind, f.message)),
+            Err(f) => {
+                if f.kind == FailKind::Deadline {
+                    not_loaded.push(key.clone());
+                }
+                report.failed.push((key, f.kind, f.message))
+            }
         }
     }
+    log_not_loaded(&not_loaded);
     let rate = if seconds > 0.0 { (bytes_sent as f64 / seconds) as u64 } else { 0 };
     info!(
         "done: {} loaded, {} failed, {} skipped; {} sent in {:.1}s ({}/s); blobs: {} uploaded, {} mounted, {} already there; {} requests, {} retries",
@@ -416,6 +537,18 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
         retries: report.retries,
     });
     Ok(report)
+}
+
+/// Name every image a `--deadline` cut off (they stay "pending" in the
+/// journal: they were planned and neither loaded nor failed).
+fn log_not_loaded(keys: &[String]) {
+    if keys.is_empty() {
+        return;
+    }
+    error!("--deadline expired; {} images not loaded:", keys.len());
+    for k in keys {
+        error!("  not loaded: {k}");
+    }
 }
 
 /// Push one image. `Ok(true)` when it was already there.
@@ -515,8 +648,8 @@ async fn load_image_inner(run: &Run, item: &WorkItem) -> Result<ImageStats, Imag
         let record = item.record.clone();
         tokio::task::spawn_blocking(move || bundle.image_graph(&record))
             .await
-            .map_err(|e| ImageFailure { kind: FailKind::Content, message: e.to_string() })?
-            .map_err(|e| with_image(ImageFailure { kind: FailKind::Content, message: e.to_string() }))?
+            .map_err(|e| ImageFailure::internal(e.to_string()))?
+            .map_err(|e| with_image(e.into()))?
     };
 
     let mut stats = ImageStats::default();
@@ -602,7 +735,7 @@ async fn ensure_blob_inner(
     let lock = blob_lock(run, digest);
     let _held = lock.lock().await;
     if let Some(why) = run.bad_blobs.lock().unwrap().get(digest) {
-        return Err(ImageFailure { kind: FailKind::Content, message: why.clone() });
+        return Err(why.clone());
     }
     let (holders, resume) = {
         let st = run.journal.state();
@@ -623,15 +756,15 @@ async fn ensure_blob_inner(
     let record_blob = |run: &Run| {
         run.journal
             .append(Record::Blob { repo: repo.clone(), digest: digest.clone() })
-            .map_err(|e| ImageFailure { kind: FailKind::Content, message: format!("cannot write the journal: {e}") })
+            .map_err(|e| ImageFailure { kind: FailKind::State, message: format!("cannot write the journal: {e}") })
     };
 
     // Another repository of the project holds it: mount (no bytes sent).
     let mut session = None;
     let from = holders.iter().find(|h| *h != repo && h.starts_with(&format!("{}/", run.settings.project)));
     if let (Some(from), true) = (from, trust_journal) {
-        match run.client.start_upload(repo, Some((digest, from))).await? {
-            UploadStart::Mounted => {
+        match run.client.start_upload(repo, Some((digest, from))).await {
+            Ok(UploadStart::Mounted) => {
                 record_blob(run)?;
                 run.counters.mounted.fetch_add(1, Ordering::Relaxed);
                 return Ok(BlobOutcome::Mounted);
@@ -639,7 +772,13 @@ async fn ensure_blob_inner(
             // The registry could not mount (source gone, or no mount
             // support) and opened a plain upload session: use it, unless
             // the blob turns out to be there already.
-            UploadStart::Session(url) => session = Some(url),
+            Ok(UploadStart::Session(url)) => session = Some(url),
+            // Refused outright (404 source unknown, 400, 405 no mount
+            // support...): check and upload as if there were no holder.
+            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s) && ![401, 403, 408, 429].contains(&s)) => {
+                warn!(%e, %digest, "the registry cannot mount the blob; uploading it instead");
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     if session.is_none() && resume.is_none() && run.client.blob_exists(repo, digest).await? {
@@ -662,16 +801,39 @@ async fn ensure_blob_inner(
         on_chunk: &on_chunk,
         resume,
     };
-    match upload_blob(&run.client, repo, &source, session, &opts).await {
-        Ok(()) => {
+    let result = upload_blob(&run.client, repo, &source, session, &opts).await;
+    if let Err(e) = &result {
+        // A journaled session that will not be resumed (the blob is bad, or
+        // the registry refused the upload) is forgotten, so `status` does not
+        // report it forever. One the registry merely stopped answering in
+        // stays, for the next run.
+        let resumable = matches!(e, UploadError::Registry(r) if r.is_transient());
+        let journaled = run.journal.state().uploads.contains_key(&(repo.clone(), digest.clone()));
+        if journaled && !resumable {
+            let _ = run
+                .journal
+                .append(Record::UploadCancelled { repo: repo.clone(), digest: digest.clone() })
+                .map_err(|e| error!(%e, "cannot write the journal"));
+        }
+    }
+    match result {
+        Ok(how) => {
             record_blob(run)?;
-            run.counters.uploaded.fetch_add(1, Ordering::Relaxed);
-            Ok(BlobOutcome::Uploaded)
+            match how {
+                Uploaded::Sent => {
+                    run.counters.uploaded.fetch_add(1, Ordering::Relaxed);
+                    Ok(BlobOutcome::Uploaded)
+                }
+                Uploaded::Found => {
+                    run.counters.present.fetch_add(1, Ordering::Relaxed);
+                    Ok(BlobOutcome::Present)
+                }
+            }
         }
         Err(e @ (UploadError::Corrupt { .. } | UploadError::Read { .. })) => {
-            let msg = e.to_string();
-            run.bad_blobs.lock().unwrap().insert(digest.clone(), msg.clone());
-            Err(ImageFailure { kind: FailKind::Content, message: msg })
+            let failure = ImageFailure::from(e);
+            run.bad_blobs.lock().unwrap().insert(digest.clone(), failure.clone());
+            Err(failure)
         }
         Err(e) => Err(e.into()),
     }
@@ -687,8 +849,8 @@ async fn push_manifests(run: &Run, item: &WorkItem, manifests: &[Descriptor]) ->
             let digest = m.digest.clone();
             tokio::task::spawn_blocking(move || bundle.read_manifest(&name, &digest))
                 .await
-                .map_err(|e| ImageFailure { kind: FailKind::Content, message: e.to_string() })?
-                .map_err(|e| ImageFailure { kind: FailKind::Content, message: e.to_string() })?
+                .map_err(|e| ImageFailure::internal(e.to_string()))?
+                .map_err(ImageFailure::from)?
         };
         // Children by digest; the top-level manifest under the tag (or its
         // digest for a digest-only reference), last of all.
@@ -696,4 +858,44 @@ async fn push_manifests(run: &Run, item: &WorkItem, manifests: &[Descriptor]) ->
         run.client.put_manifest(repo, &reference, &m.media_type, &Bytes::from(bytes), &m.digest).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ExitStatus;
+
+    fn report(kinds: &[FailKind]) -> LoadReport {
+        LoadReport {
+            loaded: 2,
+            failed: kinds.iter().enumerate().map(|(i, k)| (format!("p/img:{i}"), *k, format!("why {i}"))).collect(),
+            deadline: Some(Duration::from_secs(600)),
+            ..Default::default()
+        }
+    }
+
+    fn code(kinds: &[FailKind]) -> u8 {
+        report(kinds).outcome("http://r").err().map_or(0, |e| e.exit_status().code())
+    }
+
+    #[test]
+    fn failure_kinds_map_to_the_documented_exit_statuses() {
+        use FailKind::*;
+        assert_eq!(code(&[]), 0);
+        assert_eq!(code(&[Content]), ExitStatus::ImagesFailed.code());
+        assert_eq!(code(&[Unavailable, Unavailable]), ExitStatus::RegistryUnavailable.code());
+        assert_eq!(code(&[Auth]), ExitStatus::AuthFailed.code());
+        assert_eq!(code(&[Tls]), ExitStatus::Tls.code());
+        assert_eq!(code(&[Bundle]), ExitStatus::BadBundle.code());
+        assert_eq!(code(&[State]), ExitStatus::Internal.code());
+        assert_eq!(code(&[Deadline]), ExitStatus::Deadline.code());
+        // Precedence: state dir, unreadable bundle, deadline, then one kind.
+        assert_eq!(code(&[Content, State, Bundle, Deadline]), 1);
+        assert_eq!(code(&[Content, Bundle, Deadline]), 6);
+        assert_eq!(code(&[Content, Deadline, Unavailable]), 8);
+        assert_eq!(code(&[Content, Unavailable]), 3);
+        assert_eq!(code(&[Tls, Auth]), 3);
+        let e = report(&[Deadline, Content]).outcome("r").unwrap_err();
+        assert!(e.to_string().contains("1 of 4 images not loaded"), "{e}");
+    }
 }

@@ -82,6 +82,25 @@ pub enum Flavor {
     Plain,
 }
 
+/// Whose `Authorization` a request carries. Exactly one header is ever sent:
+/// nginx in front of Harbor answers 400 to a duplicated one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// What `/v2/` asked for (Basic or a Bearer token), learnt from its 401s.
+    Registry,
+    /// Basic credentials, always, and no challenge handling: Harbor's
+    /// `/api/v2.0`.
+    Basic,
+}
+
+/// An `Authorization` header value, marked sensitive (never logged by hyper).
+fn sensitive(what: &str, value: &str) -> Result<HeaderValue, RegistryError> {
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| RegistryError::Protocol { what: what.into(), message: "unusable credentials".into() })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
 /// The start of a blob upload.
 #[derive(Debug)]
 pub enum UploadStart {
@@ -95,6 +114,22 @@ pub struct ClientOptions<'a> {
     pub ca: Option<&'a std::path::Path>,
     pub insecure: bool,
     pub credentials: Option<Credentials>,
+}
+
+/// Bytes a session holds, from its `Range: 0-<last byte>` header.
+/// Distribution answers `0-0` both for an empty session and for one holding
+/// a single byte (and some registries `0--1` for empty): both are read as 0,
+/// the safe side. Resuming at 0 a session that holds 1 byte is refused (416)
+/// or caught by the digest check; resuming at 1 an empty one would corrupt
+/// the blob on a registry that ignores `Content-Range` (distribution 2.8).
+pub fn uploaded_bytes(range: &str) -> u64 {
+    let range = range.trim();
+    let range = range.strip_prefix("bytes=").unwrap_or(range);
+    let Some((start, end)) = range.split_once('-') else { return 0 };
+    match (start.trim().parse::<u64>(), end.trim().parse::<u64>()) {
+        (Ok(0), Ok(end)) if end > 0 => end + 1,
+        _ => 0,
+    }
 }
 
 fn detail_of(body: &str) -> String {
@@ -208,7 +243,7 @@ impl RegistryClient {
         loop {
             let mut rb = self.http.get(url.clone());
             if let Some(c) = &self.creds {
-                rb = rb.header(AUTHORIZATION, c.basic_header());
+                rb = rb.header(AUTHORIZATION, sensitive(what, &c.basic_header())?);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let err = match rb.send().await {
@@ -282,22 +317,35 @@ impl RegistryClient {
         replayable: bool,
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
+        self.send_once_as(AuthMode::Registry, what, scopes, replayable, make).await
+    }
+
+    async fn send_once_as(
+        &self,
+        mode: AuthMode,
+        what: &str,
+        scopes: &[String],
+        replayable: bool,
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
+    ) -> Result<Response, RegistryError> {
         let mut scopes = scopes.to_vec();
         let mut auth_rounds = 0;
         loop {
-            let authz = self.authorization(&scopes).await?;
+            let authz = match mode {
+                AuthMode::Registry => self.authorization(&scopes).await?,
+                AuthMode::Basic => self.creds.as_ref().map(Credentials::basic_header),
+            };
             let sent_auth = authz.is_some();
             let mut rb = make(&self.http);
             if let Some(a) = authz {
-                let mut v = HeaderValue::from_str(&a).map_err(|_| RegistryError::Protocol {
-                    what: what.into(),
-                    message: "unusable credentials".into(),
-                })?;
-                v.set_sensitive(true);
-                rb = rb.header(AUTHORIZATION, v);
+                // `header` appends: `make` must not have set one already.
+                rb = rb.header(AUTHORIZATION, sensitive(what, &a)?);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let resp = rb.send().await.map_err(|e| Self::transport_error(what, &e))?;
+            if mode == AuthMode::Basic {
+                return Ok(resp);
+            }
             if resp.status() == StatusCode::UNAUTHORIZED
                 && auth_rounds < 2
                 && self.handle_challenge(&resp, &mut scopes, sent_auth)
@@ -335,9 +383,20 @@ impl RegistryClient {
         scopes: &[String],
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
+        self.send_as(AuthMode::Registry, what, scopes, make).await
+    }
+
+    /// [`send`](Self::send) with the given kind of `Authorization`.
+    pub async fn send_as(
+        &self,
+        mode: AuthMode,
+        what: &str,
+        scopes: &[String],
+        make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
+    ) -> Result<Response, RegistryError> {
         let mut attempt = 0;
         loop {
-            let err = match self.send_once(what, scopes, true, make).await {
+            let err = match self.send_once_as(mode, what, scopes, true, make).await {
                 Ok(resp) => {
                     let s = resp.status();
                     if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
@@ -396,13 +455,8 @@ impl RegistryClient {
     pub async fn ensure_harbor_project(&self, project: &str) -> Result<bool, RegistryError> {
         let mut head = self.url.join("api/v2.0/projects");
         head.query_pairs_mut().append_pair("project_name", project);
-        let basic = self.creds.as_ref().map(Credentials::basic_header);
-        let with_auth = |rb: RequestBuilder| match &basic {
-            Some(b) => rb.header(AUTHORIZATION, b),
-            None => rb,
-        };
         let what = format!("HEAD /api/v2.0/projects?project_name={project}");
-        let resp = self.send(&what, &[], &|c| with_auth(c.head(head.clone()))).await?;
+        let resp = self.send_as(AuthMode::Basic, &what, &[], &|c| c.head(head.clone())).await?;
         match resp.status() {
             s if s.is_success() => return Ok(false),
             StatusCode::NOT_FOUND => {}
@@ -412,8 +466,8 @@ impl RegistryClient {
         let body = serde_json::json!({ "project_name": project, "metadata": { "public": "false" } }).to_string();
         let what = format!("POST /api/v2.0/projects {project}");
         let resp = self
-            .send(&what, &[], &|c| {
-                with_auth(c.post(post.clone())).header(CONTENT_TYPE, "application/json").body(body.clone())
+            .send_as(AuthMode::Basic, &what, &[], &|c| {
+                c.post(post.clone()).header(CONTENT_TYPE, "application/json").body(body.clone())
             })
             .await?;
         match resp.status() {
@@ -527,15 +581,9 @@ impl RegistryClient {
         let resp = self.send(&what, &[auth::push_scope(repo)], &|c| c.get(location.clone())).await?;
         match resp.status() {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::ACCEPTED => {
-                let end = resp
-                    .headers()
-                    .get("range")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|r| r.rsplit_once('-'))
-                    .and_then(|(_, e)| e.trim().parse::<i64>().ok())
-                    .unwrap_or(-1);
+                let offset = resp.headers().get("range").and_then(|v| v.to_str().ok()).map_or(0, uploaded_bytes);
                 let loc = Self::location(&what, &resp).unwrap_or_else(|_| location.clone());
-                Ok(Some(((end + 1).max(0) as u64, loc)))
+                Ok(Some((offset, loc)))
             }
             // 404 unknown upload; 400/416 a session the registry cannot resume.
             s if s.is_client_error() => {
@@ -626,5 +674,24 @@ impl RegistryClient {
             Ok(r) => warn!(status = %r.status(), "could not cancel an upload session"),
             Err(e) => debug!(%e, "could not cancel an upload session"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uploaded_bytes;
+
+    #[test]
+    fn upload_range_headers_count_bytes_held() {
+        // distribution: `0-0` for an empty session (and for 1 byte): read as
+        // 0, never as 1 (resuming an empty session at 1 corrupts the blob).
+        assert_eq!(uploaded_bytes("0-0"), 0);
+        assert_eq!(uploaded_bytes("0--1"), 0);
+        assert_eq!(uploaded_bytes("bytes=0-0"), 0);
+        assert_eq!(uploaded_bytes(""), 0);
+        assert_eq!(uploaded_bytes("garbage"), 0);
+        assert_eq!(uploaded_bytes("0-1048575"), 1 << 20);
+        assert_eq!(uploaded_bytes(" 0 - 9 "), 10);
+        assert_eq!(uploaded_bytes("5-9"), 0, "a range not from 0 is not an offset");
     }
 }

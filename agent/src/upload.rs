@@ -213,6 +213,33 @@ pub struct UploadOptions<'a> {
     pub resume: Option<Url>,
 }
 
+/// How an upload ended well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uploaded {
+    /// This upload committed the blob.
+    Sent,
+    /// The registry had it already: an earlier attempt (whose answer was
+    /// lost) or an earlier run committed it.
+    Found,
+}
+
+/// After a closing PUT that failed (or whose answer was lost), or when a
+/// journaled session is gone: is the blob committed anyway? A blob HEAD is
+/// by digest, so a 200 means the right bytes are there.
+async fn committed_anyway(client: &RegistryClient, repo: &str, digest: &Digest) -> bool {
+    match client.blob_exists(repo, digest).await {
+        Ok(true) => {
+            info!(%digest, "the registry has the blob although the upload did not say so");
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            debug!(%e, "cannot check whether the blob is there");
+            false
+        }
+    }
+}
+
 /// Upload `blob` into `repo`, starting from `start` (a session opened by a
 /// mount attempt that fell back to 202, or a fresh one).
 pub async fn upload_blob(
@@ -221,7 +248,7 @@ pub async fn upload_blob(
     blob: &BlobSource,
     session: Option<Url>,
     opts: &UploadOptions<'_>,
-) -> Result<(), UploadError> {
+) -> Result<Uploaded, UploadError> {
     if blob.loc.size > opts.chunk_threshold {
         upload_chunked(client, repo, blob, session, opts).await
     } else {
@@ -242,7 +269,7 @@ async fn upload_monolithic(
     blob: &BlobSource,
     mut session: Option<Url>,
     opts: &UploadOptions<'_>,
-) -> Result<(), UploadError> {
+) -> Result<Uploaded, UploadError> {
     let mut attempt = 0;
     loop {
         let loc = match session.take() {
@@ -256,19 +283,26 @@ async fn upload_monolithic(
             })
             .await;
         let err = match result {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Uploaded::Sent),
             Err(e) => e,
         };
         if let Some(bad) = blob.corrupt_or_read_error(&outcome) {
             client.cancel_upload(repo, &loc).await;
             return Err(bad);
         }
+        // The whole body went out: the registry may have committed it and
+        // its answer been lost on the way back.
+        if outcome.hasher.lock().unwrap().is_some() && committed_anyway(client, repo, &blob.digest).await {
+            return Ok(Uploaded::Found);
+        }
+        // A cut-off PUT leaves the session at an unknown offset: a new session
+        // is the only safe restart for a monolithic upload. The old one is
+        // cancelled rather than left for the registry's garbage collector.
+        client.cancel_upload(repo, &loc).await;
         attempt += 1;
         if !err.is_transient() || attempt > client.retry.retries {
             return Err(err.into());
         }
-        // A cut-off PUT leaves the session at an unknown offset: a new session
-        // is the only safe restart for a monolithic upload.
         warn!(%err, attempt, "blob upload failed; retrying with a new session");
         client.stats.retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(client.retry.delay(attempt)).await;
@@ -281,7 +315,7 @@ async fn upload_chunked(
     blob: &BlobSource,
     session: Option<Url>,
     opts: &UploadOptions<'_>,
-) -> Result<(), UploadError> {
+) -> Result<Uploaded, UploadError> {
     let size = blob.loc.size;
     let read_err = |e: io::Error| UploadError::Read {
         digest: blob.digest.clone(),
@@ -298,14 +332,24 @@ async fn upload_chunked(
                 }
                 (l, off, blob.hash_range(Sha256::new(), 0, off).await.map_err(read_err)?)
             }
-            _ => (
-                match fresh {
-                    Some(f) => f,
-                    None => new_session(client, repo).await?,
-                },
-                0,
-                Sha256::new(),
-            ),
+            _ => {
+                // The session is gone: maybe because it was committed (the
+                // closing PUT's answer was lost before the journal heard).
+                if committed_anyway(client, repo, &blob.digest).await {
+                    if let Some(f) = fresh {
+                        client.cancel_upload(repo, &f).await;
+                    }
+                    return Ok(Uploaded::Found);
+                }
+                (
+                    match fresh {
+                        Some(f) => f,
+                        None => new_session(client, repo).await?,
+                    },
+                    0,
+                    Sha256::new(),
+                )
+            }
         },
         (None, Some(f)) => (f, 0, Sha256::new()),
         (None, None) => (new_session(client, repo).await?, 0, Sha256::new()),
@@ -321,14 +365,23 @@ async fn upload_chunked(
             })
             .await;
         let err = match result {
-            Ok(next) => {
-                loc = next;
-                offset = end;
-                hasher = outcome.hasher.lock().unwrap().take().expect("a finished stream leaves its hasher");
-                attempt = 0;
-                (opts.on_chunk)(&loc, offset);
-                continue;
-            }
+            Ok(next) => match outcome.hasher.lock().unwrap().take() {
+                Some(h) => {
+                    loc = next;
+                    offset = end;
+                    hasher = h;
+                    attempt = 0;
+                    (opts.on_chunk)(&loc, offset);
+                    continue;
+                }
+                // A 2xx before the whole body went out: the registry did not
+                // take the chunk as sent. Ask it where it stands, as after
+                // any failed chunk.
+                None => RegistryError::Transport {
+                    what: format!("PATCH {repo} bytes {offset}-{}", end - 1),
+                    message: "the registry answered before the chunk was sent".into(),
+                },
+            },
             Err(e) => e,
         };
         if let Some(bad) = blob.corrupt_or_read_error(&outcome) {
@@ -336,7 +389,10 @@ async fn upload_chunked(
             return Err(bad);
         }
         attempt += 1;
-        if !err.is_transient() || attempt > client.retry.retries {
+        // 416: the registry holds a different offset than the chunk assumed;
+        // it says which below.
+        let range_refused = err.status() == Some(416);
+        if !(err.is_transient() || range_refused) || attempt > client.retry.retries {
             return Err(err.into());
         }
         client.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -359,6 +415,16 @@ async fn upload_chunked(
             Err(e) => return Err(e.into()),
         }
     }
-    client.finish_upload(repo, &loc, &blob.digest).await?;
-    Ok(())
+    match client.finish_upload(repo, &loc, &blob.digest).await {
+        Ok(()) => Ok(Uploaded::Sent),
+        // The close may have been committed and its answer lost (a proxy's
+        // 502, a dropped connection): a retried close then gets 404.
+        Err(e) => {
+            if committed_anyway(client, repo, &blob.digest).await {
+                Ok(Uploaded::Found)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
 }

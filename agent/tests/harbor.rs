@@ -158,3 +158,47 @@ fn a_registry_that_cannot_mount_gets_the_blob_uploaded_into_the_offered_session(
     assert_eq!(posts, puts, "every session opened (mount or not) was used by exactly one PUT: {reqs:#?}");
     assert!(mounts > 0);
 }
+
+#[test]
+fn project_api_calls_carry_exactly_one_authorization_header_basic_and_bearer() {
+    // The double answers 400 to a duplicated Authorization header, as
+    // Harbor's nginx does.
+    for bearer in [false, true] {
+        let Some((reg, dir, images, bundle)) = setup() else { return };
+        let harbor =
+            HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), bearer, ..Default::default() });
+        let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+        assert_eq!(out.status.code(), Some(0), "bearer: {bearer}");
+        assert!(harbor.projects().contains("spectro-images"));
+        let reqs = harbor.requests();
+        assert!(reqs.iter().any(|r| r.starts_with("POST /api/v2.0/projects")), "{reqs:#?}");
+        for img in &images {
+            assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
+        }
+    }
+}
+
+#[test]
+fn a_token_with_an_absurd_lifetime_is_used_not_a_panic() {
+    let Some((reg, dir, _, bundle)) = setup() else { return };
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions { credentials: creds(), bearer: true, token_expires_in: Some(u64::MAX), ..Default::default() },
+    );
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_mount_refused_with_404_falls_back_to_an_upload() {
+    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let harbor = HarborDouble::start(&reg.url(), HarborOptions { mount_status: Some(404), ..Default::default() });
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "unused");
+    assert_eq!(out.status.code(), Some(0));
+    let reqs = harbor.requests();
+    assert!(reqs.iter().any(|r| r.contains("mount=sha256")), "a mount was tried: {reqs:#?}");
+    for img in &images {
+        assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
+    }
+}

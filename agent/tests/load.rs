@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -126,6 +127,12 @@ fn a_registry_wiped_behind_the_journal_gets_everything_again() {
     assert_eq!(out.status.code(), Some(0));
     assert_loaded(&reg, "spectro-images/docker.io/library/nginx", "1.25", &images[0]);
     assert_loaded(&reg, "spectro-images/gcr.io/spectro-images-public/kube-vip/kube-vip", "v0.6.3", &images[2]);
+    // The journal was trusted first, the manifest PUT said BLOB_UNKNOWN, and
+    // the image was redone with every blob checked (and uploaded).
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the registry lacks blobs the journal recorded"), "no BLOB_UNKNOWN redo: {err}");
+    let done = done_event(&out);
+    assert!(done["blobs_uploaded"].as_u64().unwrap() >= 4, "{done}");
 }
 
 #[test]
@@ -305,14 +312,59 @@ fn chunked_uploads_are_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let big = image_with_layer("team/big", "1.0", 3 << 20, 7);
     let bundle = write_bundle(dir.path(), "big", &[Entry::workload(&big, "docker.io/team/big:1.0")], None);
+    // Through the (auth-less) Harbor double, to see the requests.
+    let harbor = common::harbor::HarborDouble::start(&reg.url(), Default::default());
     let out = run(load_cmd(
-        &reg.url(),
+        &harbor.url,
         &bundle[0],
         &dir.path().join("s"),
         &["--chunk-threshold", "1048576", "--chunk-size", "700000", "--json"],
     ));
     assert_eq!(out.status.code(), Some(0));
     assert_loaded(&reg, "spectro-images/docker.io/team/big", "1.0", &big);
+    // 3 MiB in 700000-byte chunks: 5 PATCHes, then one closing PUT.
+    let reqs = harbor.requests();
+    assert_eq!(reqs.iter().filter(|r| r.starts_with("PATCH /v2/")).count(), 5, "{reqs:#?}");
+    let layer = big.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap().0;
+    assert!(reqs
+        .iter()
+        .any(|r| r.starts_with("PUT /v2/") && r.contains(&format!("digest={}", layer.as_str().replace(':', "%3A")))));
+}
+
+#[test]
+fn a_corrupt_blob_on_the_chunked_path_is_never_committed_and_leaves_no_upload_behind() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let big = image_with_layer("team/big", "1.0", 3 << 20, 8);
+    let bundle = write_bundle(dir.path(), "big", &[Entry::workload(&big, "docker.io/team/big:1.0")], None);
+    let layer = big.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap().0.clone();
+    corrupt_blob(&bundle[0], &layer);
+    let out = run(load_cmd(
+        &reg.url(),
+        &bundle[0],
+        &state,
+        &["--chunk-threshold", "1048576", "--chunk-size", "700000", "--json"],
+    ));
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(layer.as_str()) && err.contains("corrupt"), "{err}");
+    let repo = "spectro-images/docker.io/team/big";
+    assert!(!reg.blob_exists(repo, layer.as_str()), "the corrupt blob was never committed");
+    assert!(reg.get_manifest(repo, "1.0").is_none());
+    // The chunks before the bad one were journaled as an upload in progress;
+    // the upload was cancelled, so none is left to report or resume.
+    let out = run({
+        let mut c = agent();
+        c.args(["status", "--json", "--state-dir"]).arg(&state);
+        c
+    });
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st[0]["uploads_in_progress"], 0, "{st}");
+    assert_eq!(st[0]["failed"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -338,6 +390,85 @@ fn the_config_file_drives_a_load_and_flags_override_it() {
     assert_eq!(run(c).status.code(), Some(0));
     assert_loaded(&reg, "from-file/docker.io/library/nginx", "1.25", &images[0]);
     assert!(dir.path().join("s/journal").is_dir(), "stateDir from the file");
+}
+
+/// A registry that accepts connections and never answers (the kernel
+/// completes the handshake into the backlog; nobody reads).
+fn silent_listener() -> (std::net::TcpListener, String) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
+#[test]
+fn a_registry_that_never_answers_is_given_up_after_the_wait_timeout_with_exit_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bundle, _) = corpus_bundle(dir.path());
+    let (_listener, url) = silent_listener();
+    let t = Instant::now();
+    let mut c = agent();
+    c.args(["load", "--registry", &url, "--wait-timeout", "3s", "--bundle"])
+        .arg(&bundle)
+        .arg("--state-dir")
+        .arg(dir.path().join("s"));
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[test]
+fn the_deadline_cuts_the_wait_lists_the_images_and_exits_8() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bundle, _) = corpus_bundle(dir.path());
+    let (_listener, url) = silent_listener();
+    let t = Instant::now();
+    let mut c = agent();
+    c.args(["load", "--registry", &url, "--wait-timeout", "30m", "--deadline", "2s", "--bundle"])
+        .arg(&bundle)
+        .arg("--state-dir")
+        .arg(dir.path().join("s"));
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("4 images not loaded"), "{err}");
+    assert!(err.contains("not loaded: spectro-images/docker.io/library/nginx:1.25"), "{err}");
+    // Bad values are usage errors.
+    let mut c = agent();
+    c.args(["load", "--registry", &url, "--deadline", "soon", "--bundle"]).arg(&bundle);
+    assert_eq!(run(c).status.code(), Some(2));
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_mid_run_is_exit_1_not_a_content_failure() {
+    if !have_registry() || !edgeiso_testkit::have("prlimit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bundle, _) = corpus_bundle(dir.path());
+    // The size of the run's first journal line (the plan), from a run
+    // elsewhere: the same bundle gives the same line.
+    let first = Registry::start();
+    let state = dir.path().join("s1");
+    assert_eq!(run(load_cmd(&first.url(), &bundle, &state, &[])).status.code(), Some(0));
+    let text = std::fs::read_to_string(edgeiso_agent::journal::journal_path(&state, &first.host())).unwrap();
+    let plan_len = text.split_inclusive('\n').next().unwrap().len();
+    // Then a run whose files may not grow past the plan: every later journal
+    // write fails (EFBIG; SIGXFSZ is ignored so the write returns an error).
+    let reg = Registry::start();
+    let mut c = Command::new("sh");
+    c.args(["-c", r#"trap "" XFSZ; exec prlimit --fsize="$0" "$@""#])
+        .arg((plan_len + 16).to_string())
+        .arg(env!("CARGO_BIN_EXE_edgeiso-agent"))
+        .args(["load", "--registry", &reg.url(), "--wait-timeout", "20s", "--bundle"])
+        .arg(&bundle)
+        .arg("--state-dir")
+        .arg(dir.path().join("s2"))
+        .env_remove("RUST_LOG");
+    let out = run(c);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot write the journal"), "{err}");
 }
 
 #[test]

@@ -254,3 +254,164 @@ fn a_chunked_upload_killed_mid_blob_resumes_in_the_next_run_from_the_journal() {
     let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
     assert!(sent <= layer - (3 << 20) + 4096, "sent {sent} of a {layer}-byte layer");
 }
+
+/// The biggest blob of `image` (its layer).
+fn layer_of(image: &TestImage) -> (edgeiso_bundle::Digest, u64) {
+    let (d, b) = image.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap();
+    (d.clone(), b.len() as u64)
+}
+
+#[test]
+fn a_first_chunk_refused_by_the_proxy_resumes_at_zero_not_one() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    // The first PATCH never reaches the registry: its session is empty and
+    // says `Range: 0-0`, which must be read as 0 bytes, not 1.
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { fail_patch: Some(1), ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let images = many_images(1, 4 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let out = run(load_cmd(
+        &harbor.url,
+        &bundle,
+        &dir.path().join("s"),
+        &["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"],
+    ));
+    assert_eq!(out.status.code(), Some(0));
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("resuming the upload where the registry stopped"), "{err}");
+}
+
+#[test]
+fn an_early_202_to_a_patch_is_a_failed_chunk_not_a_panic() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { early_patch_accept: Some(2), ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let images = many_images(1, 8 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let out = run(load_cmd(
+        &harbor.url,
+        &bundle,
+        &dir.path().join("s"),
+        &["--json", "--chunk-threshold", "1048576", "--chunk-size", "4194304"],
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0));
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    assert!(err.contains("resuming the upload where the registry stopped"), "{err}");
+}
+
+#[test]
+fn a_lost_answer_to_the_closing_put_is_checked_with_a_head_not_a_failure() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    // The registry commits the blob; the proxy answers 502; the retried close
+    // then finds no session (404).
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { lose_close_response: true, ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let images = many_images(1, 6 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let chunked = ["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    assert_eq!(out.status.code(), Some(0));
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    let (layer, size) = layer_of(&images[0]);
+    let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
+    assert!(sent < size + 4096, "the layer went once: {sent}");
+    let reqs = harbor.requests();
+    assert!(reqs.iter().any(|r| r.starts_with("HEAD /v2/") && r.ends_with(layer.as_str())), "{reqs:#?}");
+    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(done_event(&out)["bytes_sent"], 0);
+}
+
+#[test]
+fn a_journaled_session_that_is_gone_is_checked_with_a_head_before_uploading_again() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let images = many_images(1, 3 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let repo = format!("spectro-images/docker.io/{}", images[0].repository);
+    let (layer, size) = layer_of(&images[0]);
+    // An earlier run committed the layer, but died before journaling it: the
+    // journal still holds the (now gone) upload session.
+    reg.upload_blob(&repo, &layer, &images[0].blobs[&layer]);
+    {
+        let j = edgeiso_agent::journal::Journal::open(&journal_path(&state, &reg.host())).unwrap();
+        j.append(Record::Upload {
+            repo: repo.clone(),
+            digest: layer.clone(),
+            location: format!("{}/v2/{repo}/blobs/uploads/0d2e5c4e-0000-4000-8000-000000000000", reg.url()),
+            offset: 2 << 20,
+        })
+        .unwrap();
+    }
+    let out = run(load_cmd(&reg.url(), &bundle, &state, &["--json", "--chunk-threshold", "1048576"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert_loaded(&reg, &repo, "1.0", &images[0]);
+    let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
+    assert!(sent < size, "the layer was not uploaded again: {sent}");
+    let ev = events(&out);
+    assert!(ev.iter().any(|e| e["event"] == "blob" && e["digest"] == layer.as_str() && e["outcome"] == "present"));
+}
+
+#[test]
+fn the_deadline_stops_a_stalled_load_cleanly_and_the_next_run_resumes() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    // The 2nd PATCH is swallowed and never answered: the load stalls with one
+    // chunk acknowledged and journaled.
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { hang_patch: Some(2), ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("s");
+    let images = many_images(1, 6 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let chunked = ["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    let t = Instant::now();
+    let mut c = load_cmd(&harbor.url, &bundle, &state, &chunked);
+    c.args(["--deadline", "4s"]);
+    let out = run(c);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let key = format!("spectro-images/docker.io/{}:1.0", images[0].repository);
+    assert!(err.contains(&format!("not loaded: {key}")), "{err}");
+    // The journal is whole: the image is pending (neither loaded nor failed)
+    // and the acknowledged chunk is recorded for the next run.
+    let (records, _) =
+        read_records(&journal_path(&state, harbor.url.trim_start_matches("http://"))).unwrap_or_default();
+    assert!(records.iter().any(|r| matches!(r, Record::Upload { .. })), "{records:#?}");
+    assert!(!records.iter().any(|r| matches!(r, Record::Failed { .. } | Record::Image { .. })), "{records:#?}");
+    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming an interrupted upload"));
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+}

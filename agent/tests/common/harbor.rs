@@ -37,6 +37,17 @@ pub struct HarborOptions {
     /// Answer every project HEAD with 404 (a race with another creator, or
     /// a robot account that cannot see the project): the POST then gets 409.
     pub head_says_absent: bool,
+    /// Token lifetime the token service hands out (default 1800 s).
+    pub token_expires_in: Option<u64>,
+    /// Answer the Nth PATCH (1-based) with 202 at once, body unread and not
+    /// passed on (`Range: 0-0`, the session's own location).
+    pub early_patch_accept: Option<usize>,
+    /// Pass the first closing PUT of a chunked upload on to the registry
+    /// (which commits the blob), then answer 502 as if the reply was lost.
+    pub lose_close_response: bool,
+    /// Answer cross-repository mounts with this status (e.g. 404) without
+    /// passing them on.
+    pub mount_status: Option<u16>,
 }
 
 struct State {
@@ -47,6 +58,7 @@ struct State {
     tokens: Mutex<BTreeSet<String>>,
     requests: Mutex<Vec<String>>,
     patches: Mutex<usize>,
+    closes_lost: Mutex<usize>,
     http: reqwest::Client,
 }
 
@@ -70,6 +82,7 @@ impl HarborDouble {
             tokens: Mutex::default(),
             requests: Mutex::default(),
             patches: Mutex::default(),
+            closes_lost: Mutex::default(),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         });
         let st = state.clone();
@@ -119,6 +132,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     let query = req.uri().query().map(str::to_owned);
     let line = format!("{} {}{}", req.method(), path, query.as_ref().map(|q| format!("?{q}")).unwrap_or_default());
     st.requests.lock().unwrap().push(line);
+    // Harbor's nginx: "client sent duplicate header line" -> 400.
+    if req.headers().get_all("authorization").iter().count() > 1 {
+        return Ok(reply(StatusCode::BAD_REQUEST, "<html>400 Bad Request (duplicate Authorization)</html>"));
+    }
     let authz = req.headers().get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let basic_ok = match &st.opts.credentials {
         None => true,
@@ -158,7 +175,8 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         }
         let token = format!("tok-{}", st.tokens.lock().unwrap().len());
         st.tokens.lock().unwrap().insert(token.clone());
-        return Ok(reply(StatusCode::OK, &format!(r#"{{"token":"{token}","expires_in":1800}}"#)));
+        let life = st.opts.token_expires_in.unwrap_or(1800);
+        return Ok(reply(StatusCode::OK, &format!(r#"{{"token":"{token}","expires_in":{life}}}"#)));
     }
     if path.starts_with("/v2/") {
         if st.opts.bearer {
@@ -199,6 +217,38 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             if st.opts.fail_patch == Some(n) {
                 let _ = req.into_body().collect().await;
                 return Ok(reply(StatusCode::GATEWAY_TIMEOUT, "<html>504 Gateway Time-out</html>"));
+            }
+            if st.opts.early_patch_accept == Some(n) {
+                let loc = format!("{}{}{}", st.base, path, query.as_ref().map(|q| format!("?{q}")).unwrap_or_default());
+                return Ok(Response::builder()
+                    .status(StatusCode::ACCEPTED)
+                    .header("location", loc)
+                    .header("range", "0-0")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap());
+            }
+        }
+        if let Some(status) = st.opts.mount_status {
+            if query.as_deref().is_some_and(|q| q.contains("mount=")) {
+                let status = StatusCode::from_u16(status).unwrap();
+                return Ok(reply(status, r#"{"errors":[{"code":"BLOB_UNKNOWN","message":"cannot mount"}]}"#));
+            }
+        }
+        let is_close = req.method() == hyper::Method::PUT
+            && path.contains("/blobs/uploads/")
+            && req.headers().get("content-length").and_then(|v| v.to_str().ok()) == Some("0");
+        if is_close && st.opts.lose_close_response {
+            let first = {
+                let mut n = st.closes_lost.lock().unwrap();
+                *n += 1;
+                *n == 1
+            };
+            if first {
+                let r = proxy(&st, req, &path, query.as_deref()).await;
+                if !r.status().is_success() {
+                    return Ok(r);
+                }
+                return Ok(reply(StatusCode::BAD_GATEWAY, "<html>502 Bad Gateway</html>"));
             }
         }
         let query = match query {
