@@ -44,6 +44,53 @@ fn the_systemd_unit_is_a_oneshot_after_network_and_kubernetes_restarting_on_fail
     assert!(!unit.to_lowercase().contains("password="), "no secret in the unit");
 }
 
+/// `docs/agent.md`'s exit status table: (code, "retry helps?" column).
+fn documented_exit_statuses() -> Vec<(u8, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/agent.md")).unwrap();
+    let table = doc.split("### Exit status").nth(1).expect("an exit status section");
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            Some((cells.first()?.parse().ok()?, cells.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_unit_restarts_exactly_on_the_exit_statuses_the_docs_say_a_retry_can_help() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/edgeiso-agent.service")).unwrap();
+    let prevent: std::collections::BTreeSet<u8> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("RestartPreventExitStatus="))
+        .expect("RestartPreventExitStatus in the unit")
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    let table = documented_exit_statuses();
+    let codes: Vec<u8> = table.iter().map(|(c, _)| *c).collect();
+    assert_eq!(codes, (0..=8).collect::<Vec<u8>>(), "every exit status documented, in order");
+    for (code, retry) in &table {
+        let hopeless = retry.starts_with("no");
+        assert_eq!(
+            prevent.contains(code),
+            hopeless,
+            "exit {code}: docs say retry helps? {retry:?}, unit prevents restart on {prevent:?}"
+        );
+    }
+    // And the code's own numbers agree with the table.
+    for s in [
+        edgeiso_agent::ExitStatus::Internal,
+        edgeiso_agent::ExitStatus::ImagesFailed,
+        edgeiso_agent::ExitStatus::Deadline,
+    ] {
+        assert!(codes.contains(&s.code()));
+    }
+    assert_eq!(edgeiso_agent::ExitStatus::Deadline.code(), 8);
+}
+
 #[test]
 fn help_lists_every_documented_flag_and_exit_status() {
     let out =
@@ -60,6 +107,7 @@ fn help_lists_every_documented_flag_and_exit_status() {
         "--concurrency",
         "--state-dir",
         "--wait-timeout",
+        "--deadline",
         "--json",
         "--config",
     ] {
@@ -68,7 +116,7 @@ fn help_lists_every_documented_flag_and_exit_status() {
     assert!(help.contains("EDGEISO_REGISTRY_PASSWORD"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgeiso-agent")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for code in 0..=7 {
+    for code in 0..=8 {
         assert!(help.contains(&format!("  {code}  ")), "exit status {code} undocumented");
     }
     // A password on the command line is not even an option.
