@@ -10,12 +10,14 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::TokioResolver;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 #[derive(Debug, Clone)]
 pub struct Resolver {
     hosts_file: PathBuf,
+    resolv_conf: PathBuf,
     /// Set once a resolver could be built. A failure is not kept: in an
     /// initramfs `/etc/resolv.conf` may appear while the agent waits for
     /// the registry, and the next lookup must see it.
@@ -24,8 +26,22 @@ pub struct Resolver {
 
 impl Default for Resolver {
     fn default() -> Self {
-        Resolver { hosts_file: PathBuf::from("/etc/hosts"), dns: Arc::default() }
+        Resolver {
+            hosts_file: PathBuf::from("/etc/hosts"),
+            resolv_conf: PathBuf::from("/etc/resolv.conf"),
+            dns: Arc::default(),
+        }
     }
+}
+
+/// A DNS resolver for the servers and options of `resolv_conf`.
+fn build_dns(resolv_conf: &Path) -> Result<TokioResolver, String> {
+    let why = |e: &dyn std::fmt::Display| format!("no usable {} ({e})", resolv_conf.display());
+    let data = std::fs::read(resolv_conf).map_err(|e| why(&e))?;
+    let (config, options) = hickory_resolver::system_conf::parse_resolv_conf(data).map_err(|e| why(&e))?;
+    let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
+    *builder.options_mut() = options;
+    builder.build().map_err(|e| why(&e))
 }
 
 /// Addresses `/etc/hosts` (in `text`) gives `name`, in file order.
@@ -60,10 +76,10 @@ impl Resolve for Resolver {
             }
             let dns = match this.dns.get() {
                 Some(r) => Ok(r),
-                None => match TokioResolver::builder_tokio().and_then(|b| b.build()) {
+                None => match build_dns(&this.resolv_conf) {
                     // Two lookups may race to build one; either is fine.
                     Ok(r) => Ok(this.dns.get_or_init(|| r)),
-                    Err(e) => Err(format!("no usable /etc/resolv.conf ({e})")),
+                    Err(why) => Err(why),
                 },
             };
             let resolver = match dns {
@@ -94,5 +110,24 @@ mod tests {
         assert_eq!(lookup_hosts(text, "HARBOR"), vec!["10.0.0.5".parse::<IpAddr>().unwrap()]);
         assert!(lookup_hosts(text, "nowhere").is_empty());
         assert_eq!(hosts_lookup(Path::new("/nonexistent"), "localhost").len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_missing_resolv_conf_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Resolver {
+            hosts_file: dir.path().join("hosts"),
+            resolv_conf: dir.path().join("resolv.conf"),
+            dns: Arc::default(),
+        };
+        let name = || "edgeiso-test.invalid".parse::<Name>().unwrap();
+        let e = r.resolve(name()).await.err().expect("no resolv.conf: no DNS");
+        assert!(e.to_string().contains("no usable") && e.to_string().contains("resolv.conf"), "{e}");
+        // As in an initramfs where networking comes up later: the file
+        // appears, and the next lookup uses it (and fails only for the name).
+        std::fs::write(dir.path().join("resolv.conf"), "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n").unwrap();
+        let e = r.resolve(name()).await.err().expect(".invalid never resolves");
+        assert!(!e.to_string().contains("no usable"), "the set-up failure was cached: {e}");
+        assert!(r.dns.get().is_some());
     }
 }
