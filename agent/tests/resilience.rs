@@ -415,3 +415,28 @@ fn the_deadline_stops_a_stalled_load_cleanly_and_the_next_run_resumes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming an interrupted upload"));
     assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
 }
+
+#[test]
+fn a_failed_whole_blob_put_cancels_its_session_before_retrying() {
+    if !have_registry() {
+        return;
+    }
+    let reg = Registry::start();
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { fail_blob_put: Some(1), ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let images = many_images(1, 2 << 20);
+    let bundle = bundle_of(dir.path(), &images);
+    let out = run(load_cmd(&harbor.url, &bundle, &dir.path().join("s"), &["--json", "--concurrency", "1"]));
+    assert_eq!(out.status.code(), Some(0));
+    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    let reqs = harbor.requests();
+    let failed_put = reqs.iter().position(|r| r.starts_with("PUT /v2/") && r.contains("/blobs/uploads/")).unwrap();
+    let session = reqs[failed_put].split('?').next().unwrap().trim_start_matches("PUT ").to_owned();
+    assert!(
+        reqs[failed_put..].iter().any(|r| r.starts_with("DELETE ") && r.starts_with(&format!("DELETE {session}"))),
+        "the abandoned session {session} was cancelled: {reqs:#?}"
+    );
+}

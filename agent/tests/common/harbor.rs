@@ -48,6 +48,9 @@ pub struct HarborOptions {
     /// Answer cross-repository mounts with this status (e.g. 404) without
     /// passing them on.
     pub mount_status: Option<u16>,
+    /// Read the Nth whole-blob PUT (1-based; a PUT with a body) and answer
+    /// 502 without passing it on: the registry's session stays empty.
+    pub fail_blob_put: Option<usize>,
 }
 
 struct State {
@@ -59,6 +62,7 @@ struct State {
     requests: Mutex<Vec<String>>,
     patches: Mutex<usize>,
     closes_lost: Mutex<usize>,
+    blob_puts: Mutex<usize>,
     http: reqwest::Client,
 }
 
@@ -83,6 +87,7 @@ impl HarborDouble {
             requests: Mutex::default(),
             patches: Mutex::default(),
             closes_lost: Mutex::default(),
+            blob_puts: Mutex::default(),
             http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
         });
         let st = state.clone();
@@ -237,6 +242,20 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         let is_close = req.method() == hyper::Method::PUT
             && path.contains("/blobs/uploads/")
             && req.headers().get("content-length").and_then(|v| v.to_str().ok()) == Some("0");
+        let is_blob_put = req.method() == hyper::Method::PUT
+            && path.contains("/blobs/uploads/")
+            && req.headers().get("content-length").and_then(|v| v.to_str().ok()) != Some("0");
+        if is_blob_put && st.opts.fail_blob_put.is_some() {
+            let n = {
+                let mut n = st.blob_puts.lock().unwrap();
+                *n += 1;
+                *n
+            };
+            if st.opts.fail_blob_put == Some(n) {
+                let _ = req.into_body().collect().await;
+                return Ok(reply(StatusCode::BAD_GATEWAY, "<html>502 Bad Gateway</html>"));
+            }
+        }
         if is_close && st.opts.lose_close_response {
             let first = {
                 let mut n = st.closes_lost.lock().unwrap();
