@@ -4,13 +4,23 @@
 //! The kernel is unforgiving and silent: an entry whose parent directory was
 //! not created earlier, or whose mode lacks its file-type bits, is simply not
 //! there at boot. The [`InitramfsBuilder`] therefore emits every parent
-//! directory as its own entry, sorts entries (parents sort before children),
-//! sets type bits on every mode, owns everything by 0:0 and stamps one fixed
-//! mtime, so the same inputs give byte-identical archives.
+//! directory of the overlay's own folders as its own entry, sorts entries
+//! (parents sort before children), sets type bits on every mode, owns
+//! everything by 0:0 and stamps one fixed mtime, so the same inputs give
+//! byte-identical archives.
+//!
+//! The one exception is the base initrd's own tree (`lib`, `usr`, `etc`, `var`,
+//! ... see [`is_base_owned`]): the kernel replaces an existing path whose type
+//! differs from the entry's, so a directory entry for `lib` or
+//! `usr/lib/dracut/hooks` would delete the base's symlink there (usr-merged
+//! initrds have `lib -> usr/lib`; dracut-ng has `usr/lib/dracut/hooks ->
+//! /var/lib/dracut/hooks`) and with it every dracut hook: the ISO would not
+//! boot. Files placed into the base's tree therefore get no parent entries;
+//! the kernel resolves their paths through whatever the base has there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// `S_IFMT`: the file-type part of a mode.
@@ -148,16 +158,31 @@ impl Node {
 /// ```
 /// use edgeiso_overlay::initramfs::{InitramfsBuilder, Compression};
 /// let mut b = InitramfsBuilder::new(0);
-/// b.add_file("usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh", b"echo hi\n".to_vec(), 0o755).unwrap();
+/// b.add_file("edgeiso/bin/hello.sh", b"echo hi\n".to_vec(), 0o755).unwrap();
 /// let mut out = Vec::new();
 /// b.write(&mut out, Compression::None).unwrap();
 /// let report = edgeiso_overlay::initramfs::check_initramfs(&out).unwrap();
-/// assert_eq!(report.entries[0].name, "usr");
+/// assert_eq!(report.entries[0].name, "edgeiso");
 /// ```
 #[derive(Debug, Clone)]
 pub struct InitramfsBuilder {
     nodes: BTreeMap<String, Node>,
     mtime: u32,
+}
+
+/// Top-level folders of the base initrd (the Filesystem Hierarchy Standard's):
+/// the overlay may put files inside them but never a directory or symlink
+/// entry for them or anything below them that the base may own.
+const BASE_TOP_LEVEL: &[&str] = &[
+    "bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32", "media", "mnt", "opt", "proc", "root",
+    "run", "sbin", "srv", "sys", "tmp", "usr", "var",
+];
+
+/// Whether `path` (relative, normalised) lies in the base initrd's own tree,
+/// where the overlay must not write directory entries (see the module docs).
+pub fn is_base_owned(path: &str) -> bool {
+    let top = path.split('/').next().unwrap_or(path);
+    BASE_TOP_LEVEL.contains(&top)
 }
 
 /// Normalise an archive path: relative, no empty, `.` or `..` components.
@@ -197,8 +222,12 @@ impl InitramfsBuilder {
         Ok(Self::new(crate::source_date_epoch()?.unwrap_or(0)))
     }
 
-    /// Ensure `path` and all its parents exist as directories.
+    /// Ensure `path` and all its parents exist as directories. Folders of the
+    /// base initrd's tree get no entries: the base has them (see module docs).
     fn ensure_dirs(&mut self, path: &str, mode: u32) -> Result<(), InitramfsError> {
+        if is_base_owned(path) {
+            return Ok(());
+        }
         let mut prefix = String::new();
         for part in path.split('/') {
             if !prefix.is_empty() {
@@ -238,9 +267,17 @@ impl InitramfsBuilder {
         }
     }
 
-    /// Add a directory (and its parents) with permission bits `mode`.
+    /// Add a directory (and its parents) with permission bits `mode`. Folders
+    /// in the base initrd's tree are refused: their entries would replace
+    /// what the base has there.
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<&mut Self, InitramfsError> {
         let path = normalize(path)?;
+        if is_base_owned(&path) {
+            return Err(InitramfsError::InvalidPath {
+                path,
+                reason: "a directory entry in the base initrd's tree would replace the base's own (add files there instead)",
+            });
+        }
         self.ensure_dirs(&path, 0o755)?;
         self.nodes.insert(path, Node::Dir { mode: S_IFDIR | (mode & 0o7777) });
         Ok(self)
@@ -493,6 +530,13 @@ pub enum CpioCheckError {
         /// The missing parent.
         parent: String,
     },
+    /// A directory entry in the base initrd's tree: at boot it would replace
+    /// what the base has there (a symlink such as `lib -> usr/lib` is deleted).
+    #[error("member {name:?}: a directory entry in the base initrd's tree replaces the base's own (a symlink there, such as lib -> usr/lib or dracut-ng's hooks -> /var/lib/dracut/hooks, would be deleted)")]
+    DirOverBase {
+        /// The name.
+        name: String,
+    },
     /// A directory or symlink whose size makes no sense.
     #[error("member {name:?}: {reason}")]
     BadSize {
@@ -532,7 +576,9 @@ pub enum CpioCheckError {
 /// with optional zero padding between them) by the kernel's unpacking rules:
 /// `070701`/`070702` magic, 4-byte alignment of header+name and of data, a
 /// type in every mode, relative names without `..`, every parent directory
-/// created by an earlier entry, and a trailer ending each archive.
+/// created by an earlier entry (except in the base initrd's tree, which must
+/// hold no directory entries: see [`is_base_owned`]), and a trailer ending
+/// each archive.
 pub fn check_initramfs(bytes: &[u8]) -> Result<InitramfsReport, CpioCheckError> {
     let mut report = InitramfsReport::default();
     let mut dirs = BTreeSet::new();
@@ -554,7 +600,10 @@ pub fn check_initramfs(bytes: &[u8]) -> Result<InitramfsReport, CpioCheckError> 
             check_cpio_stream(&data, &mut report, &mut dirs)?;
             pos += consumed;
         } else if rest.starts_with(ZSTD_MAGIC) {
-            let mut reader = BufReader::new(rest);
+            // Decode straight from the slice: what the decoder leaves in it
+            // is exactly what follows the frame (a BufReader would hide the
+            // bytes it had buffered past the frame's end).
+            let mut reader: &[u8] = rest;
             let data = {
                 let mut dec = zstd::stream::read::Decoder::with_buffer(&mut reader)
                     .map_err(|e| CpioCheckError::Decompress { offset: pos, compression: Compression::Zstd, source: e })?
@@ -567,7 +616,7 @@ pub fn check_initramfs(bytes: &[u8]) -> Result<InitramfsReport, CpioCheckError> 
                 })?;
                 data
             };
-            let consumed = rest.len() - reader.fill_buf().map(|b| b.len()).unwrap_or(0);
+            let consumed = rest.len() - reader.len();
             report.segments.push(Compression::Zstd);
             check_cpio_stream(&data, &mut report, &mut dirs)?;
             pos += consumed;
@@ -697,7 +746,10 @@ fn check_cpio_stream_prefix(
             S_IFREG | S_IFCHR | S_IFBLK | S_IFIFO | S_IFSOCK => {}
             _ => return Err(CpioCheckError::NoTypeBits { name, mode }),
         }
-        if name != "." {
+        if kind == S_IFDIR && is_base_owned(&name) {
+            return Err(CpioCheckError::DirOverBase { name });
+        }
+        if name != "." && !is_base_owned(&name) {
             if let Some((parent, _)) = name.rsplit_once('/') {
                 if !dirs.contains(parent) {
                     return Err(CpioCheckError::MissingParent { name: name.clone(), parent: parent.to_string() });
@@ -747,12 +799,14 @@ fn check_name(name: &str) -> Result<(), CpioCheckError> {
 mod tests {
     use super::*;
 
+    const HOOK: &str = "lib/dracut/hooks/pre-pivot/90-edgeiso.sh";
+
     fn sample() -> InitramfsBuilder {
         let mut b = InitramfsBuilder::new(1_700_000_000);
-        b.add_file("usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh", b"#!/bin/sh\necho hi\n".to_vec(), 0o755).unwrap();
+        b.add_file(HOOK, b"#!/bin/sh\necho hi\n".to_vec(), 0o755).unwrap();
         b.add_file("edgeiso/agent", vec![7u8; 1001], 0o755).unwrap();
         b.add_symlink("usr/bin/edgeiso-agent", "/edgeiso/agent").unwrap();
-        b.add_dir("etc/edgeiso", 0o700).unwrap();
+        b.add_dir("edgeiso/state/keys", 0o700).unwrap();
         b
     }
 
@@ -763,30 +817,26 @@ mod tests {
     }
 
     #[test]
-    fn every_parent_is_an_entry_before_its_children_with_type_bits() {
+    fn every_own_parent_is_an_entry_before_its_children_with_type_bits() {
         let report = check_initramfs(&bare(&sample())).unwrap();
         let names: Vec<_> = report.entries.iter().map(|m| m.name.as_str()).collect();
+        // The base initrd's folders (lib, usr, ...) get no entries: theirs may
+        // be symlinks, which a directory entry would replace.
         assert_eq!(
             names,
             [
                 "edgeiso",
                 "edgeiso/agent",
-                "etc",
-                "etc/edgeiso",
-                "usr",
-                "usr/bin",
+                "edgeiso/state",
+                "edgeiso/state/keys",
+                "lib/dracut/hooks/pre-pivot/90-edgeiso.sh",
                 "usr/bin/edgeiso-agent",
-                "usr/lib",
-                "usr/lib/dracut",
-                "usr/lib/dracut/hooks",
-                "usr/lib/dracut/hooks/pre-pivot",
-                "usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh",
             ]
         );
-        let hook = report.get("usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh").unwrap();
+        let hook = report.get(HOOK).unwrap();
         assert_eq!(hook.mode, S_IFREG | 0o755);
-        assert_eq!(report.get("usr").unwrap().mode, S_IFDIR | 0o755);
-        assert_eq!(report.get("etc/edgeiso").unwrap().mode, S_IFDIR | 0o700);
+        assert_eq!(report.get("edgeiso").unwrap().mode, S_IFDIR | 0o755);
+        assert_eq!(report.get("edgeiso/state/keys").unwrap().mode, S_IFDIR | 0o700);
         assert_eq!(report.get("usr/bin/edgeiso-agent").unwrap().mode, S_IFLNK | 0o777);
         assert!(report.entries.iter().all(|m| m.uid == 0 && m.gid == 0 && m.mtime == 1_700_000_000));
         assert_eq!(report.archives, 1);
@@ -808,10 +858,10 @@ mod tests {
     #[test]
     fn insertion_order_does_not_matter() {
         let mut b = InitramfsBuilder::new(0);
-        b.add_dir("etc/edgeiso", 0o700).unwrap();
+        b.add_dir("edgeiso/state/keys", 0o700).unwrap();
         b.add_symlink("usr/bin/edgeiso-agent", "/edgeiso/agent").unwrap();
         b.add_file("edgeiso/agent", vec![7u8; 1001], 0o755).unwrap();
-        b.add_file("usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh", b"#!/bin/sh\necho hi\n".to_vec(), 0o755).unwrap();
+        b.add_file(HOOK, b"#!/bin/sh\necho hi\n".to_vec(), 0o755).unwrap();
         let mut s = sample();
         s.mtime = 0;
         assert_eq!(bare(&b), bare(&s));
@@ -879,16 +929,17 @@ mod tests {
         let no_type = archive(&[raw_member("file", 0o644, b"x")]);
         assert!(matches!(check_initramfs(&no_type), Err(CpioCheckError::NoTypeBits { .. })));
 
-        let orphan = archive(&[raw_member("usr/lib/x", S_IFREG | 0o644, b"x")]);
+        let orphan = archive(&[raw_member("edgeiso/bin/x", S_IFREG | 0o644, b"x")]);
         match check_initramfs(&orphan) {
-            Err(CpioCheckError::MissingParent { parent, .. }) => assert_eq!(parent, "usr/lib"),
+            Err(CpioCheckError::MissingParent { parent, .. }) => assert_eq!(parent, "edgeiso/bin"),
             other => panic!("{other:?}"),
         }
 
-        let absolute = archive(&[raw_member("/etc", S_IFDIR | 0o755, b"")]);
+        let absolute = archive(&[raw_member("/edgeiso", S_IFDIR | 0o755, b"")]);
         assert!(matches!(check_initramfs(&absolute), Err(CpioCheckError::BadName { .. })));
 
-        let dotdot = archive(&[raw_member("etc", S_IFDIR | 0o755, b""), raw_member("etc/../x", S_IFREG | 0o644, b"")]);
+        let dotdot =
+            archive(&[raw_member("edgeiso", S_IFDIR | 0o755, b""), raw_member("edgeiso/../x", S_IFREG | 0o644, b"")]);
         assert!(matches!(check_initramfs(&dotdot), Err(CpioCheckError::BadName { .. })));
 
         let no_trailer = raw_member("file", S_IFREG | 0o644, b"x");
@@ -903,15 +954,50 @@ mod tests {
     }
 
     #[test]
+    fn directory_entries_in_the_base_tree_are_refused() {
+        // What dracut-ng and usr-merge make: a directory entry for any of
+        // these would delete the symlink, and with it every dracut hook.
+        for dir in ["lib", "usr/lib/dracut/hooks", "var/lib/dracut/hooks/pre-pivot", "etc/cmdline.d"] {
+            let a = archive(&[raw_member(dir, S_IFDIR | 0o755, b"")]);
+            assert!(matches!(check_initramfs(&a), Err(CpioCheckError::DirOverBase { .. })), "{dir}");
+            assert!(InitramfsBuilder::new(0).add_dir(dir, 0o755).is_err(), "{dir}");
+        }
+        // Files there need no parent entries: the base has the folders.
+        let a = archive(&[raw_member(HOOK, S_IFREG | 0o644, b"x")]);
+        assert_eq!(check_initramfs(&a).unwrap().entries.len(), 1);
+    }
+
+    #[test]
+    fn zstd_segment_followed_by_a_large_archive_is_measured_exactly() {
+        // The frame's end must be found exactly even when much more follows
+        // (a buffered reader once hid the bytes it had read ahead).
+        let mut first = InitramfsBuilder::new(0);
+        let noise: Vec<u8> = (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        first.add_file("edgeiso/noise", noise, 0o644).unwrap();
+        let mut img = Vec::new();
+        first.write(&mut img, Compression::Zstd).unwrap();
+        while img.len() % 4 != 0 {
+            img.push(0);
+        }
+        let mut second = InitramfsBuilder::new(0);
+        second.add_file("edgeiso/big", vec![5u8; 100_000], 0o644).unwrap();
+        second.write(&mut img, Compression::None).unwrap();
+        let report = check_initramfs(&img).unwrap();
+        assert_eq!(report.segments, vec![Compression::Zstd, Compression::None]);
+        assert_eq!(report.get("edgeiso/big").unwrap().size, 100_000);
+        assert_eq!(report.get("edgeiso/noise").unwrap().size, 200_000);
+    }
+
+    #[test]
     fn builder_refuses_bad_paths_and_conflicts() {
         let mut b = InitramfsBuilder::new(0);
         assert!(b.add_file("../etc/passwd", vec![], 0o644).is_err());
         assert!(b.add_file("a/./b", vec![], 0o644).is_err());
         assert!(b.add_file("/", vec![], 0o644).is_err());
-        b.add_file("/etc/x", vec![], 0o644).unwrap(); // leading slash is stripped
-        assert!(b.add_file("etc/x/y", vec![], 0o644).is_err());
-        assert!(b.add_file("etc", vec![], 0o644).is_err());
-        assert_eq!(b.names().collect::<Vec<_>>(), ["etc", "etc/x"]);
+        b.add_file("/edgeiso/x", vec![], 0o644).unwrap(); // leading slash is stripped
+        assert!(b.add_file("edgeiso/x/y", vec![], 0o644).is_err());
+        assert!(b.add_file("edgeiso", vec![], 0o644).is_err());
+        assert_eq!(b.names().collect::<Vec<_>>(), ["edgeiso", "edgeiso/x"]);
     }
 
     #[test]
@@ -924,13 +1010,13 @@ mod tests {
         std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o750)).unwrap();
         std::os::unix::fs::symlink("90-edgeiso.sh", dir.path().join("hooks/pre-pivot/link.sh")).unwrap();
         let mut b = InitramfsBuilder::new(0);
-        b.add_tree(dir.path(), "/usr/lib/dracut").unwrap();
+        b.add_tree(dir.path(), "/edgeiso/dracut").unwrap();
         let out_path = dir.path().join("out.img");
         b.write_to_path(&out_path, Compression::Zstd).unwrap();
         let report = check_initramfs(&std::fs::read(&out_path).unwrap()).unwrap();
-        let m = report.get("usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh").unwrap();
+        let m = report.get("edgeiso/dracut/hooks/pre-pivot/90-edgeiso.sh").unwrap();
         assert_eq!(m.mode, S_IFREG | 0o750);
         assert_eq!(m.size, 8);
-        assert_eq!(report.get("usr/lib/dracut/hooks/pre-pivot/link.sh").unwrap().mode & S_IFMT, S_IFLNK);
+        assert_eq!(report.get("edgeiso/dracut/hooks/pre-pivot/link.sh").unwrap().mode & S_IFMT, S_IFLNK);
     }
 }
