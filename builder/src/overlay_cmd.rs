@@ -428,8 +428,16 @@ pub fn live_agent_config(spec: &Spec, rendered_site: &Path) -> AgentConfig {
     }
 }
 
+/// How long the live load may take in all before the hook gives up and lets
+/// the boot go on: a stalled registry must never hold a live boot in the
+/// initramfs (dracut's pre-pivot service has no start timeout).
+pub const LIVE_LOAD_DEADLINE: &str = "10m";
+
 /// The dracut hook (`pre-pivot/90-edgeiso.sh`). dracut *sources* it, so it
-/// must never `exit` or leave `set -e` behind; everything runs in a function.
+/// must never `exit` or leave `set -e`, variables or functions behind;
+/// everything runs in a function with `local` variables. It needs nothing
+/// but the shell, `mkdir` and `cp` (dracut's base module installs both): the
+/// counting and the log tail are done by the shell itself.
 pub fn hook_script(spec: &Spec) -> String {
     let registry = spec.harbor.url.to_string();
     let content = format!("{}{}", layout::LIVE_MEDIUM, layout::ISO_CONTENT_DIR);
@@ -440,18 +448,29 @@ pub fn hook_script(spec: &Spec) -> String {
         return 0
     fi
     edgeiso_say "loading the bundle from the live medium into {registry}"
-    /{agent} load --config /{config} --wait-timeout 3m --json >/run/edgeiso/load.json 2>/run/edgeiso/load.log
+    /{agent} load --config /{config} --wait-timeout 3m --deadline {deadline} --json \
+        >/run/edgeiso/load.json 2>/run/edgeiso/load.log </dev/null
     rc=$?
-    n=$(grep -c '"event":"image-loaded"' /run/edgeiso/load.json 2>/dev/null)
+    n=0
+    while IFS= read -r line; do
+        case "$line" in *'"event":"image-loaded"'*) n=$((n + 1)) ;; esac
+    done </run/edgeiso/load.json
     if [ "$rc" = 0 ]; then
-        edgeiso_say "loaded ${{n:-0}} images into {registry}"
-    else
-        edgeiso_say "failed: edgeiso-agent exit $rc after ${{n:-0}} images; its log:"
-        tail -n 15 /run/edgeiso/load.log 2>/dev/null | while IFS= read -r l; do edgeiso_say "  $l"; done
+        edgeiso_say "loaded $n images into {registry}"
+        return 0
     fi
+    edgeiso_say "failed: edgeiso-agent exit $rc after $n images; the end of its log:"
+    total=0
+    while IFS= read -r line; do total=$((total + 1)); done </run/edgeiso/load.log
+    i=0
+    while IFS= read -r line; do
+        i=$((i + 1))
+        [ "$i" -gt $((total - 15)) ] && edgeiso_say "  $line"
+    done </run/edgeiso/load.log
 "#,
             agent = INITRD_AGENT,
             config = INITRD_AGENT_CONFIG,
+            deadline = LIVE_LOAD_DEADLINE,
         )
     } else {
         format!(
@@ -461,11 +480,12 @@ pub fn hook_script(spec: &Spec) -> String {
     format!(
         r#"# edgeiso initramfs overlay hook for site {name}, written by `edgeiso overlay`.
 # Sourced by dracut at pre-pivot (the live medium is mounted at {live}):
-# never exit, never leave options set.
+# never exit, never leave options, variables or functions set.
 edgeiso_say() {{ echo "EDGEISO-AGENT: $*" >/dev/console 2>/dev/null || echo "EDGEISO-AGENT: $*"; }}
 edgeiso_hook() {{
+    local rc n line total i
     mkdir -p /run/edgeiso/bin {state}
-    cp /{agent} /run/edgeiso/bin/edgeiso-agent && chmod 0755 /run/edgeiso/bin/edgeiso-agent
+    cp /{agent} /run/edgeiso/bin/edgeiso-agent
     cp /{config} /run/edgeiso/agent-live.yaml
 {load}}}
 edgeiso_hook
