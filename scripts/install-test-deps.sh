@@ -13,6 +13,9 @@ packages=(
   ovmf              # UEFI firmware for boot tests
   grub-pc-bin grub-efi-amd64-bin grub-common mtools dosfstools isolinux syslinux-common
   busybox-static cpio zstd xz-utils
+  # the kairos-dracut test base: a real dracut initramfs (systemd, dmsquash-live,
+  # systemd-networkd) for the unpacked test kernel, and its squashfs root
+  dracut-core dracut-live dracut-network udev squashfs-tools kmod
   openssl curl time hyperfine
 )
 

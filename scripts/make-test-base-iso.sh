@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build a small, bootable base ISO for the remastering and boot tests.
 #
-# Usage: scripts/make-test-base-iso.sh OUT.iso --layout grub-mkrescue|auroraboot|isolinux
+# Usage: scripts/make-test-base-iso.sh OUT.iso
+#          --layout grub-mkrescue|auroraboot|isolinux|kairos-dracut
 #          [--kernel-dir DIR] [--volid ID]
 #
-# The ISO carries the Debian kernel (scripts/fetch-test-kernel.sh) and a busybox
-# initramfs whose /init behaves like a tiny dracut live boot:
+# The ISO carries the Debian kernel (scripts/fetch-test-kernel.sh) and, for all
+# layouts but kairos-dracut, a busybox initramfs whose /init behaves like a tiny
+# dracut live boot:
 #   - loads only the modules a QEMU guest needs (CD: ata_piix/ahci + sr_mod +
 #     isofs; USB stick: xhci + usb-storage + sd_mod; virtio-blk; virtio-net/e1000),
 #     with plain `insmod` in an order resolved here from each module's
@@ -13,8 +15,16 @@
 #   - finds the boot medium by the label in `root=live:CDLABEL=<ID>` and mounts
 #     it at /run/initramfs/live;
 #   - brings up DHCP with busybox udhcpc;
-#   - sources /usr/lib/dracut/hooks/<stage>/*.sh in dracut's stage order, so an
-#     initramfs overlay appended by the boot loader can add a hook;
+#   - sources /lib/dracut/hooks/<stage>/*.sh (dracut's $hookdir) in dracut's
+#     stage order, so an initramfs overlay appended by the boot loader can add
+#     a hook. Each layout lays that folder out as one family of real dracut
+#     initrds does, so the overlay must work through all three:
+#       grub-mkrescue  usr-merged (lib -> usr/lib), hooks a real folder in
+#                      /usr/lib/dracut/hooks (dracut up to 059: Debian, Ubuntu)
+#       auroraboot     not usr-merged: /lib/dracut/hooks a real folder
+#                      (openSUSE Leap)
+#       isolinux       usr-merged, and /usr/lib/dracut/hooks a symlink to
+#                      /var/lib/dracut/hooks (dracut-ng)
 #   - prints `EDGEISO-BASE: hooks done` on the serial console and powers off.
 #
 # Layouts (the boot setups edgeiso must remaster):
@@ -23,12 +33,21 @@
 #                  /boot/initrd, /boot/grub2/grub.cfg, GRUB El Torito with a
 #                  hybrid MBR and the EFI image as an appended GPT partition
 #   isolinux       isolinux BIOS El Torito with an isohybrid MBR
+#   kairos-dracut  the auroraboot layout with what a Kairos live ISO boots
+#                  instead of the busybox initramfs: a real dracut initramfs
+#                  (Debian's dracut, systemd in the initrd, dmsquash-live,
+#                  systemd-networkd) that mounts the medium at
+#                  /run/initramfs/live, loop-mounts /rootfs.squashfs with an
+#                  overlay and switches root into it; the root prints
+#                  `EDGEISO-BASE: root reached` and powers off. Kairos' own
+#                  kernel command line, nothing added: a live load must bring
+#                  its own network arguments.
 #
 # Deterministic: every timestamp comes from SOURCE_DATE_EPOCH (default
 # 1700000000), archives are sorted and owned by 0:0.
 set -euo pipefail
 
-usage() { echo "usage: $0 OUT.iso --layout grub-mkrescue|auroraboot|isolinux [--kernel-dir DIR] [--volid ID]" >&2; exit 2; }
+usage() { echo "usage: $0 OUT.iso --layout grub-mkrescue|auroraboot|isolinux|kairos-dracut [--kernel-dir DIR] [--volid ID]" >&2; exit 2; }
 log() { echo "make-test-base-iso: $*" >&2; }
 die() { log "$*"; exit 1; }
 
@@ -47,7 +66,7 @@ done
 [ -n "$out" ] && [ -n "$layout" ] || usage
 case "$layout" in
   grub-mkrescue) : "${volid:=EDGEISO_GRUB}" ;;
-  auroraboot) : "${volid:=COS_LIVE}" ;;
+  auroraboot|kairos-dracut) : "${volid:=COS_LIVE}" ;;
   isolinux) : "${volid:=EDGEISO_ISOLINUX}" ;;
   *) usage ;;
 esac
@@ -72,15 +91,69 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/edgeiso-base.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # ---------------------------------------------------------------- initramfs
+build_dracut_live() {
+  # What a Kairos live ISO boots: a dracut initramfs built with systemd,
+  # dmsquash-live and the network modules, and a squashfs root. Debian's
+  # dracut builds it for the unpacked test kernel (modules.dep made here, on
+  # a copy, so the shared kernel cache stays as fetched).
+  local tool
+  for tool in dracut depmod mksquashfs; do
+    command -v "$tool" >/dev/null || die "$tool not found (run scripts/install-test-deps.sh)"
+  done
+  mkdir -p "$work/kroot/lib/modules"
+  cp -a "$moddir" "$work/kroot/lib/modules/"
+  depmod -b "$work/kroot" "$kver"
+  # --drivers limits the storage drivers to what QEMU's CD, USB and virtio
+  # disks need; the network module still brings every NIC driver.
+  dracut --no-hostonly --no-hostonly-cmdline --reproducible --force --zstd \
+    --no-early-microcode --kver "$kver" --kmoddir "$work/kroot/lib/modules/$kver" \
+    --modules "bash systemd systemd-initrd dracut-systemd systemd-udevd kernel-modules udev-rules base fs-lib dm dmsquash-live network systemd-networkd rootfs-block shutdown" \
+    --drivers "sr_mod isofs cdrom ata_piix ahci xhci_pci usb_storage uas sd_mod virtio_pci virtio_blk virtio_scsi virtio_net e1000 squashfs overlay loop dm_mod dm_snapshot" \
+    "$work/initrd.img" >"$work/dracut.log" 2>&1 ||
+    { tail -n 30 "$work/dracut.log" >&2; die "dracut failed"; }
+  log "dracut initramfs $(du -h "$work/initrd.img" | cut -f1)"
+
+  # The root the initramfs switches into: busybox, an os-release (systemd
+  # refuses to switch into a tree without one) and an init that says it got
+  # there and powers off.
+  local root="$work/squashroot" applet
+  mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,usr/lib}
+  cp "$(command -v busybox)" "$root/bin/busybox"
+  for applet in sh echo mount poweroff sync sleep cat; do ln -s busybox "$root/bin/$applet"; done
+  printf 'NAME="edgeiso test root"\nID=edgeiso-test\n' >"$root/usr/lib/os-release"
+  ln -s ../usr/lib/os-release "$root/etc/os-release"
+  cat >"$root/sbin/init" <<'EOS'
+#!/bin/sh
+export PATH=/bin
+echo "EDGEISO-BASE: root reached" >/dev/console
+sync
+poweroff -f
+EOS
+  chmod 0755 "$root/sbin/init"
+  find "$root" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
+  # mksquashfs takes its timestamps from SOURCE_DATE_EPOCH.
+  mksquashfs "$root" "$work/rootfs.squashfs" -noappend -all-root -comp xz -quiet -no-progress >/dev/null
+}
+
+build_busybox_initramfs() {
 rootfs="$work/initramfs"
-mkdir -p "$rootfs"/{bin,dev,proc,sys,run,tmp,etc,usr/share/udhcpc,lib/modules}
+mkdir -p "$rootfs"/{bin,dev,proc,sys,run,tmp,etc,usr/share/udhcpc,usr/lib}
+case "$layout" in
+  auroraboot) mkdir -p "$rootfs/lib" ;;
+  *) ln -s usr/lib "$rootfs/lib" ;;
+esac
 cp "$(command -v busybox)" "$rootfs/bin/busybox"
 # One symlink per applet so the init script needs no `busybox --install`.
 for applet in $("$rootfs/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
 done
 for stage in cmdline pre-udev pre-trigger initqueue pre-mount mount pre-pivot cleanup; do
-  mkdir -p "$rootfs/usr/lib/dracut/hooks/$stage"
+  case "$layout" in
+    auroraboot) mkdir -p "$rootfs/lib/dracut/hooks/$stage" ;;
+    grub-mkrescue) mkdir -p "$rootfs/usr/lib/dracut/hooks/$stage" ;;
+    isolinux) mkdir -p "$rootfs/var/lib/dracut/hooks/$stage" "$rootfs/usr/lib/dracut"
+      [ -L "$rootfs/usr/lib/dracut/hooks" ] || ln -s /var/lib/dracut/hooks "$rootfs/usr/lib/dracut/hooks" ;;
+  esac
 done
 
 # Resolve module load order: a module's dependencies first, each module once.
@@ -220,7 +293,7 @@ done
 
 # dracut sources its hooks (they need not be executable), in this stage order.
 for stage in cmdline pre-udev pre-trigger initqueue pre-mount mount pre-pivot cleanup; do
-  for hook in /usr/lib/dracut/hooks/$stage/*.sh; do
+  for hook in /lib/dracut/hooks/$stage/*.sh; do
     [ -f "$hook" ] || continue
     say "running hook $hook"
     . "$hook"
@@ -236,6 +309,13 @@ find "$rootfs" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
 (cd "$rootfs" && find . -mindepth 1 | sed 's#^\./##' | sort |
   cpio -o -H newc --reproducible -R 0:0 --quiet) | gzip -9n >"$work/initrd.img"
 log "initramfs $(du -h "$work/initrd.img" | cut -f1)"
+}
+
+if [ "$layout" = kairos-dracut ]; then
+  build_dracut_live
+else
+  build_busybox_initramfs
+fi
 
 # ---------------------------------------------------------------- ISO tree
 iso="$work/iso"
@@ -280,13 +360,18 @@ EOC
     { cat "$work/mkrescue.log" >&2; die "grub-mkrescue failed"; }
   ;;
 
-auroraboot)
+auroraboot|kairos-dracut)
   for tool in grub-mkimage mkfs.vfat mcopy mmd; do
     command -v "$tool" >/dev/null || die "$tool not found"
   done
+  # Debian's dmsquash-live waits forever for a device-mapper snapshot
+  # (live-rw) in this small initrd; the overlayfs root, as Kairos uses, works.
+  live_extra=""
+  [ "$layout" = auroraboot ] || live_extra=" rd.live.overlay.overlayfs=1"
   mkdir -p "$iso/boot/grub2" "$iso/boot/x86_64/loader"
   cp "$kernel_dir/vmlinuz" "$iso/boot/kernel"
   cp "$work/initrd.img" "$iso/boot/initrd"
+  [ "$layout" = auroraboot ] || cp "$work/rootfs.squashfs" "$iso/rootfs.squashfs"
   write_stamp
   # Kairos' live grub.cfg picks linuxefi/initrdefi on EFI through variables.
   cat >"$iso/boot/grub2/grub.cfg" <<EOC
@@ -308,14 +393,14 @@ fi
 
 menuentry "Kairos" --class os --unrestricted {
     echo Loading kernel...
-    \$linux (\$root)/boot/kernel cdroot root=live:CDLABEL=$volid rd.live.dir=/ rd.live.squashimg=rootfs.squashfs console=tty1 console=ttyS0 panic=1 install-mode
+    \$linux (\$root)/boot/kernel cdroot root=live:CDLABEL=$volid rd.live.dir=/ rd.live.squashimg=rootfs.squashfs$live_extra console=tty1 console=ttyS0 panic=1 install-mode
     echo Loading initrd...
     \$initrd (\$root)/boot/initrd
 }
 
 menuentry "Kairos (manual)" --class os --unrestricted {
     echo Loading kernel...
-    \$linux (\$root)/boot/kernel cdroot root=live:CDLABEL=$volid rd.live.dir=/ rd.live.squashimg=rootfs.squashfs console=tty1 console=ttyS0 panic=1
+    \$linux (\$root)/boot/kernel cdroot root=live:CDLABEL=$volid rd.live.dir=/ rd.live.squashimg=rootfs.squashfs$live_extra console=tty1 console=ttyS0 panic=1
     echo Loading initrd...
     \$initrd (\$root)/boot/initrd
 }
