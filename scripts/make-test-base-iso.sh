@@ -25,6 +25,7 @@
 #                      (openSUSE Leap)
 #       isolinux       usr-merged, and /usr/lib/dracut/hooks a symlink to
 #                      /var/lib/dracut/hooks (dracut-ng)
+#   - has a pre-pivot hook of its own (`EDGEISO-BASE: own pre-pivot hook ran`);
 #   - prints `EDGEISO-BASE: hooks done` on the serial console and powers off.
 #
 # Layouts (the boot setups edgeiso must remaster):
@@ -155,6 +156,9 @@ for stage in cmdline pre-udev pre-trigger initqueue pre-mount mount pre-pivot cl
       [ -L "$rootfs/usr/lib/dracut/hooks" ] || ln -s /var/lib/dracut/hooks "$rootfs/usr/lib/dracut/hooks" ;;
   esac
 done
+# The base's own hook, as dracut's modules bring theirs: an overlay that
+# replaced a folder of the hook path (or a symlink on it) would make it vanish.
+echo 'echo "EDGEISO-BASE: own pre-pivot hook ran" >/dev/console' >"$rootfs/lib/dracut/hooks/pre-pivot/50-edgeiso-base.sh"
 
 # Resolve module load order: a module's dependencies first, each module once.
 wanted_modules=(

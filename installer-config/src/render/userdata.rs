@@ -285,8 +285,9 @@ systemctl enable --now --no-block {unit}
 
 /// The systemd unit that runs the agent.
 pub fn unit() -> String {
-    // One unit, the agent's own (oneshot, restart on failure except for
-    // configuration errors), so render never ships a second opinion of it.
+    // One unit, the agent's own (oneshot, restarted on failure except when a
+    // retry cannot help: exit 2, 3, 5, 6, 7), so render never ships a second
+    // opinion of it.
     let unit = include_str!("../../../agent/dist/edgeiso-agent.service");
     debug_assert!(unit.contains(layout::NODE_AGENT_BIN) && unit.contains(layout::NODE_AGENT_CONFIG));
     unit.to_owned()

@@ -72,6 +72,13 @@ pub fn boot_and_check(iso: &Path, firmware: Firmware, media: Media, label: &str)
     eprintln!("{line}");
     record_time(&line);
     assert!(outcome.log.contains(HOOK_MARKER), "{label}: hook did not run; log {}", log.display());
+    // The overlay must add to the base's hook folders, never replace them
+    // (or the symlinks on their path: lib -> usr/lib, dracut-ng's hooks).
+    assert!(
+        outcome.log.contains("EDGEISO-BASE: own pre-pivot hook ran"),
+        "{label}: the base initrd's own hook is gone; log {}",
+        log.display()
+    );
     assert!(
         outcome.log.contains("EDGEISO-HOOK-CONFIG: #cloud-config"),
         "{label}: config.yaml not read from the live medium; log {}",
