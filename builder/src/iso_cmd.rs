@@ -31,6 +31,7 @@ pub fn iso_error(e: IsoError) -> anyhow::Error {
         | IsoError::UnpatchableBootConfig { .. }
         | IsoError::OutputIsBase { .. }
         | IsoError::BadOverlay { .. }
+        | IsoError::BadKernelArg { .. }
         | IsoError::Epoch(_) => exit::INVALID_INPUT,
         IsoError::VerifyFailed { .. } | IsoError::BadInitramfs { .. } => exit::VERIFY_FAILED,
         _ => exit::FAILURE,
@@ -123,6 +124,11 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
     steps.step("remaster with xorriso (boot setup replayed) + read-back verification");
     let mut job = Remaster::new(&args.base, &overlay_dir, &args.output).map_err(iso_error)?;
     job.xorriso = x;
+    // The live load needs the network in the live initramfs, which dracut
+    // brings up only when the kernel command line asks (spec.md, liveKernelArgs).
+    if report.live_load {
+        job.kernel_args = spec.agent.live_kernel_args.clone();
+    }
     let r = job.run().map_err(iso_error)?;
     steps.step("verified");
     for n in &r.notes {
@@ -133,6 +139,17 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
             "  {}: {} of {} initrd line(s) now also load /boot/edgeiso.img",
             c.path, c.patched_lines, c.initrd_lines
         ));
+        if !r.kernel_args.is_empty() {
+            let added = if c.kernel_args_added.is_empty() { "none".to_string() } else { c.kernel_args_added.join(" ") };
+            ui.line(format!(
+                "  {}: kernel arguments added: {added} ({} of {} kernel entr{} changed; asked: {})",
+                c.path,
+                c.kernel_args_lines,
+                c.kernel_lines,
+                if c.kernel_lines == 1 { "y" } else { "ies" },
+                r.kernel_args.join(" ")
+            ));
+        }
     }
     let size = fs::metadata(&args.output)?.len();
     let mut sha = None;
@@ -163,6 +180,11 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
             "filesChecked": r.verification.files_checked, "bytesChecked": r.verification.bytes_checked,
             "bootImages": r.verification.boot_images, "notes": r.notes,
             "initrdBytes": report.initrd_bytes, "liveLoad": report.live_load,
+            "kernelArgs": r.kernel_args,
+            "kernelArgsAdded": r.patched_configs.iter().map(|c| serde_json::json!({
+                "path": c.path, "args": c.kernel_args_added,
+                "entries": c.kernel_args_lines, "kernelEntries": c.kernel_lines,
+            })).collect::<Vec<_>>(),
             "seconds": started.elapsed().as_secs_f64(),
         }),
     );

@@ -32,12 +32,17 @@ fn fake_static_agent(dir: &Path) -> PathBuf {
 }
 
 fn site(dir: &Path, source: &Registry, live_load: bool) -> PathBuf {
+    site_with_agent(dir, source, &format!("liveLoad: {live_load}"))
+}
+
+/// A site whose `agent:` section is `agent` (one flow mapping body).
+fn site_with_agent(dir: &Path, source: &Registry, agent: &str) -> PathBuf {
     let host = source.host();
     write_spec(
         dir,
         &format!(
             "name: cli\nimages:\n  - {host}/team/app:1.0\nbootstrapImages:\n  - {host}/team/raw:1.0\nregistries:\n  - host: {host}\n    insecure: true\n\
-             harbor:\n  url: http://10.0.2.2:5000\nagent:\n  liveLoad: {live_load}\n"
+             harbor:\n  url: http://10.0.2.2:5000\nagent: {{{agent}}}\n"
         ),
     )
 }
@@ -360,4 +365,67 @@ fn iso_is_byte_identical_with_source_date_epoch() {
     let grub = String::from_utf8(extract(&iso, "/boot/grub/grub.cfg", &dir.path().join("grub.cfg"))).unwrap();
     assert_eq!(grub.matches("initrd /boot/initrd.img /boot/edgeiso.img").count(), 2, "{grub}");
     assert!(grub.contains("debug"), "kernel arguments kept: {grub}");
+    // liveLoad: the default liveKernelArgs end every kernel command.
+    assert_eq!(grub.matches(" rd.neednet=1 ip=dhcp\n").count(), 2, "{grub}");
+    assert!(grub.contains(" debug rd.neednet=1 ip=dhcp\n"), "{grub}");
+}
+
+/// The boot entries get `agent.liveKernelArgs` (default `rd.neednet=1
+/// ip=dhcp`) only with the live load: without it the live initramfs has no
+/// network. Shown in the summary and the `--json` event.
+#[test]
+fn live_load_adds_its_kernel_arguments_to_every_boot_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_registry();
+    let agent = fake_static_agent(dir.path());
+    let cache = dir.path().join("cache");
+    let iso = |spec: &Path, base: &str, out: &Path, json: bool| {
+        let base = base_iso(base);
+        let mut args = vec!["iso", "--spec", p(spec), "--base", p(&base), "--output", p(out)];
+        args.extend(["--agent", p(&agent), "--cache", p(&cache)]);
+        if json {
+            args.insert(0, "--json");
+        }
+        edgeiso(&args, &[]).ok()
+    };
+
+    // No live load: nothing added, nothing said.
+    let spec = site(dir.path(), &source, false);
+    let out = dir.path().join("plain.iso");
+    let run = iso(&spec, "grub-mkrescue", &out, false);
+    assert!(!run.stderr().contains("kernel arguments"), "{}", run.stderr());
+    let grub = String::from_utf8(extract(&out, "/boot/grub/grub.cfg", &dir.path().join("plain.cfg"))).unwrap();
+    assert_eq!(grub.matches("/boot/edgeiso.img").count(), 2, "{grub}");
+    assert!(!grub.contains("rd.neednet") && !grub.contains("ip="), "{grub}");
+
+    // Live load, isolinux, arguments from the spec: on every APPEND line.
+    let spec =
+        site_with_agent(dir.path(), &source, "liveLoad: true, liveKernelArgs: [rd.neednet=1, rd.net.timeout.dhcp=30]");
+    let out = dir.path().join("live.iso");
+    let run = iso(&spec, "isolinux", &out, true);
+    let event = &run.events("iso")[0];
+    assert_eq!(event["kernelArgs"], serde_json::json!(["rd.neednet=1", "rd.net.timeout.dhcp=30"]), "{event}");
+    assert_eq!(
+        event["kernelArgsAdded"],
+        serde_json::json!([{ "path": "/isolinux/isolinux.cfg", "args": ["rd.neednet=1", "rd.net.timeout.dhcp=30"],
+                             "entries": 2, "kernelEntries": 2 }]),
+        "{event}"
+    );
+    let cfg = String::from_utf8(extract(&out, "/isolinux/isolinux.cfg", &dir.path().join("isolinux.cfg"))).unwrap();
+    let appends: Vec<&str> =
+        cfg.lines().filter(|l| l.trim_start().to_ascii_uppercase().starts_with("APPEND")).collect();
+    assert_eq!(appends.len(), 2, "{cfg}");
+    for a in appends {
+        assert!(a.ends_with(" rd.neednet=1 rd.net.timeout.dhcp=30"), "{cfg}");
+        assert!(a.contains("initrd=/boot/initrd.img,/boot/edgeiso.img "), "{cfg}");
+    }
+
+    // Refused before any work when liveLoad is off.
+    let spec = site_with_agent(dir.path(), &source, "liveLoad: false, liveKernelArgs: [ip=dhcp]");
+    let out = dir.path().join("refused.iso");
+    let run = edgeiso(&["iso", "--spec", p(&spec), "--base", p(&base_iso("isolinux")), "--output", p(&out)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("site.yaml:10:"), "{}", run.stderr());
+    assert!(run.stderr().contains("agent.liveKernelArgs is set but agent.liveLoad is not true"), "{}", run.stderr());
+    assert!(!out.exists());
 }

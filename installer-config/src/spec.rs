@@ -347,6 +347,47 @@ pub struct AgentSpec {
     /// environment, pushing the bundle on the medium into `harbor.url`
     /// (otherwise it only stages the agent).
     pub live_load: bool,
+    /// `liveKernelArgs`: kernel arguments `edgeiso iso`/`build` append to
+    /// every boot entry of the ISO when `live_load` is on, so the live
+    /// initramfs brings the network up for the load (dracut does so only
+    /// when the command line asks). [`DEFAULT_LIVE_KERNEL_ARGS`] unless the
+    /// spec says otherwise; always empty when `live_load` is off.
+    pub live_kernel_args: Vec<String>,
+}
+
+/// `agent.liveKernelArgs` when the spec does not set it and `liveLoad` is on:
+/// dracut's network-online wait and DHCP on every interface.
+pub const DEFAULT_LIVE_KERNEL_ARGS: [&str; 2] = ["rd.neednet=1", "ip=dhcp"];
+
+/// Why `arg` cannot go on a boot entry's kernel command line, if it cannot:
+/// one printable ASCII word that neither GRUB's script lexer nor isolinux
+/// reads as anything but a plain word, and not one the boot loader or the
+/// kernel treat specially. The same rules as
+/// `edgeiso_overlay::bootcfg::check_kernel_arg`, which applies them again
+/// when remastering.
+pub fn check_kernel_arg(arg: &str) -> Result<(), String> {
+    if arg.is_empty() {
+        return Err("is empty".into());
+    }
+    if let Some(c) = arg.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("contains whitespace or a control character ({c:?}); give one argument per entry"));
+    }
+    if let Some(c) = arg.chars().find(|c| !c.is_ascii()) {
+        return Err(format!("contains {c:?}: only printable ASCII is accepted"));
+    }
+    if let Some(c) = arg.chars().find(|c| "'\"`;{}\\$#|&<>".contains(*c)) {
+        return Err(format!("contains {c:?}, which GRUB or isolinux would not pass on as part of the argument"));
+    }
+    if arg == "-" || arg == "--" {
+        return Err(format!(
+            "`{arg}` is not a kernel argument (isolinux reads `APPEND -` as no arguments; the kernel passes what \
+             follows `--` to init)"
+        ));
+    }
+    if arg.len() >= 7 && arg[..7].eq_ignore_ascii_case("initrd=") {
+        return Err("initrd= is the boot loader's, not an argument to add".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -633,6 +674,8 @@ struct RawSpec {
 struct RawAgent {
     #[serde(default)]
     live_load: bool,
+    #[serde(default)]
+    live_kernel_args: Option<Sp<Vec<Sp<String>>>>,
 }
 
 /// An image entry: a reference string, or `{ref, platforms}`.
@@ -1039,9 +1082,46 @@ impl Validator<'_> {
             airgap_strict: raw.airgap_strict,
             hardware,
             profile,
-            agent: AgentSpec { live_load: raw.agent.is_some_and(|a| a.live_load) },
+            agent: self.agent(raw.agent.as_ref())?,
             source_path: self.file.to_owned(),
         })
+    }
+
+    fn agent(&self, raw: Option<&RawAgent>) -> Result<AgentSpec, SpecError> {
+        let Some(raw) = raw else { return Ok(AgentSpec::default()) };
+        let live_kernel_args = match (&raw.live_kernel_args, raw.live_load) {
+            (None, true) => DEFAULT_LIVE_KERNEL_ARGS.map(String::from).to_vec(),
+            (None, false) => Vec::new(),
+            (Some(list), false) => {
+                return Err(self.err(
+                    pos(list),
+                    "agent.liveKernelArgs is set but agent.liveLoad is not true: the arguments are only added to \
+                     the boot entries for the live load (they bring the network up in the live initramfs); set \
+                     liveLoad: true or remove liveKernelArgs",
+                ))
+            }
+            (Some(list), true) => {
+                let mut seen: HashMap<&str, Option<Pos>> = HashMap::new();
+                let mut out = Vec::with_capacity(list.value.len());
+                for arg in &list.value {
+                    check_kernel_arg(&arg.value)
+                        .map_err(|why| self.err(pos(arg), format!("agent.liveKernelArgs: {:?} {why}", arg.value)))?;
+                    if let Some(first) = seen.insert(&arg.value, pos(arg)) {
+                        return Err(self.err(
+                            pos(arg),
+                            format!(
+                                "agent.liveKernelArgs: {} is listed twice (first at {})",
+                                arg.value,
+                                fmt_pos(first)
+                            ),
+                        ));
+                    }
+                    out.push(arg.value.clone());
+                }
+                out
+            }
+        };
+        Ok(AgentSpec { live_load: raw.live_load, live_kernel_args })
     }
 
     fn images(

@@ -377,3 +377,63 @@ fn an_unset_password_variable_names_the_spec_and_line() {
     assert!(e.contains("EDGEISO_TEST_SURELY_UNSET") && e.contains("not set"), "{e}");
     assert!(!e.starts_with('$'), "{e}");
 }
+
+fn agent(text: &str) -> Result<edgeiso_installer_config::AgentSpec, String> {
+    Spec::from_str(&format!("{}{text}", minimal()), Path::new("sites/site.yaml"))
+        .map(|s| s.agent)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn live_kernel_args_default_override_and_empty() {
+    // minimal() is 7 lines: `agent:` is line 8 below.
+    let a = agent("").unwrap();
+    assert!(!a.live_load && a.live_kernel_args.is_empty());
+    let a = agent("agent:\n  liveLoad: false\n").unwrap();
+    assert!(a.live_kernel_args.is_empty(), "nothing to add without the live load");
+    let a = agent("agent:\n  liveLoad: true\n").unwrap();
+    assert_eq!(a.live_kernel_args, ["rd.neednet=1", "ip=dhcp"]);
+    assert_eq!(a.live_kernel_args, edgeiso_installer_config::spec::DEFAULT_LIVE_KERNEL_ARGS);
+    let a = agent(
+        "agent:\n  liveLoad: true\n  liveKernelArgs: [rd.neednet=1, \"ip=eth0:dhcp\", rd.net.timeout.carrier=10]\n",
+    )
+    .unwrap();
+    assert_eq!(a.live_kernel_args, ["rd.neednet=1", "ip=eth0:dhcp", "rd.net.timeout.carrier=10"]);
+    let a = agent("agent:\n  liveLoad: true\n  liveKernelArgs: []\n").unwrap();
+    assert!(a.live_load && a.live_kernel_args.is_empty(), "[] adds nothing");
+}
+
+#[test]
+fn live_kernel_args_refusals_name_file_line_column() {
+    let e =
+        agent("agent:\n  liveLoad: true\n  liveKernelArgs:\n    - rd.neednet=1\n    - ip=dhcp quiet\n").unwrap_err();
+    assert!(e.starts_with("sites/site.yaml:12:7: agent.liveKernelArgs: \"ip=dhcp quiet\" contains whitespace"), "{e}");
+    for (bad, what) in [
+        ("\"\"", "is empty"),
+        ("\"a;b\"", "';'"),
+        ("\"a{\"", "'{'"),
+        ("\"}\"", "'}'"),
+        ("\"'x'\"", "'\\''"),
+        ("'\"x\"'", "'\"'"),
+        ("\"a\\nb\"", "whitespace"),
+        ("\"--\"", "init"),
+        ("initrd=/x", "initrd="),
+    ] {
+        let e = agent(&format!("agent:\n  liveLoad: true\n  liveKernelArgs: [quiet, {bad}]\n")).unwrap_err();
+        assert!(e.starts_with("sites/site.yaml:10:"), "{bad}: {e}");
+        assert!(e.contains("agent.liveKernelArgs:") && e.contains(what), "{bad}: {e}");
+    }
+    let e = agent("agent:\n  liveLoad: true\n  liveKernelArgs: [quiet, quiet]\n").unwrap_err();
+    assert!(e.starts_with("sites/site.yaml:10:") && e.contains("quiet is listed twice (first at line 10)"), "{e}");
+    // Without the live load the arguments would do nothing: refused, not ignored.
+    for load in ["liveLoad: false\n  ", ""] {
+        let e = agent(&format!("agent:\n  {load}liveKernelArgs: [rd.neednet=1]\n")).unwrap_err();
+        assert!(e.starts_with("sites/site.yaml:"), "{e}");
+        assert!(e.contains("agent.liveKernelArgs is set but agent.liveLoad is not true"), "{e}");
+    }
+    let e = agent("agent:\n  liveLoad: false\n  liveKernelArgs: []\n").unwrap_err();
+    assert!(e.starts_with("sites/site.yaml:10:"), "{e}");
+    // A string instead of a list is a schema error at its place.
+    let e = agent("agent:\n  liveLoad: true\n  liveKernelArgs: rd.neednet=1\n").unwrap_err();
+    assert!(e.starts_with("sites/site.yaml:10:"), "{e}");
+}

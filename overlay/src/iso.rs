@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::bootcfg::{inspect_systemd_boot_entry, patch_grub_cfg, patch_isolinux_cfg, CfgPatch, CfgProblem};
+use crate::bootcfg::{
+    check_kernel_arg, inspect_systemd_boot_entry, patch_grub_cfg, patch_isolinux_cfg, CfgPatch, CfgProblem,
+};
 
 /// Errors from inspecting, remastering and verifying ISOs.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +122,15 @@ pub enum IsoError {
         path: PathBuf,
         /// What is wrong.
         source: crate::initramfs::CpioCheckError,
+    },
+    /// A kernel argument to add to the boot entries is not one word the boot
+    /// loaders pass on unchanged.
+    #[error("kernel argument {arg:?} {reason}")]
+    BadKernelArg {
+        /// The argument.
+        arg: String,
+        /// Why it is refused.
+        reason: String,
     },
     /// `SOURCE_DATE_EPOCH` is malformed.
     #[error(transparent)]
@@ -479,10 +490,10 @@ fn classify_config(path: &str) -> Option<BootConfigKind> {
     }
 }
 
-fn patch_config(kind: BootConfigKind, text: &str, overlay: &str) -> CfgPatch {
+fn patch_config(kind: BootConfigKind, text: &str, overlay: &str, kernel_args: &[String]) -> CfgPatch {
     match kind {
-        BootConfigKind::Grub => patch_grub_cfg(text, overlay),
-        BootConfigKind::Isolinux => patch_isolinux_cfg(text, overlay),
+        BootConfigKind::Grub => patch_grub_cfg(text, overlay, kernel_args),
+        BootConfigKind::Isolinux => patch_isolinux_cfg(text, overlay, kernel_args),
         BootConfigKind::SystemdBoot => inspect_systemd_boot_entry(text),
     }
 }
@@ -601,7 +612,7 @@ fn inspect_efi_image(x: &Xorriso, iso: &Path, setup: &mut BootSetup, scratch: &P
             _ => continue,
         };
         let text = mtools("mtype", &image, &[&format!("::{inner}")])?;
-        let p = patch_config(kind, &String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH);
+        let p = patch_config(kind, &String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH, &[]);
         setup.efi_image_configs.push(BootConfig {
             path: format!("efi.img:{inner}"),
             kind,
@@ -649,7 +660,7 @@ fn inspect_with_files(x: &Xorriso, iso: &Path, scratch: &Path) -> Result<(BootSe
     for (file, kind) in candidates {
         let local = extracted.join(file.path.trim_start_matches('/'));
         let text = std::fs::read(&local).map_err(io_err(&local))?;
-        let p = patch_config(kind, &String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH);
+        let p = patch_config(kind, &String::from_utf8_lossy(&text), crate::EDGEISO_INITRD_ISO_PATH, &[]);
         if p.boots_a_kernel() {
             setup.configs.push(BootConfig {
                 path: file.path.clone(),
@@ -697,10 +708,18 @@ fn unpatchable(iso: &Path, config: &str, p: &CfgProblem) -> IsoError {
 pub struct PatchedConfig {
     /// Path in the ISO.
     pub path: String,
-    /// Lines changed.
+    /// Initrd lines changed to also load the overlay.
     pub patched_lines: usize,
     /// Lines loading an initrd.
     pub initrd_lines: usize,
+    /// Kernel entries (GRUB kernel commands, isolinux labels booting Linux
+    /// and other kernel lines) in the config.
+    pub kernel_lines: usize,
+    /// Kernel entries given at least one of [`Remaster::kernel_args`].
+    pub kernel_args_lines: usize,
+    /// Which of [`Remaster::kernel_args`] were added to at least one entry
+    /// (an entry that already has an argument does not get it again).
+    pub kernel_args_added: Vec<String>,
 }
 
 /// What [`Remaster::run`] did.
@@ -714,6 +733,9 @@ pub struct RemasterReport {
     pub result: BootSetup,
     /// Boot configs patched to load the initramfs overlay.
     pub patched_configs: Vec<PatchedConfig>,
+    /// The kernel arguments asked for ([`Remaster::kernel_args`]); what each
+    /// config got is in [`PatchedConfig::kernel_args_added`].
+    pub kernel_args: Vec<String>,
     /// Read-back verification.
     pub verification: Verification,
     /// Things worth telling the user (for example HFS+ dropped).
@@ -736,6 +758,12 @@ pub struct Remaster {
     /// Fixed time for every date in the ISO (reproducible output); `None`
     /// leaves xorriso's defaults (current time).
     pub source_date_epoch: Option<u64>,
+    /// Kernel arguments appended to every kernel entry of the patched boot
+    /// configs that lacks them (see [`crate::bootcfg::patch_grub_cfg`] and
+    /// [`crate::bootcfg::patch_isolinux_cfg`]); only with `initrd_overlay`.
+    /// `edgeiso iso` passes the spec's `agent.liveKernelArgs` when
+    /// `liveLoad` is on (`rd.neednet=1 ip=dhcp` by default), empty otherwise.
+    pub kernel_args: Vec<String>,
     /// The xorriso to run.
     pub xorriso: Xorriso,
 }
@@ -756,6 +784,7 @@ impl Remaster {
             output: output.into(),
             initrd_overlay: Some(crate::EDGEISO_INITRD_ISO_PATH.to_string()),
             source_date_epoch: epoch,
+            kernel_args: Vec::new(),
             xorriso: Xorriso::find()?,
         })
     }
@@ -784,6 +813,9 @@ impl Remaster {
     /// a rename, then read it back and verify it.
     pub fn run(&self) -> Result<RemasterReport, IsoError> {
         self.check_output_is_not_base()?;
+        for arg in &self.kernel_args {
+            check_kernel_arg(arg).map_err(|reason| IsoError::BadKernelArg { arg: arg.clone(), reason })?;
+        }
         if !self.overlay_dir.is_dir() {
             return Err(IsoError::BadOverlay { path: self.overlay_dir.clone(), reason: "not a directory".into() });
         }
@@ -813,7 +845,7 @@ impl Remaster {
                 let from_overlay = self.overlay_dir.join(rel);
                 let source = if from_overlay.is_file() { from_overlay } else { scratch.path().join("iso").join(rel) };
                 let text = std::fs::read(&source).map_err(io_err(&source))?;
-                let p = patch_config(cfg.kind, &String::from_utf8_lossy(&text), overlay_iso_path);
+                let p = patch_config(cfg.kind, &String::from_utf8_lossy(&text), overlay_iso_path, &self.kernel_args);
                 if let Some(problem) = p.problems.first() {
                     return Err(unpatchable(&self.base, &cfg.path, problem));
                 }
@@ -824,6 +856,9 @@ impl Remaster {
                     path: cfg.path.clone(),
                     patched_lines: p.patched_lines,
                     initrd_lines: p.initrd_lines,
+                    kernel_lines: p.kernel_lines,
+                    kernel_args_lines: p.kernel_args_lines,
+                    kernel_args_added: p.kernel_args_added,
                 });
                 patched.insert(cfg.path.clone(), dest);
             }
@@ -923,6 +958,7 @@ impl Remaster {
             base: base_setup,
             result: result_setup,
             patched_configs,
+            kernel_args: self.kernel_args.clone(),
             verification,
             notes,
         })

@@ -536,3 +536,51 @@ fn missing_xorriso_and_bad_overlay_are_named() {
     let err = Remaster::new(base_iso("isolinux"), &overlay, tmp.path().join("o.iso")).unwrap().run().unwrap_err();
     assert!(err.to_string().contains("/boot/edgeiso.img"), "{err}");
 }
+
+/// `kernel_args` (the spec's liveKernelArgs with liveLoad) end every kernel
+/// entry of every layout, once: a second remaster adds nothing. A bad
+/// argument is refused before xorriso runs.
+#[test]
+fn kernel_args_end_every_boot_entry_of_every_layout() {
+    let args = vec!["rd.neednet=1".to_string(), "ip=dhcp".to_string()];
+    for layout in common::LAYOUTS {
+        let tmp = tempfile::tempdir().unwrap();
+        let overlay = tmp.path().join("overlay");
+        make_overlay(&overlay, layout);
+        let out = tmp.path().join("out.iso");
+        let mut job = Remaster::new(base_iso(layout), &overlay, &out).unwrap();
+        job.kernel_args = args.clone();
+        let report = job.run().unwrap_or_else(|e| panic!("{layout}: {e}"));
+        assert_eq!(report.kernel_args, args);
+        let c = &report.patched_configs[0];
+        assert_eq!((c.kernel_args_lines, c.kernel_lines, c.patched_lines), (2, 2, 2), "{layout}: {c:?}");
+        assert_eq!(c.kernel_args_added, args, "{layout}");
+        let local = tmp.path().join("cfg.out");
+        let st = Command::new("xorriso")
+            .args(["-osirrox", "on", "-indev"])
+            .arg(&out)
+            .args(["-extract", &c.path])
+            .arg(&local)
+            .output()
+            .unwrap();
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+        let text = std::fs::read_to_string(&local).unwrap();
+        assert_eq!(text.matches(" rd.neednet=1 ip=dhcp\n").count(), 2, "{layout}:\n{text}");
+        assert_eq!(text.matches("rd.neednet").count(), 2, "{layout}:\n{text}");
+
+        let mut again = Remaster::new(&out, &overlay, tmp.path().join("again.iso")).unwrap();
+        again.kernel_args = args.clone();
+        let report = again.run().unwrap();
+        let c = &report.patched_configs[0];
+        assert_eq!((c.kernel_args_lines, c.patched_lines), (0, 0), "{layout}: patched twice");
+        assert!(c.kernel_args_added.is_empty());
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    make_overlay(&overlay_dir(tmp.path()), "isolinux");
+    let mut job = Remaster::new(base_iso("isolinux"), overlay_dir(tmp.path()), tmp.path().join("o.iso")).unwrap();
+    job.kernel_args = vec!["ip=dhcp; reboot".into()];
+    let err = job.run().unwrap_err();
+    assert!(matches!(err, IsoError::BadKernelArg { .. }), "{err}");
+    assert!(err.to_string().contains("\"ip=dhcp; reboot\" contains whitespace"), "{err}");
+    assert!(!tmp.path().join("o.iso").exists());
+}
