@@ -148,17 +148,21 @@ cp "$(command -v busybox)" "$rootfs/bin/busybox"
 for applet in $("$rootfs/bin/busybox" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$rootfs/bin/$applet"
 done
+# Where /lib/dracut/hooks really is in this layout's initrd (the symlinks
+# are absolute or relative to the initrd's root, so build through this).
+case "$layout" in
+  auroraboot) hookdir_real="$rootfs/lib/dracut/hooks" ;;
+  grub-mkrescue) hookdir_real="$rootfs/usr/lib/dracut/hooks" ;;
+  isolinux) hookdir_real="$rootfs/var/lib/dracut/hooks"
+    mkdir -p "$rootfs/usr/lib/dracut"
+    ln -s /var/lib/dracut/hooks "$rootfs/usr/lib/dracut/hooks" ;;
+esac
 for stage in cmdline pre-udev pre-trigger initqueue pre-mount mount pre-pivot cleanup; do
-  case "$layout" in
-    auroraboot) mkdir -p "$rootfs/lib/dracut/hooks/$stage" ;;
-    grub-mkrescue) mkdir -p "$rootfs/usr/lib/dracut/hooks/$stage" ;;
-    isolinux) mkdir -p "$rootfs/var/lib/dracut/hooks/$stage" "$rootfs/usr/lib/dracut"
-      [ -L "$rootfs/usr/lib/dracut/hooks" ] || ln -s /var/lib/dracut/hooks "$rootfs/usr/lib/dracut/hooks" ;;
-  esac
+  mkdir -p "$hookdir_real/$stage"
 done
 # The base's own hook, as dracut's modules bring theirs: an overlay that
 # replaced a folder of the hook path (or a symlink on it) would make it vanish.
-echo 'echo "EDGEISO-BASE: own pre-pivot hook ran" >/dev/console' >"$rootfs/lib/dracut/hooks/pre-pivot/50-edgeiso-base.sh"
+echo 'echo "EDGEISO-BASE: own pre-pivot hook ran" >/dev/console' >"$hookdir_real/pre-pivot/50-edgeiso-base.sh"
 
 # Resolve module load order: a module's dependencies first, each module once.
 wanted_modules=(

@@ -65,5 +65,6 @@ fn base_iso_without_overlay_boots_but_runs_no_hook() {
     let marker = regex::Regex::new("EDGEISO-BASE: hooks done").unwrap();
     let outcome = edgeiso_overlay::qemu::boot_until(spec, &marker).unwrap();
     assert!(!outcome.log.contains(common::HOOK_MARKER));
+    assert!(outcome.log.contains("EDGEISO-BASE: own pre-pivot hook ran"));
     assert!(outcome.log.contains("EDGEISO-BASE: live medium"));
 }
