@@ -178,18 +178,24 @@ fn overlay_tree_and_initramfs_follow_the_layout() {
         let report = edgeiso_overlay::initramfs::check_initramfs(&img).unwrap();
         let names: Vec<&str> = report.entries.iter().map(|e| e.name.as_str()).collect();
         for n in [
-            "usr",
-            "usr/lib/dracut/hooks/pre-pivot",
-            "usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh",
+            "edgeiso",
+            "edgeiso/bin",
+            "lib/dracut/hooks/pre-pivot/90-edgeiso.sh",
             "edgeiso/bin/edgeiso-agent",
             "edgeiso/agent-live.yaml",
         ] {
             assert!(names.contains(&n), "{n} not in {names:?}");
         }
+        // No folder entries in the base initrd's tree: they would replace its
+        // symlinks (lib -> usr/lib, dracut-ng's hooks) and erase its hooks.
+        for n in ["lib", "lib/dracut", "lib/dracut/hooks", "lib/dracut/hooks/pre-pivot", "usr", "usr/lib"] {
+            assert!(!names.contains(&n), "{n} in {names:?}");
+        }
         assert!(report.entries.iter().all(|e| e.uid == 0 && e.gid == 0 && e.mode & 0o170000 != 0));
         // The hook: live load only when asked, against harbor.url.
-        let hook = decompressed_member(&img, "usr/lib/dracut/hooks/pre-pivot/90-edgeiso.sh");
+        let hook = decompressed_member(&img, "lib/dracut/hooks/pre-pivot/90-edgeiso.sh");
         assert_eq!(hook.contains("edgeiso-agent load --config /edgeiso/agent-live.yaml"), live, "{hook}");
+        assert_eq!(hook.contains("--deadline 10m"), live, "a live load is bounded: {hook}");
         assert!(!hook.contains("\nexit"), "a sourced hook must not exit: {hook}");
         let config = decompressed_member(&img, "edgeiso/agent-live.yaml");
         assert!(config.contains("registry: http://10.0.2.2:5000"), "{config}");

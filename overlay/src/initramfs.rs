@@ -275,7 +275,8 @@ impl InitramfsBuilder {
         if is_base_owned(&path) {
             return Err(InitramfsError::InvalidPath {
                 path,
-                reason: "a directory entry in the base initrd's tree would replace the base's own (add files there instead)",
+                reason:
+                    "a directory entry in the base initrd's tree would replace the base's own (add files there instead)",
             });
         }
         self.ensure_dirs(&path, 0o755)?;
