@@ -11,14 +11,6 @@ use common::*;
 use edgeiso_bundle::{Digest, Role};
 use edgeiso_testkit::{corpus, image_with_layer, Registry, RegistryOptions};
 
-fn have_registry() -> bool {
-    let ok = edgeiso_testkit::have("docker-registry");
-    if !ok {
-        eprintln!("SKIP: docker-registry not installed (scripts/install-test-deps.sh)");
-    }
-    ok
-}
-
 /// The corpus under references that exercise the mapping: docker.io, a
 /// registry with a port, a deep path, and a digest-only reference; plus a
 /// bootstrap image that must not be pushed.
@@ -41,9 +33,6 @@ fn corpus_bundle(
 
 #[test]
 fn loads_every_image_byte_identical_with_palette_naming_then_reruns_as_a_no_op() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -108,9 +97,6 @@ fn loads_every_image_byte_identical_with_palette_naming_then_reruns_as_a_no_op()
 
 #[test]
 fn a_registry_wiped_behind_the_journal_gets_everything_again() {
-    if !have_registry() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (images, bundle, _) = corpus_bundle(dir.path());
@@ -137,9 +123,6 @@ fn a_registry_wiped_behind_the_journal_gets_everything_again() {
 
 #[test]
 fn tls_with_the_test_ca_works_and_the_wrong_ca_fails_fast_with_exit_7() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start_tls();
     let other = Registry::start_tls();
     let dir = tempfile::tempdir().unwrap();
@@ -175,9 +158,6 @@ fn tls_with_the_test_ca_works_and_the_wrong_ca_fails_fast_with_exit_7() {
 
 #[test]
 fn wrong_credentials_fail_once_with_exit_5_and_never_print_the_password() {
-    if !have_registry() {
-        return;
-    }
     let reg =
         Registry::start_with(RegistryOptions { tls: false, auth: Some(("admin".into(), "Right-Pass-42".into())) });
     let dir = tempfile::tempdir().unwrap();
@@ -210,9 +190,6 @@ fn wrong_credentials_fail_once_with_exit_5_and_never_print_the_password() {
 
 #[test]
 fn a_corrupt_blob_fails_its_image_only_and_pushes_none_of_its_bytes() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let (images, bundle, _) = corpus_bundle(dir.path());
@@ -283,9 +260,6 @@ fn missing_or_truncated_parts_are_named_with_exit_6() {
 
 #[test]
 fn parts_and_folders_are_found_and_joined() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let content = dir.path().join("opt/spectrocloud/content");
@@ -305,9 +279,6 @@ fn parts_and_folders_are_found_and_joined() {
 
 #[test]
 fn chunked_uploads_are_byte_identical() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let big = image_with_layer("team/big", "1.0", 3 << 20, 7);
@@ -333,9 +304,6 @@ fn chunked_uploads_are_byte_identical() {
 
 #[test]
 fn a_corrupt_blob_on_the_chunked_path_is_never_committed_and_leaves_no_upload_behind() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s");
@@ -369,9 +337,6 @@ fn a_corrupt_blob_on_the_chunked_path_is_never_committed_and_leaves_no_upload_be
 
 #[test]
 fn the_config_file_drives_a_load_and_flags_override_it() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let (images, bundle, _) = corpus_bundle(dir.path());
@@ -441,9 +406,7 @@ fn the_deadline_cuts_the_wait_lists_the_images_and_exits_8() {
 
 #[test]
 fn a_journal_that_cannot_be_written_mid_run_is_exit_1_not_a_content_failure() {
-    if !have_registry() || !edgeiso_testkit::have("prlimit") {
-        return;
-    }
+    assert!(edgeiso_testkit::have("prlimit"), "prlimit (util-linux) is needed by this test");
     let dir = tempfile::tempdir().unwrap();
     let (_, bundle, _) = corpus_bundle(dir.path());
     // The size of the run's first journal line (the plan), from a run

@@ -14,14 +14,6 @@ use edgeiso_agent::journal::{journal_path, read_records, Record};
 use edgeiso_testkit::{image_with_layer, Registry, TestImage};
 use rand::Rng;
 
-fn have_registry() -> bool {
-    let ok = edgeiso_testkit::have("docker-registry");
-    if !ok {
-        eprintln!("SKIP: docker-registry not installed");
-    }
-    ok
-}
-
 fn many_images(n: usize, layer: usize) -> Vec<TestImage> {
     (0..n).map(|i| image_with_layer(&format!("load/app-{i}"), "1.0", layer, 1000 + i as u64)).collect()
 }
@@ -44,9 +36,6 @@ fn journaled_blobs(state: &Path, host: &str) -> BTreeSet<(String, String)> {
 
 #[test]
 fn survives_a_registry_restart_mid_load() {
-    if !have_registry() {
-        return;
-    }
     let mut reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let images = many_images(24, 6 << 20);
@@ -77,9 +66,6 @@ fn survives_a_registry_restart_mid_load() {
 
 #[test]
 fn a_chunked_upload_continues_after_a_registry_restart() {
-    if !have_registry() {
-        return;
-    }
     let mut reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let images = many_images(1, 48 << 20);
@@ -126,9 +112,6 @@ fn a_chunked_upload_continues_after_a_registry_restart() {
 
 #[test]
 fn a_chunk_refused_by_the_proxy_resumes_where_the_registry_stopped() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let harbor = common::harbor::HarborDouble::start(
         &reg.url(),
@@ -169,9 +152,6 @@ fn dir_size(p: &Path) -> u64 {
 
 #[test]
 fn killed_at_random_points_the_next_run_reuploads_nothing_finished() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s");
@@ -219,9 +199,6 @@ fn killed_at_random_points_the_next_run_reuploads_nothing_finished() {
 
 #[test]
 fn a_chunked_upload_killed_mid_blob_resumes_in_the_next_run_from_the_journal() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     // The 4th PATCH never gets an answer: the agent is stuck with 3 chunks in.
     let harbor = common::harbor::HarborDouble::start(
@@ -263,9 +240,6 @@ fn layer_of(image: &TestImage) -> (edgeiso_bundle::Digest, u64) {
 
 #[test]
 fn a_first_chunk_refused_by_the_proxy_resumes_at_zero_not_one() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     // The first PATCH never reaches the registry: its session is empty and
     // says `Range: 0-0`, which must be read as 0 bytes, not 1.
@@ -290,9 +264,6 @@ fn a_first_chunk_refused_by_the_proxy_resumes_at_zero_not_one() {
 
 #[test]
 fn an_early_202_to_a_patch_is_a_failed_chunk_not_a_panic() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let harbor = common::harbor::HarborDouble::start(
         &reg.url(),
@@ -316,9 +287,6 @@ fn an_early_202_to_a_patch_is_a_failed_chunk_not_a_panic() {
 
 #[test]
 fn a_lost_answer_to_the_closing_put_is_checked_with_a_head_not_a_failure() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     // The registry commits the blob; the proxy answers 502; the retried close
     // then finds no session (404).
@@ -346,9 +314,6 @@ fn a_lost_answer_to_the_closing_put_is_checked_with_a_head_not_a_failure() {
 
 #[test]
 fn a_journaled_session_that_is_gone_is_checked_with_a_head_before_uploading_again() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("s");
@@ -380,9 +345,6 @@ fn a_journaled_session_that_is_gone_is_checked_with_a_head_before_uploading_agai
 
 #[test]
 fn the_deadline_stops_a_stalled_load_cleanly_and_the_next_run_resumes() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     // The 2nd PATCH is swallowed and never answered: the load stalls with one
     // chunk acknowledged and journaled.
@@ -418,9 +380,6 @@ fn the_deadline_stops_a_stalled_load_cleanly_and_the_next_run_resumes() {
 
 #[test]
 fn a_failed_whole_blob_put_cancels_its_session_before_retrying() {
-    if !have_registry() {
-        return;
-    }
     let reg = Registry::start();
     let harbor = common::harbor::HarborDouble::start(
         &reg.url(),
