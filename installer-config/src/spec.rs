@@ -359,36 +359,9 @@ pub struct AgentSpec {
 /// dracut's network-online wait and DHCP on every interface.
 pub const DEFAULT_LIVE_KERNEL_ARGS: [&str; 2] = ["rd.neednet=1", "ip=dhcp"];
 
-/// Why `arg` cannot go on a boot entry's kernel command line, if it cannot:
-/// one printable ASCII word that neither GRUB's script lexer nor isolinux
-/// reads as anything but a plain word, and not one the boot loader or the
-/// kernel treat specially. The same rules as
-/// `edgeiso_overlay::bootcfg::check_kernel_arg`, which applies them again
-/// when remastering.
-pub fn check_kernel_arg(arg: &str) -> Result<(), String> {
-    if arg.is_empty() {
-        return Err("is empty".into());
-    }
-    if let Some(c) = arg.chars().find(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("contains whitespace or a control character ({c:?}); give one argument per entry"));
-    }
-    if let Some(c) = arg.chars().find(|c| !c.is_ascii()) {
-        return Err(format!("contains {c:?}: only printable ASCII is accepted"));
-    }
-    if let Some(c) = arg.chars().find(|c| "'\"`;{}\\$#|&<>".contains(*c)) {
-        return Err(format!("contains {c:?}, which GRUB or isolinux would not pass on as part of the argument"));
-    }
-    if arg == "-" || arg == "--" {
-        return Err(format!(
-            "`{arg}` is not a kernel argument (isolinux reads `APPEND -` as no arguments; the kernel passes what \
-             follows `--` to init)"
-        ));
-    }
-    if arg.len() >= 7 && arg[..7].eq_ignore_ascii_case("initrd=") {
-        return Err("initrd= is the boot loader's, not an argument to add".into());
-    }
-    Ok(())
-}
+/// Whether `arg` can be added to a boot entry's kernel line: the boot-config
+/// patcher's own rule (one word GRUB and isolinux pass on unchanged).
+pub use edgeiso_overlay::bootcfg::check_kernel_arg;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HardwareSpec {
