@@ -19,7 +19,7 @@
 mod common;
 mod iso_common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{edgeiso, p};
@@ -66,6 +66,21 @@ fn assert_arrived_identical(source: &Registry, target: &Registry, corpus: &[imag
 
 /// What the hook prints once the four corpus images are in.
 const LOADED_MARKER: &str = "EDGEISO-AGENT: loaded 4 images";
+
+/// `edgeiso build` of `spec` on `base` into `iso`, with a work folder (kept,
+/// returned) and a cache in `dir`.
+fn build_site_iso(dir: &Path, spec: &Path, base: &Path, agent: &Path, iso: &Path) -> (common::Run, PathBuf) {
+    let work = dir.join("work");
+    let cache = dir.join("cache");
+    let epoch = E2E_EPOCH.to_string();
+    let args = ["build", "--spec", p(spec), "--base", p(base), "--output", p(iso), "--agent", p(agent)];
+    let run = edgeiso(
+        &[&args[..], &["--work-dir", p(&work), "--cache", p(&cache)]].concat(),
+        &[("SOURCE_DATE_EPOCH", &epoch)],
+    )
+    .ok();
+    (run, work)
+}
 
 fn boot_test(
     iso: &Path,
@@ -167,29 +182,8 @@ fn auroraboot_site_iso_from_build_loads_bundle_uefi_usb() {
     images::push_all(&source, &corpus);
     let target = Registry::start();
     let spec = write_site(dir.path(), &source, &target);
-    let work = dir.path().join("work");
     let iso = dir.path().join("build/palette-edge-installer.iso");
-    let epoch = E2E_EPOCH.to_string();
-    let cache = dir.path().join("cache");
-    let run = edgeiso(
-        &[
-            "build",
-            "--spec",
-            p(&spec),
-            "--base",
-            p(&base),
-            "--output",
-            p(&iso),
-            "--agent",
-            p(&agent),
-            "--work-dir",
-            p(&work),
-            "--cache",
-            p(&cache),
-        ],
-        &[("SOURCE_DATE_EPOCH", &epoch)],
-    )
-    .ok();
+    let (run, work) = build_site_iso(dir.path(), &spec, &base, &agent, &iso);
     assert!(run.stderr().contains("[5/5] checksum"), "{}", run.stderr());
     let sum = std::fs::read_to_string(dir.path().join("build/palette-edge-installer.iso.sha256")).unwrap();
     assert!(sum.ends_with("  palette-edge-installer.iso\n"), "{sum}");
@@ -213,28 +207,7 @@ fn kairos_like_dracut_site_iso_loads_bundle_and_boots_on_uefi_usb() {
     let target = Registry::start();
     let spec = write_site(dir.path(), &source, &target);
     let iso = dir.path().join("site.iso");
-    let epoch = E2E_EPOCH.to_string();
-    let cache = dir.path().join("cache");
-    let work = dir.path().join("work");
-    edgeiso(
-        &[
-            "build",
-            "--spec",
-            p(&spec),
-            "--base",
-            p(&base),
-            "--output",
-            p(&iso),
-            "--agent",
-            p(&agent),
-            "--work-dir",
-            p(&work),
-            "--cache",
-            p(&cache),
-        ],
-        &[("SOURCE_DATE_EPOCH", &epoch)],
-    )
-    .ok();
+    let (_, work) = build_site_iso(dir.path(), &spec, &base, &agent, &iso);
     let bundle = work.join("bundle/content-e2e.tar");
     assert!(target.catalog().is_empty());
     // The squashfs root prints this after switch_root: dracut ran the hook
