@@ -294,6 +294,12 @@ pub fn write_overlay(
         initrd_compression: format!("{compression:?}").to_lowercase(),
         files: Vec::new(),
     };
+    // The remaster keeps files others may not read private on the ISO (render
+    // writes its secrets 0600 on purpose); this command's own files get
+    // explicit modes so the umask cannot make them look private, or the ISO
+    // differ between hosts.
+    normalise_own_modes(root)?;
+
     // 5. overlay.json: lists the tree (it marks the folder as ours, and
     // travels on the ISO as a table of contents).
     report.files = list_files(root)?;
@@ -305,6 +311,7 @@ pub fn write_overlay(
     }))?;
     json.push(b'\n');
     fs::write(root.join(OVERLAY_JSON), &json)?;
+    set_mode(&root.join(OVERLAY_JSON), 0o644)?;
     if let Some(last) = report.files.last_mut() {
         last.1 = json.len() as u64;
     }
@@ -379,6 +386,24 @@ fn lay_parts(parts: &[PathBuf], dir: &Path, stem: &str, part_size: u64) -> anyho
         }
     }
     Ok(out)
+}
+
+/// Give every file this command wrote itself 0644 (0755 when its owner may
+/// run it). Render's output (`/config.yaml`, `/edgeiso/site/`) keeps the modes
+/// render gave it: 0600 for what carries secrets.
+fn normalise_own_modes(root: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let site = root.join(layout::ISO_SITE_DIR.trim_start_matches('/'));
+    for p in walkdir(root)? {
+        if p == root.join("config.yaml") || p.starts_with(&site) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&p)?;
+        if meta.is_file() {
+            set_mode(&p, if meta.permissions().mode() & 0o100 != 0 { 0o755 } else { 0o644 })?;
+        }
+    }
+    Ok(())
 }
 
 fn set_mode(p: &Path, mode: u32) -> std::io::Result<()> {

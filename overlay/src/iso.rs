@@ -1025,9 +1025,12 @@ impl Remaster {
     /// grouped by mode, so the output does not depend on the host's umask:
     /// `/` keeps the base's mode (0755 if unknown), directories new to the ISO
     /// get 0755, overlay files 0755 when their owner may execute them (the
-    /// agent) else 0644, patched configs the base file's mode. Directories
-    /// the base already has keep their mode (`-map` leaves them alone), as
-    /// do all other files of the base.
+    /// agent), 0600 when others may not read them (render's secrets: Harbor's
+    /// password and TLS key, credential-bearing config.yaml and hosts.toml,
+    /// which must not become readable by every user of the live system),
+    /// else 0644; patched configs the base file's mode. Directories the base
+    /// already has keep their mode (`-map` leaves them alone), as do all
+    /// other files of the base.
     fn overlay_modes(
         &self,
         patched: &BTreeMap<String, PathBuf>,
@@ -1057,8 +1060,11 @@ impl Remaster {
                     path: entry.path().to_path_buf(),
                     source: e.into_io_error().unwrap_or_else(|| io::Error::other("stat failed")),
                 })?;
-                if meta.permissions().mode() & 0o100 != 0 {
+                let mode = meta.permissions().mode();
+                if mode & 0o100 != 0 {
                     0o755
+                } else if mode & 0o004 == 0 {
+                    0o600
                 } else {
                     0o644
                 }

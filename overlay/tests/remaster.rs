@@ -133,17 +133,19 @@ fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// An overlay as a build under `umask 077` leaves it (0700 folders, 0600
-/// files, 0700 agent) or under `umask 022`.
+/// An overlay as a build under `umask 077` leaves it (0700 folders, 0700
+/// agent) or under `umask 022`; files carry the modes `edgeiso overlay` gives
+/// them explicitly: 0644, and 0600 for one that holds secrets.
 fn overlay_with_agent(dir: &Path, private: bool) {
     make_overlay(dir, "modes");
     std::fs::create_dir_all(dir.join("edgeiso/bin")).unwrap();
     std::fs::write(dir.join("edgeiso/bin/edgeiso-agent"), "#!/bin/sh\n").unwrap();
-    let (d, f, x) = if private { (0o700, 0o600, 0o700) } else { (0o755, 0o644, 0o755) };
+    let (d, x) = if private { (0o700, 0o700) } else { (0o755, 0o755) };
     for e in walk_all(dir) {
-        chmod(&e, if e.is_dir() { d } else { f });
+        chmod(&e, if e.is_dir() { d } else { 0o644 });
     }
     chmod(&dir.join("edgeiso/bin/edgeiso-agent"), x);
+    chmod(&dir.join("config.yaml"), 0o600);
     chmod(dir, d);
 }
 
@@ -186,7 +188,8 @@ fn modes_are_normalised_and_do_not_depend_on_the_umask() {
         assert_eq!(got["/edgeiso"], "drwxr-xr-x", "{layout}: {got:?}");
         assert_eq!(got["/edgeiso/bin"], "drwxr-xr-x", "{layout}: {got:?}");
         assert_eq!(got["/edgeiso/bin/edgeiso-agent"], "-rwxr-xr-x", "{layout}: {got:?}");
-        assert_eq!(got["/config.yaml"], "-rw-r--r--", "{layout}: {got:?}");
+        // A file others may not read stays private: render writes secrets so.
+        assert_eq!(got["/config.yaml"], "-rw-------", "{layout}: {got:?}");
         assert_eq!(got["/boot/edgeiso.img"], "-rw-r--r--", "{layout}: {got:?}");
         // The base's own folder and the patched config keep the base's modes.
         assert_eq!(got["/boot"], before["/boot"], "{layout}");
