@@ -81,16 +81,18 @@ pub fn check_kernel_arg(arg: &str) -> Result<(), String> {
 }
 
 /// The arguments of `wanted` that an entry whose arguments are `existing`
-/// lacks: not the same text, and for `ip=`, no `ip=` at all (the entry
-/// already configures the network its own way).
+/// lacks: for `key=value`, no `key=` at all (the entry's own setting wins:
+/// `rd.neednet=0` stays as it is, an `ip=` of its own configures the network
+/// its way; appending ours would override it, as the last value counts);
+/// for a bare flag, not the same flag.
 fn args_to_add<'a>(existing: &[&str], wanted: &'a [String]) -> Vec<&'a str> {
+    let key = |a: &str| a.split_once('=').map(|(k, _)| k.to_string());
     wanted
         .iter()
         .map(String::as_str)
-        .filter(|w| {
-            let present = existing.contains(w);
-            let has_ip = w.starts_with("ip=") && existing.iter().any(|e| e.starts_with("ip="));
-            !present && !has_ip
+        .filter(|w| match key(w) {
+            Some(k) => !existing.iter().any(|e| key(e).as_deref() == Some(k.as_str())),
+            None => !existing.contains(w),
         })
         .collect()
 }
@@ -343,7 +345,9 @@ pub fn patch_grub_cfg(text: &str, overlay: &str, kernel_args: &[String]) -> CfgP
 /// like): appended to the label's (last, i.e. effective) `APPEND` line, or,
 /// for a label without one, on a new `APPEND` line after its kernel line,
 /// which repeats the global `APPEND`'s arguments the label inherited (an
-/// own `APPEND` replaces the global one). The global `APPEND` itself is not
+/// own `APPEND` replaces the global one); not at all when the file has no
+/// global `APPEND` (the label may inherit one from an including file).
+/// `TEXT HELP` blocks are prose and skipped. The global `APPEND` itself is not
 /// changed: it also reaches labels that run COM32 modules.
 pub fn patch_isolinux_cfg(text: &str, overlay: &str, kernel_args: &[String]) -> CfgPatch {
     // One output string per input line (line ending included), so kernel
@@ -353,12 +357,26 @@ pub fn patch_isolinux_cfg(text: &str, overlay: &str, kernel_args: &[String]) -> 
     let has_overlay = |list: &str| list.split(',').any(|p| p == overlay);
     let mut labels: Vec<IsolinuxLabel> = Vec::new();
     let mut global_append: Option<usize> = None;
+    // Inside `TEXT HELP` ... `ENDTEXT`: prose, not keywords ("Boot from ...").
+    let mut in_help_text = false;
     for (n, line) in text.split_inclusive('\n').enumerate() {
         let (body, eol) = split_eol(line);
         let indent_len = body.len() - body.trim_start().len();
         let rest = &body[indent_len..];
         let word_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
         let keyword = rest[..word_len].to_ascii_lowercase();
+        if in_help_text {
+            in_help_text = keyword != "endtext";
+            out.push(line.to_string());
+            continue;
+        }
+        if keyword == "text"
+            && rest[word_len..].split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case("help"))
+        {
+            in_help_text = true;
+            out.push(line.to_string());
+            continue;
+        }
         match keyword.as_str() {
             "label" => labels.push(IsolinuxLabel::default()),
             "append" => match labels.last_mut() {
@@ -481,6 +499,12 @@ pub fn patch_isolinux_cfg(text: &str, overlay: &str, kernel_args: &[String]) -> 
                     kernel_args_lines += 1;
                     note_added(&mut kernel_args_added, &add, kernel_args);
                 }
+                // A label without its own APPEND in a file without a global
+                // one may inherit its arguments from a file that INCLUDEs this
+                // one; an APPEND of ours would replace them and the entry
+                // would no longer boot. Leave it (the report's count of
+                // changed entries shows it).
+                None if global_append.is_none() => {}
                 None => {
                     let inherited = match global_append.map(|g| append_args(&out, g)) {
                         Some(a) if !(a.len() == 1 && a[0] == "-") => a,
@@ -834,9 +858,9 @@ menuentry "Kairos (manual)" --class os --unrestricted {
         let p = patch_grub_cfg(cfg, OVERLAY, &args);
         assert_eq!(p.text, "linux /k ip=10.0.0.2::10.0.0.1:255.255.255.0::eth0:none quiet rd.neednet=1\n");
         assert_eq!(p.kernel_args_added, ["rd.neednet=1"]);
-        // Only the same key=value counts for other arguments.
+        // The entry's own value of a key wins: ours would override it.
         let p = patch_grub_cfg("linux /k rd.neednet=0\n", OVERLAY, &args);
-        assert_eq!(p.text, "linux /k rd.neednet=0 rd.neednet=1 ip=dhcp\n");
+        assert_eq!(p.text, "linux /k rd.neednet=0 ip=dhcp\n");
         // The kernel image itself is not an argument.
         let p = patch_grub_cfg("linux ip=dhcp\n", OVERLAY, &args);
         assert_eq!(p.text, "linux ip=dhcp rd.neednet=1 ip=dhcp\n");
@@ -863,9 +887,10 @@ menuentry "Kairos (manual)" --class os --unrestricted {
         assert_eq!(again.text, p.text);
         assert_eq!((again.patched_lines, again.kernel_args_lines), (0, 0));
 
-        // A label with a kernel but no APPEND gets one, right after its kernel
-        // line (indent, case and line ending of that line); COM32 modules and
-        // local boot get nothing; an entry's own ip= is kept.
+        // A label with a kernel but no APPEND in a file without a global
+        // APPEND gets nothing: it may inherit its arguments from a file that
+        // INCLUDEs this one, which an APPEND of ours would replace. COM32
+        // modules and local boot get nothing; an entry's own ip= is kept.
         let cfg = "DEFAULT menu.c32\r\nLABEL a\r\n  KERNEL /boot/vmlinuz\r\n  INITRD /boot/initrd.img\r\n\
                    LABEL hdt\r\n  KERNEL hdt.c32\r\n  APPEND modules=/m\r\nlabel b\r\n\tlinux /boot/vmlinuz\r\n\
                    label c\r\n  kernel /boot/vmlinuz\r\n  append ip=off\r\nLABEL d\r\n  COM32 chain.c32\r\n  APPEND hd0\r\n\
@@ -873,17 +898,35 @@ menuentry "Kairos (manual)" --class os --unrestricted {
         let p = patch_isolinux_cfg(cfg, OVERLAY, &live_args());
         assert_eq!(
             p.text,
-            "DEFAULT menu.c32\r\nLABEL a\r\n  KERNEL /boot/vmlinuz\r\n  APPEND rd.neednet=1 ip=dhcp\r\n  INITRD /boot/initrd.img,/boot/edgeiso.img\r\n\
-             LABEL hdt\r\n  KERNEL hdt.c32\r\n  APPEND modules=/m\r\nlabel b\r\n\tlinux /boot/vmlinuz\r\n\tappend rd.neednet=1 ip=dhcp\r\n\
+            "DEFAULT menu.c32\r\nLABEL a\r\n  KERNEL /boot/vmlinuz\r\n  INITRD /boot/initrd.img,/boot/edgeiso.img\r\n\
+             LABEL hdt\r\n  KERNEL hdt.c32\r\n  APPEND modules=/m\r\nlabel b\r\n\tlinux /boot/vmlinuz\r\n\
              label c\r\n  kernel /boot/vmlinuz\r\n  append ip=off rd.neednet=1\r\nLABEL d\r\n  COM32 chain.c32\r\n  APPEND hd0\r\n\
              LABEL e\r\n  LOCALBOOT 0\r\n"
         );
-        assert_eq!(p.kernel_args_lines, 3);
+        assert_eq!(p.kernel_args_lines, 1);
         assert_eq!(patch_isolinux_cfg(&p.text, OVERLAY, &live_args()).text, p.text);
 
-        // The kernel line ends the file without a newline.
-        let p = patch_isolinux_cfg("LABEL a\n KERNEL /k", OVERLAY, &live_args());
-        assert_eq!(p.text, "LABEL a\n KERNEL /k\n APPEND rd.neednet=1 ip=dhcp");
+        // With a global APPEND, a label without its own gets a new APPEND
+        // right after its kernel line (indent, case and line ending of that
+        // line), even when the kernel line ends the file without a newline.
+        let p = patch_isolinux_cfg("APPEND quiet\r\nlabel a\r\n\tlinux /k", OVERLAY, &live_args());
+        assert_eq!(p.text, "APPEND quiet\r\nlabel a\r\n\tlinux /k\n\tappend quiet rd.neednet=1 ip=dhcp");
+    }
+
+    #[test]
+    fn isolinux_help_text_is_prose_not_keywords() {
+        // "Boot ..." and "Kernel ..." in a help block must neither stop a
+        // label counting as Linux nor become its kernel line.
+        let cfg = "APPEND quiet\nLABEL a\n  KERNEL /k\n  TEXT HELP\n  Boot the live system.\n  Kernel messages go to ttyS0.\n  ENDTEXT\n\
+                   LABEL b\n  text help\n  Linux rescue\n  endtext\n  LINUX /k\n  APPEND console=ttyS0\n";
+        let p = patch_isolinux_cfg(cfg, OVERLAY, &live_args());
+        assert_eq!(
+            p.text,
+            "APPEND quiet\nLABEL a\n  KERNEL /k\n  APPEND quiet rd.neednet=1 ip=dhcp\n  TEXT HELP\n  Boot the live system.\n  \
+             Kernel messages go to ttyS0.\n  ENDTEXT\nLABEL b\n  text help\n  Linux rescue\n  endtext\n  LINUX /k\n  \
+             APPEND console=ttyS0 rd.neednet=1 ip=dhcp\n"
+        );
+        assert_eq!(p.kernel_args_lines, 2);
     }
 
     #[test]
