@@ -462,7 +462,8 @@ pub const LIVE_LOAD_DEADLINE: &str = "10m";
 /// must never `exit` or leave `set -e`, variables or functions behind;
 /// everything runs in a function with `local` variables. It needs nothing
 /// but the shell, `mkdir` and `cp` (dracut's base module installs both): the
-/// counting and the log tail are done by the shell itself.
+/// counting and the log tail are done by the shell itself (a last line without
+/// a newline, such as a panic's, is read too).
 pub fn hook_script(spec: &Spec) -> String {
     let registry = spec.harbor.url.to_string();
     let content = format!("{}{}", layout::LIVE_MEDIUM, layout::ISO_CONTENT_DIR);
@@ -477,7 +478,7 @@ pub fn hook_script(spec: &Spec) -> String {
         >/run/edgeiso/load.json 2>/run/edgeiso/load.log </dev/null
     rc=$?
     n=0
-    while IFS= read -r line; do
+    while IFS= read -r line || [ -n "$line" ]; do
         case "$line" in *'"event":"image-loaded"'*) n=$((n + 1)) ;; esac
     done </run/edgeiso/load.json
     if [ "$rc" = 0 ]; then
@@ -486,9 +487,9 @@ pub fn hook_script(spec: &Spec) -> String {
     fi
     edgeiso_say "failed: edgeiso-agent exit $rc after $n images; the end of its log:"
     total=0
-    while IFS= read -r line; do total=$((total + 1)); done </run/edgeiso/load.log
+    while IFS= read -r line || [ -n "$line" ]; do total=$((total + 1)); done </run/edgeiso/load.log
     i=0
-    while IFS= read -r line; do
+    while IFS= read -r line || [ -n "$line" ]; do
         i=$((i + 1))
         [ "$i" -gt $((total - 15)) ] && edgeiso_say "  $line"
     done </run/edgeiso/load.log
