@@ -66,8 +66,11 @@ pub enum AgentError {
     ImagesFailed { failed: usize, total: usize },
     #[error("bundle unreadable: {0}")]
     BundleRead(String),
-    #[error("--deadline {deadline} expired: {not_loaded} of {total} images not loaded (run again to continue)")]
-    Deadline { deadline: String, not_loaded: usize, total: usize },
+    #[error(
+        "--deadline {deadline} expired: {not_loaded} of {total} images not loaded by the deadline{} (run again to continue)",
+        if *failed > 0 { format!(", {failed} failed otherwise (see above)") } else { String::new() }
+    )]
+    Deadline { deadline: String, not_loaded: usize, failed: usize, total: usize },
 }
 
 impl AgentError {

@@ -63,8 +63,11 @@ pub struct LoadReport {
 impl LoadReport {
     /// The error the run ends with, if any image failed. A broken state
     /// directory (1) comes first, then an unreadable bundle (6), then an
-    /// expired deadline (8); failures all of one kind give that kind's code
-    /// (5, 7, 4); any other mix is 3.
+    /// expired deadline (8), then a registry that stopped answering (4, even
+    /// when other images failed otherwise: a retry, which the systemd unit
+    /// makes for 4 only, loads those, and the next run ends with the other
+    /// failures' code); failures all of one kind give that kind's code (5,
+    /// 7); any other mix is 3.
     pub fn outcome(&self, registry: &str) -> Result<(), AgentError> {
         if self.failed.is_empty() {
             return Ok(());
@@ -82,7 +85,23 @@ impl LoadReport {
             return Err(AgentError::Deadline {
                 deadline: self.deadline.map(|d| humantime::format_duration(d).to_string()).unwrap_or_default(),
                 not_loaded: kinds.iter().filter(|k| **k == FailKind::Deadline).count(),
+                failed: kinds.iter().filter(|k| **k != FailKind::Deadline).count(),
                 total,
+            });
+        }
+        let unavailable = kinds.iter().filter(|k| **k == FailKind::Unavailable).count();
+        if unavailable > 0 {
+            let others = self.failed.len() - unavailable;
+            return Err(AgentError::Registry {
+                url: registry.to_owned(),
+                message: if others == 0 {
+                    format!("stopped answering; {unavailable} of {total} images not loaded (run again to continue)")
+                } else {
+                    format!(
+                        "stopped answering; {unavailable} of {total} images not loaded (run again to continue), \
+                         and {others} failed otherwise (see above)"
+                    )
+                },
             });
         }
         if let Some(message) = first(FailKind::Tls).filter(|_| kinds.iter().all(|k| *k == FailKind::Tls)) {
@@ -93,15 +112,6 @@ impl LoadReport {
                 url: registry.to_owned(),
                 user: String::new(),
                 message: format!("{} of {total} images could not be pushed: {}", self.failed.len(), self.failed[0].2),
-            });
-        }
-        if kinds.iter().all(|k| *k == FailKind::Unavailable) {
-            return Err(AgentError::Registry {
-                url: registry.to_owned(),
-                message: format!(
-                    "stopped answering; {} of {total} images not loaded (run again to continue)",
-                    self.failed.len()
-                ),
             });
         }
         Err(AgentError::ImagesFailed { failed: self.failed.len(), total })
@@ -391,6 +401,7 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
                 return Err(AgentError::Deadline {
                     deadline: humantime::format_duration(settings.deadline.unwrap_or_default()).to_string(),
                     not_loaded: keys.len(),
+                    failed: 0,
                     total: keys.len(),
                 });
             }
@@ -893,9 +904,20 @@ mod tests {
         assert_eq!(code(&[Content, State, Bundle, Deadline]), 1);
         assert_eq!(code(&[Content, Bundle, Deadline]), 6);
         assert_eq!(code(&[Content, Deadline, Unavailable]), 8);
-        assert_eq!(code(&[Content, Unavailable]), 3);
+        // A registry that stopped answering wins over other failures: the
+        // unit retries 4 (not 3), and the retry loads those images.
+        assert_eq!(code(&[Content, Unavailable]), 4);
+        assert_eq!(code(&[Auth, Unavailable]), 4);
+        let e = report(&[Unavailable, Content]).outcome("r").unwrap_err();
+        assert!(
+            e.to_string().contains("1 of 4 images not loaded") && e.to_string().contains("1 failed otherwise"),
+            "{e}"
+        );
         assert_eq!(code(&[Tls, Auth]), 3);
+        assert_eq!(code(&[Content, Auth]), 3);
         let e = report(&[Deadline, Content]).outcome("r").unwrap_err();
-        assert!(e.to_string().contains("1 of 4 images not loaded"), "{e}");
+        assert!(e.to_string().contains("1 of 4 images not loaded by the deadline, 1 failed otherwise"), "{e}");
+        let e = report(&[Deadline]).outcome("r").unwrap_err();
+        assert!(e.to_string().contains("1 of 3 images not loaded by the deadline (run again"), "{e}");
     }
 }
