@@ -12,6 +12,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::Context;
+use edgeiso_bundle::fsutil;
 use edgeiso_installer_config::spec::Spec;
 use edgeiso_overlay::iso::{self, IsoError, Remaster, Xorriso};
 use sha2::{Digest as _, Sha256};
@@ -105,8 +106,8 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
             d.clone()
         }
         None => {
-            temp_work = LockedTempDir::new(&out_dir, WORK_PREFIX)?;
-            temp_work.dir.path().to_path_buf()
+            temp_work = locked_temp_dir(&out_dir, WORK_PREFIX)?;
+            temp_work.path().to_path_buf()
         }
     };
 
@@ -196,42 +197,15 @@ const WORK_PREFIX: &str = ".edgeiso-work.";
 /// The staging folder of `site-iso`.
 const CIDATA_PREFIX: &str = ".edgeiso-cidata.";
 
-/// A temporary folder that says whether its run is alive: an exclusive
-/// `flock` on the folder itself is held while it exists. Creating one first
-/// removes the folders of runs that died (killed, power cut) without
-/// cleaning up, i.e. those whose lock can be taken; a live run's stay.
-struct LockedTempDir {
-    // Field order: the folder is removed before its lock is released.
-    dir: tempfile::TempDir,
-    _lock: fs::File,
-}
-
-impl LockedTempDir {
-    fn new(parent: &Path, prefix: &str) -> anyhow::Result<Self> {
-        sweep_orphan_dirs(parent, prefix);
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(parent)
-            .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
-        let lock = fs::File::open(dir.path()).with_context(|| format!("opening {}", dir.path().display()))?;
-        lock.try_lock().map_err(|e| anyhow::anyhow!("{}: cannot lock: {e}", dir.path().display()))?;
-        Ok(LockedTempDir { dir, _lock: lock })
-    }
-}
-
-/// Remove folders `parent/<prefix>*` whose lock nobody holds.
-fn sweep_orphan_dirs(parent: &Path, prefix: &str) {
-    let Ok(entries) = fs::read_dir(parent) else { return };
-    for e in entries.flatten() {
-        if !e.file_name().to_string_lossy().starts_with(prefix) || !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let Ok(f) = fs::File::open(e.path()) else { continue };
-        if f.try_lock().is_ok() {
-            tracing::debug!(path = %e.path().display(), "removing the work folder of a run that is gone");
-            let _ = fs::remove_dir_all(e.path());
-        }
-    }
+/// A temporary folder beside the output that says whether its run is alive
+/// (see [`edgeiso_bundle::fsutil::create_locked_dir`]). Creating one first
+/// removes the folders of runs that died (killed, power cut) without cleaning
+/// up; a live run's stay. Where the file system cannot lock (some NFS
+/// mounts), the folder is used unlocked and nothing is swept.
+fn locked_temp_dir(parent: &Path, prefix: &str) -> anyhow::Result<fsutil::LockedDir> {
+    fsutil::sweep_orphan_dirs(parent, prefix);
+    fsutil::create_locked_dir(parent, prefix)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))
 }
 
 /// Write `bytes` to `path` through a temp file and a rename, so a reader
@@ -240,8 +214,8 @@ fn write_replacing(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let stem = format!(".{}", file_name(path));
-    edgeiso_bundle::fsutil::sweep_orphans(dir, |n| n.starts_with(&format!("{stem}.")) && n.ends_with(".partial"));
-    let (tmp, mut f) = edgeiso_bundle::fsutil::create_locked(dir, &stem, "partial")
+    fsutil::sweep_orphans(dir, |n| n.starts_with(&format!("{stem}.")) && n.ends_with(".partial"));
+    let (tmp, mut f) = fsutil::create_locked(dir, &stem, "partial")
         .with_context(|| format!("creating a temp file for {}", path.display()))?;
     let done = f.write_all(bytes).and_then(|()| f.sync_all()).and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = done {
@@ -275,8 +249,8 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
     }
     let out_dir = args.output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     fs::create_dir_all(&out_dir)?;
-    let stage = LockedTempDir::new(&out_dir, CIDATA_PREFIX)?;
-    let stage = stage.dir.path();
+    let stage = locked_temp_dir(&out_dir, CIDATA_PREFIX)?;
+    let stage = stage.path();
     fs::write(stage.join("user-data"), &user_data)?;
     let meta = match &args.meta_data {
         Some(p) => fs::read(p).map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("{}: {e}", p.display())))?,
@@ -296,14 +270,10 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
     // xorriso writes into the empty temp file, which stays flock-held (so a
     // later run sweeps it only once this one is gone) until the rename.
     let stem = format!(".{}", file_name(&args.output));
-    edgeiso_bundle::fsutil::sweep_orphans(&out_dir, |n| n.starts_with(&format!("{stem}.")) && n.ends_with(".partial"));
-    let (tmp, tmp_file) = edgeiso_bundle::fsutil::create_locked(&out_dir, &stem, "partial")
+    fsutil::sweep_orphans(&out_dir, |n| n.starts_with(&format!("{stem}.")) && n.ends_with(".partial"));
+    let (tmp, tmp_file) = fsutil::create_locked_as(&out_dir, &format!("{stem}."), ".partial", Some(0o600))
         .with_context(|| format!("creating a temp file in {}", out_dir.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp_file.set_permissions(fs::Permissions::from_mode(0o600))?;
-    }
-    let _remove = RemoveOnDrop(tmp.clone());
+    let _remove = fsutil::RemoveOnDrop(tmp.clone());
     let mut cmd = Command::new(x.program());
     cmd.env("LC_ALL", "C").args(["-report_about", "SORRY", "-as", "mkisofs", "-o"]).arg(&tmp);
     cmd.args(["-V", "cidata", "-J", "-R", "-input-charset", "utf-8", "-graft-points"]);
@@ -341,14 +311,6 @@ pub fn site_iso(ui: &Ui, args: SiteIsoArgs) -> anyhow::Result<()> {
     ui.print(args.output.display().to_string());
     ui.event("site-iso", serde_json::json!({ "output": args.output, "bytes": size, "volumeId": "cidata" }));
     Ok(())
-}
-
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
-    }
 }
 
 fn file_name(p: &Path) -> String {

@@ -324,6 +324,14 @@ fn iso_is_byte_identical_with_source_date_epoch() {
     std::fs::create_dir_all(dir.path().join(".edgeiso-work.live")).unwrap();
     let holder = std::fs::File::open(dir.path().join(".edgeiso-work.live")).unwrap();
     holder.lock().unwrap();
+    // Today's runs lock a `.lock` file inside (read-write, which NFS needs),
+    // and create the folder under a name no sweep takes until it is locked.
+    std::fs::create_dir_all(dir.path().join(".edgeiso-work.live2")).unwrap();
+    let holder2 = std::fs::File::create(dir.path().join(".edgeiso-work.live2/.lock")).unwrap();
+    holder2.lock().unwrap();
+    std::fs::create_dir_all(dir.path().join(".edgeiso-work.dead2")).unwrap();
+    std::fs::write(dir.path().join(".edgeiso-work.dead2/.lock"), "").unwrap();
+    std::fs::create_dir_all(dir.path().join(".edgeiso-creating.4444-fresh-0")).unwrap();
     for (i, cache) in ["cache-a", "cache-b"].iter().enumerate() {
         let out = dir.path().join(format!("site-{i}.iso"));
         let run = edgeiso(
@@ -355,8 +363,9 @@ fn iso_is_byte_identical_with_source_date_epoch() {
         std::fs::read_to_string(dir.path().join("site-1.iso.sha256")).unwrap(),
         format!("{}  site-1.iso\n", sums[1])
     );
-    assert_eq!(hidden(dir.path()), [".edgeiso-work.live"]);
+    assert_eq!(hidden(dir.path()), [".edgeiso-creating.4444-fresh-0", ".edgeiso-work.live", ".edgeiso-work.live2"]);
     drop(holder);
+    drop(holder2);
     // The result carries the overlay and every boot entry loads it.
     let iso = dir.path().join("site-0.iso");
     let files = iso_files(&iso);

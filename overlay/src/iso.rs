@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use edgeiso_bundle::fsutil;
+
 use crate::bootcfg::{
     check_kernel_arg, inspect_systemd_boot_entry, patch_grub_cfg, patch_isolinux_cfg, CfgPatch, CfgProblem,
 };
@@ -872,12 +874,14 @@ impl Remaster {
         // Temp files of runs that died (killed, power cut) go first; a live
         // run's are locked and stay.
         let tmp_prefix = format!(".{}.partial-", out_name.to_string_lossy());
-        sweep_orphans(out_dir, |name| name.starts_with(&tmp_prefix));
+        fsutil::sweep_orphans(out_dir, |name| name.starts_with(&tmp_prefix));
         // xorriso must get an empty file: a non-empty one would be treated as a
         // medium to append to. Created 0600 (the ISO carries the site's
-        // secrets) and flock-held while this run lives, so no other run sweeps it.
-        let (tmp, tmp_file) = create_locked_temp(out_dir, &tmp_prefix)?;
-        let _cleanup = RemoveOnDrop(tmp.clone());
+        // secrets) and flock-held while this run lives, so no other run sweeps
+        // it (it gets its swept name only once locked).
+        let (tmp, tmp_file) = fsutil::create_locked_as(out_dir, &tmp_prefix, "", Some(0o600))
+            .map_err(|source| IsoError::Io { path: out_dir.to_path_buf(), source })?;
+        let _cleanup = fsutil::RemoveOnDrop(tmp.clone());
         let modes = self.overlay_modes(&patched, &base_modes)?;
 
         let mut expected = overlay_files(&self.overlay_dir)?;
@@ -1078,55 +1082,6 @@ impl Remaster {
             modes.entry(mode).or_default().push(iso_path.clone());
         }
         Ok(modes)
-    }
-}
-
-/// Create `dir/<prefix><pid>-<unique>` exclusively, mode 0600, and hold an
-/// exclusive `flock` on it for as long as the returned file is open.
-fn create_locked_temp(dir: &Path, prefix: &str) -> Result<(PathBuf, File), IsoError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    loop {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let path =
-            dir.join(format!("{prefix}{}-{nanos:x}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-        match std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path) {
-            Ok(f) => {
-                // The umask cannot widen 0600, but a pre-set ACL default could.
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
-                f.try_lock()
-                    .map_err(|e| IsoError::Io { path: path.clone(), source: io::Error::other(e.to_string()) })?;
-                return Ok((path, f));
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(IsoError::Io { path, source: e }),
-        }
-    }
-}
-
-/// Remove the files in `dir` that `is_temp` accepts and whose writer is gone
-/// (nobody holds their `flock`). Works across PID namespaces, unlike a pid check.
-fn sweep_orphans(dir: &Path, is_temp: impl Fn(&str) -> bool) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if !is_temp(&name) || !e.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let Ok(f) = File::open(e.path()) else { continue };
-        if f.try_lock().is_ok() {
-            tracing::debug!(path = %e.path().display(), "removing the temp file of a run that is gone");
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -216,11 +216,19 @@ fn orphaned_temp_files_are_swept_but_a_live_runs_are_kept() {
     // Another output's temp file is not this run's business.
     let other = tmp.path().join(".other.iso.partial-4242-dead-0");
     std::fs::write(&other, b"x").unwrap();
+    // A run that has just created its temp and not yet locked it: the temp
+    // does not have its swept name yet, and a fresh one is never swept.
+    let creating = tmp.path().join(".edgeiso-creating.4444-fresh-0");
+    std::fs::write(&creating, b"").unwrap();
     remaster(&base, &overlay, &out, Some(1_700_000_000)).unwrap();
     assert!(!dead.exists(), "an orphan of a dead run was kept");
     assert!(live.exists(), "a live run's temp file was removed");
     assert!(other.exists());
-    assert_eq!(leftovers(tmp.path()), [".other.iso.partial-4242-dead-0", ".out.iso.partial-4343-live-0"]);
+    assert!(creating.exists(), "a temp in its creation window was removed");
+    assert_eq!(
+        leftovers(tmp.path()),
+        [".edgeiso-creating.4444-fresh-0", ".other.iso.partial-4242-dead-0", ".out.iso.partial-4343-live-0"]
+    );
     drop(holder);
 }
 
