@@ -40,9 +40,13 @@
 #                  systemd-networkd) that mounts the medium at
 #                  /run/initramfs/live, loop-mounts /rootfs.squashfs with an
 #                  overlay and switches root into it; the root prints
-#                  `EDGEISO-BASE: root reached` and powers off. Kairos' own
-#                  kernel command line, nothing added: a live load must bring
-#                  its own network arguments.
+#                  `EDGEISO-BASE: root reached` and powers off, or, when
+#                  the overlay staged an agent for http://127.0.0.1:30003,
+#                  plays the installed node (a registry on NodePort 30003
+#                  and the agent's unit) and stays up. Kairos' own
+#                  kernel command line plus rd.live.overlay.overlayfs=1 (see
+#                  below); no network arguments: a live load must bring its
+#                  own.
 #
 # Deterministic: every timestamp comes from SOURCE_DATE_EPOCH (default
 # 1700000000), archives are sorted and owned by 0:0.
@@ -116,17 +120,64 @@ build_dracut_live() {
 
   # The root the initramfs switches into: busybox, an os-release (systemd
   # refuses to switch into a tree without one) and an init that says it got
-  # there and powers off.
-  local root="$work/squashroot" applet
-  mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,usr/lib}
+  # there. It also stands in for an installed node (k3s with Harbor on
+  # NodePort 30003, and the edgeiso-agent systemd unit): when the initramfs
+  # overlay staged an agent whose config points at http://127.0.0.1:30003,
+  # it starts a registry (Debian's docker-registry) on port 30003, brings up
+  # DHCP, runs the staged agent as the unit would, prints its exit status and
+  # stays up so a boot test can read that registry through a forwarded port.
+  # Otherwise it powers off.
+  local root="$work/squashroot" applet lib
+  mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,usr/lib,usr/share/udhcpc,var/lib/registry}
   cp "$(command -v busybox)" "$root/bin/busybox"
-  for applet in sh echo mount poweroff sync sleep cat; do ln -s busybox "$root/bin/$applet"; done
+  for applet in sh echo mount poweroff sync sleep cat grep ip udhcpc wget mkdir; do
+    ln -s busybox "$root/bin/$applet"
+  done
+  cp "$(command -v docker-registry)" "$root/bin/docker-registry"
+  # docker-registry needs only glibc and its loader.
+  for lib in $(ldd "$(command -v docker-registry)" | grep -o '/[^ ]*'); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  cat >"$root/etc/registry.yml" <<'EOY'
+version: 0.1
+storage: { filesystem: { rootdirectory: /var/lib/registry }, delete: { enabled: true } }
+http: { addr: 0.0.0.0:30003 }
+log: { level: error }
+EOY
+  cat >"$root/usr/share/udhcpc/default.script" <<'EOS'
+#!/bin/sh
+case "$1" in
+  deconfig) ip addr flush dev "$interface"; ip link set "$interface" up ;;
+  bound|renew)
+    ip addr flush dev "$interface"
+    ip addr add "$ip/${mask:-24}" dev "$interface"
+    for r in $router; do ip route add default via "$r" dev "$interface"; break; done ;;
+esac
+exit 0
+EOS
+  chmod 0755 "$root/usr/share/udhcpc/default.script"
   printf 'NAME="edgeiso test root"\nID=edgeiso-test\n' >"$root/usr/lib/os-release"
   ln -s ../usr/lib/os-release "$root/etc/os-release"
   cat >"$root/sbin/init" <<'EOS'
 #!/bin/sh
 export PATH=/bin
-echo "EDGEISO-BASE: root reached" >/dev/console
+say() { echo "EDGEISO-BASE: $*" >/dev/console; }
+say "root reached"
+agent=/run/edgeiso/bin/edgeiso-agent config=/run/edgeiso/agent-live.yaml
+if [ -x "$agent" ] && grep -q '^registry: http://127.0.0.1:30003' "$config" 2>/dev/null; then
+  mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t tmpfs tmpfs /tmp
+  mount -t tmpfs tmpfs /var/lib/registry
+  ip link set lo up
+  for ifc in $(ls /sys/class/net); do
+    [ "$ifc" = lo ] || udhcpc -i "$ifc" -n -q -t 10 -T 1 -s /usr/share/udhcpc/default.script >/dev/null 2>&1
+  done
+  docker-registry serve /etc/registry.yml >/dev/console 2>&1 &
+  say "node registry starting on port 30003"
+  "$agent" load --config "$config" --wait-timeout 1m >/tmp/agent.log 2>&1
+  say "node agent exit $?"
+  while true; do sleep 60; done
+fi
 sync
 poweroff -f
 EOS

@@ -28,6 +28,11 @@ use iso_common::{base_iso, boot_lock, record_time, static_agent, E2E_EPOCH};
 
 /// A liveLoad site with the four corpus images (the multi-platform one kept whole).
 fn write_site(dir: &Path, source: &Registry, target: &Registry) -> std::path::PathBuf {
+    write_site_for(dir, source, &format!("http://10.0.2.2:{}", target.port()), true)
+}
+
+/// The corpus site with `harbor.url` and `agent.liveLoad` as given.
+fn write_site_for(dir: &Path, source: &Registry, harbor_url: &str, live_load: bool) -> std::path::PathBuf {
     let host = source.host();
     common::write_spec(
         dir,
@@ -35,9 +40,8 @@ fn write_site(dir: &Path, source: &Registry, target: &Registry) -> std::path::Pa
             "name: e2e\n\
              images:\n  - {host}/team/app:1.0\n  - {host}/team/web:2.1\n  - ref: {host}/team/multi:1.0\n    platforms: all\n  - {host}/team/raw:1.0\n\
              registries:\n  - host: {host}\n    insecure: true\n\
-             harbor:\n  url: http://10.0.2.2:{port}\n\
-             agent:\n  liveLoad: true\n",
-            port = target.port()
+             harbor:\n  url: {harbor_url}\n\
+             agent:\n  liveLoad: {live_load}\n",
         ),
     )
 }
@@ -221,4 +225,64 @@ fn kairos_like_dracut_site_iso_loads_bundle_and_boots_on_uefi_usb() {
     assert!(log.contains("dracut-pre-pivot"), "dracut's own pre-pivot service ran the hook");
     assert!(secs < 120.0);
     assert_arrived_identical(&source, &target, &corpus);
+}
+
+#[test]
+fn kairos_like_node_loads_its_own_registry_read_through_a_forwarded_port() {
+    // What a real Kairos site does after installing: the node's Harbor
+    // listens on NodePort 30003 and the agent's unit loads the bundle into
+    // it; the boot test reads that registry through a forwarded port. The
+    // kairos-dracut base's root plays the node (a registry on 30003, then the
+    // staged agent, as the unit would); liveLoad is off, so the initramfs
+    // only stages the agent.
+    let agent = static_agent();
+    let base = base_iso("kairos-dracut");
+    let dir = tempfile::tempdir().unwrap();
+    let source = Registry::start();
+    let corpus = images::corpus();
+    images::push_all(&source, &corpus);
+    let spec = write_site_for(dir.path(), &source, "http://127.0.0.1:30003", false);
+    let iso = dir.path().join("node.iso");
+    let (_, work) = build_site_iso(dir.path(), &spec, &base, &agent, &iso);
+    let bundle = work.join("bundle/content-e2e.tar");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let _guard = boot_lock();
+    let log = iso.with_extension("bios-cd.log");
+    let started = Instant::now();
+    let run = edgeiso(
+        &[
+            "boot-test",
+            p(&iso),
+            "--firmware",
+            "bios",
+            "--media",
+            "cd",
+            "--timeout",
+            "2m",
+            "--forward",
+            &format!("{port}:30003"),
+            "--registry",
+            &format!("http://127.0.0.1:{port}"),
+            "--expect-bundle",
+            p(&bundle),
+            "--marker",
+            "EDGEISO-BASE: node agent exit 0",
+            "--serial-log",
+            p(&log),
+        ],
+        &[],
+    );
+    let secs = started.elapsed().as_secs_f64();
+    let console = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(run.out.status.success(), "boot-test failed ({}):\n{}\nconsole:\n{console}", run.code(), run.stderr());
+    assert!(run.stderr().contains("boot-test: PASS"), "{}", run.stderr());
+    assert!(console.contains("EDGEISO-AGENT: staged: /run/edgeiso/bin/edgeiso-agent"), "{console}");
+    assert!(!console.contains("EDGEISO-AGENT: loading"), "liveLoad is off: {console}");
+    let line = format!("e2e kairos-dracut node bios cd, forwarded 30003: boot-test {secs:.1}s");
+    eprintln!("{line}");
+    record_time(&line);
+    assert!(secs < 120.0, "{line}: over 2 minutes");
 }
