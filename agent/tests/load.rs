@@ -365,20 +365,29 @@ fn silent_listener() -> (std::net::TcpListener, String) {
     (l, url)
 }
 
+/// `edgeiso-agent load --registry URL FLAGS --bundle BUNDLE --state-dir
+/// DIR/s` against a registry that will not answer; how long it took.
+fn load_unreachable(
+    url: &str,
+    flags: &[&str],
+    bundle: &std::path::Path,
+    dir: &std::path::Path,
+) -> (std::process::Output, Duration) {
+    let t = Instant::now();
+    let mut c = agent();
+    c.args(["load", "--registry", url]).args(flags).arg("--bundle").arg(bundle).arg("--state-dir").arg(dir.join("s"));
+    let out = run(c);
+    (out, t.elapsed())
+}
+
 #[test]
 fn a_registry_that_never_answers_is_given_up_after_the_wait_timeout_with_exit_4() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bundle, _) = corpus_bundle(dir.path());
     let (_listener, url) = silent_listener();
-    let t = Instant::now();
-    let mut c = agent();
-    c.args(["load", "--registry", &url, "--wait-timeout", "3s", "--bundle"])
-        .arg(&bundle)
-        .arg("--state-dir")
-        .arg(dir.path().join("s"));
-    let out = run(c);
+    let (out, took) = load_unreachable(&url, &["--wait-timeout", "3s"], &bundle, dir.path());
     assert_eq!(out.status.code(), Some(4));
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(took < Duration::from_secs(10), "{took:?}");
 }
 
 #[test]
@@ -386,15 +395,9 @@ fn the_deadline_cuts_the_wait_lists_the_images_and_exits_8() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bundle, _) = corpus_bundle(dir.path());
     let (_listener, url) = silent_listener();
-    let t = Instant::now();
-    let mut c = agent();
-    c.args(["load", "--registry", &url, "--wait-timeout", "30m", "--deadline", "2s", "--bundle"])
-        .arg(&bundle)
-        .arg("--state-dir")
-        .arg(dir.path().join("s"));
-    let out = run(c);
+    let (out, took) = load_unreachable(&url, &["--wait-timeout", "30m", "--deadline", "2s"], &bundle, dir.path());
     assert_eq!(out.status.code(), Some(8));
-    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    assert!(took < Duration::from_secs(8), "{took:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("4 images not loaded"), "{err}");
     assert!(err.contains("not loaded: spectro-images/docker.io/library/nginx:1.25"), "{err}");
@@ -439,13 +442,8 @@ fn an_absent_registry_is_waited_for_then_given_up_with_exit_4() {
     let dir = tempfile::tempdir().unwrap();
     let (_, bundle, _) = corpus_bundle(dir.path());
     let port = edgeiso_testkit::free_port();
-    let t = Instant::now();
-    let mut c = agent();
-    c.args(["load", "--registry", &format!("http://127.0.0.1:{port}"), "--wait-timeout", "3s", "--bundle"])
-        .arg(&bundle)
-        .arg("--state-dir")
-        .arg(dir.path().join("s"));
-    let out = run(c);
+    let url = format!("http://127.0.0.1:{port}");
+    let (out, took) = load_unreachable(&url, &["--wait-timeout", "3s"], &bundle, dir.path());
     assert_eq!(out.status.code(), Some(4));
-    assert!(t.elapsed() >= Duration::from_secs(3) && t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(10), "{took:?}");
 }

@@ -23,6 +23,43 @@ fn bundle_of(dir: &Path, images: &[TestImage]) -> std::path::PathBuf {
     write_bundle(dir, "many", &entries, None).remove(0)
 }
 
+/// A registry behind the Harbor double started with `opts`, and a bundle of
+/// `n` images with `layer`-byte layers in a temporary folder. The fields are
+/// declared so that they drop in the order the tests' locals used to.
+struct Setup {
+    images: Vec<TestImage>,
+    bundle: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    harbor: common::harbor::HarborDouble,
+    reg: Registry,
+}
+
+impl Setup {
+    fn new(opts: common::harbor::HarborOptions, n: usize, layer: usize) -> Setup {
+        let reg = Registry::start();
+        let harbor = common::harbor::HarborDouble::start(&reg.url(), opts);
+        let dir = tempfile::tempdir().unwrap();
+        let images = many_images(n, layer);
+        let bundle = bundle_of(dir.path(), &images);
+        Setup { images, bundle, dir, harbor, reg }
+    }
+
+    /// The state folder every run of a test shares.
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("s")
+    }
+
+    /// `edgeiso-agent load` of the bundle through the double, not yet run.
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        load_cmd(&self.harbor.url, &self.bundle, &self.state(), args)
+    }
+
+    /// Run [`Setup::cmd`] to its end.
+    fn load(&self, args: &[&str]) -> std::process::Output {
+        run(self.cmd(args))
+    }
+}
+
 fn journaled_blobs(state: &Path, host: &str) -> BTreeSet<(String, String)> {
     let (records, _) = read_records(&journal_path(state, host)).unwrap();
     records
@@ -112,30 +149,19 @@ fn a_chunked_upload_continues_after_a_registry_restart() {
 
 #[test]
 fn a_chunk_refused_by_the_proxy_resumes_where_the_registry_stopped() {
-    let reg = Registry::start();
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { fail_patch: Some(3), ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let images = many_images(1, 8 << 20);
-    let bundle = bundle_of(dir.path(), &images);
-    let out = run(load_cmd(
-        &harbor.url,
-        &bundle,
-        &dir.path().join("s"),
-        &["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"],
-    ));
+    let s = Setup::new(common::harbor::HarborOptions { fail_patch: Some(3), ..Default::default() }, 1, 8 << 20);
+    let out = s.load(&["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("resuming the upload where the registry stopped"), "{err}");
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    let images = &s.images;
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
     // Only the refused chunk went twice.
     let size = images[0].blobs.values().map(|b| b.len() as u64).max().unwrap();
     let config = images[0].blobs.values().map(|b| b.len() as u64).min().unwrap();
     let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
     assert_eq!(sent, size + config + (1 << 20), "sent {sent}");
-    let reqs = harbor.requests();
+    let reqs = s.harbor.requests();
     assert!(reqs.iter().any(|r| r.starts_with("GET /v2/") && r.contains("/blobs/uploads/")), "asked for the offset");
 }
 
@@ -199,21 +225,12 @@ fn killed_at_random_points_the_next_run_reuploads_nothing_finished() {
 
 #[test]
 fn a_chunked_upload_killed_mid_blob_resumes_in_the_next_run_from_the_journal() {
-    let reg = Registry::start();
     // The 4th PATCH never gets an answer: the agent is stuck with 3 chunks in.
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { hang_patch: Some(4), ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("s");
-    let images = many_images(1, 6 << 20);
-    let bundle = bundle_of(dir.path(), &images);
+    let s = Setup::new(common::harbor::HarborOptions { hang_patch: Some(4), ..Default::default() }, 1, 6 << 20);
     let chunked = ["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
-    let mut child =
-        load_cmd(&harbor.url, &bundle, &state, &chunked).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = s.cmd(&chunked).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let t = Instant::now();
-    while harbor.requests().iter().filter(|r| r.starts_with("PATCH")).count() < 4
+    while s.harbor.requests().iter().filter(|r| r.starts_with("PATCH")).count() < 4
         && t.elapsed() < Duration::from_secs(30)
     {
         std::thread::sleep(Duration::from_millis(10));
@@ -221,11 +238,12 @@ fn a_chunked_upload_killed_mid_blob_resumes_in_the_next_run_from_the_journal() {
     std::thread::sleep(Duration::from_millis(200));
     child.kill().unwrap(); // SIGKILL while the 4th chunk hangs
     child.wait().unwrap();
-    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    let out = s.load(&chunked);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("resuming an interrupted upload"), "{err}");
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    let images = &s.images;
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
     // The three acknowledged chunks were not sent again.
     let layer = images[0].blobs.values().map(|b| b.len() as u64).max().unwrap();
     let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
@@ -240,74 +258,42 @@ fn layer_of(image: &TestImage) -> (edgeiso_bundle::Digest, u64) {
 
 #[test]
 fn a_first_chunk_refused_by_the_proxy_resumes_at_zero_not_one() {
-    let reg = Registry::start();
     // The first PATCH never reaches the registry: its session is empty and
     // says `Range: 0-0`, which must be read as 0 bytes, not 1.
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { fail_patch: Some(1), ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let images = many_images(1, 4 << 20);
-    let bundle = bundle_of(dir.path(), &images);
-    let out = run(load_cmd(
-        &harbor.url,
-        &bundle,
-        &dir.path().join("s"),
-        &["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"],
-    ));
+    let s = Setup::new(common::harbor::HarborOptions { fail_patch: Some(1), ..Default::default() }, 1, 4 << 20);
+    let out = s.load(&["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", s.images[0].repository), "1.0", &s.images[0]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("resuming the upload where the registry stopped"), "{err}");
 }
 
 #[test]
 fn an_early_202_to_a_patch_is_a_failed_chunk_not_a_panic() {
-    let reg = Registry::start();
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { early_patch_accept: Some(2), ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let images = many_images(1, 8 << 20);
-    let bundle = bundle_of(dir.path(), &images);
-    let out = run(load_cmd(
-        &harbor.url,
-        &bundle,
-        &dir.path().join("s"),
-        &["--json", "--chunk-threshold", "1048576", "--chunk-size", "4194304"],
-    ));
+    let s = Setup::new(common::harbor::HarborOptions { early_patch_accept: Some(2), ..Default::default() }, 1, 8 << 20);
+    let out = s.load(&["--json", "--chunk-threshold", "1048576", "--chunk-size", "4194304"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(out.status.code(), Some(0));
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", s.images[0].repository), "1.0", &s.images[0]);
     assert!(err.contains("resuming the upload where the registry stopped"), "{err}");
 }
 
 #[test]
 fn a_lost_answer_to_the_closing_put_is_checked_with_a_head_not_a_failure() {
-    let reg = Registry::start();
     // The registry commits the blob; the proxy answers 502; the retried close
     // then finds no session (404).
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { lose_close_response: true, ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("s");
-    let images = many_images(1, 6 << 20);
-    let bundle = bundle_of(dir.path(), &images);
+    let s = Setup::new(common::harbor::HarborOptions { lose_close_response: true, ..Default::default() }, 1, 6 << 20);
     let chunked = ["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
-    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    let out = s.load(&chunked);
     assert_eq!(out.status.code(), Some(0));
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
-    let (layer, size) = layer_of(&images[0]);
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", s.images[0].repository), "1.0", &s.images[0]);
+    let (layer, size) = layer_of(&s.images[0]);
     let sent = done_event(&out)["bytes_sent"].as_u64().unwrap();
     assert!(sent < size + 4096, "the layer went once: {sent}");
-    let reqs = harbor.requests();
+    let reqs = s.harbor.requests();
     assert!(reqs.iter().any(|r| r.starts_with("HEAD /v2/") && r.ends_with(layer.as_str())), "{reqs:#?}");
-    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    let out = s.load(&chunked);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(done_event(&out)["bytes_sent"], 0);
 }
@@ -345,53 +331,38 @@ fn a_journaled_session_that_is_gone_is_checked_with_a_head_before_uploading_agai
 
 #[test]
 fn the_deadline_stops_a_stalled_load_cleanly_and_the_next_run_resumes() {
-    let reg = Registry::start();
     // The 2nd PATCH is swallowed and never answered: the load stalls with one
     // chunk acknowledged and journaled.
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { hang_patch: Some(2), ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("s");
-    let images = many_images(1, 6 << 20);
-    let bundle = bundle_of(dir.path(), &images);
+    let s = Setup::new(common::harbor::HarborOptions { hang_patch: Some(2), ..Default::default() }, 1, 6 << 20);
     let chunked = ["--json", "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
     let t = Instant::now();
-    let mut c = load_cmd(&harbor.url, &bundle, &state, &chunked);
+    let mut c = s.cmd(&chunked);
     c.args(["--deadline", "4s"]);
     let out = run(c);
     assert_eq!(out.status.code(), Some(8));
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
     let err = String::from_utf8_lossy(&out.stderr);
-    let key = format!("spectro-images/docker.io/{}:1.0", images[0].repository);
+    let key = format!("spectro-images/docker.io/{}:1.0", s.images[0].repository);
     assert!(err.contains(&format!("not loaded: {key}")), "{err}");
     // The journal is whole: the image is pending (neither loaded nor failed)
     // and the acknowledged chunk is recorded for the next run.
     let (records, _) =
-        read_records(&journal_path(&state, harbor.url.trim_start_matches("http://"))).unwrap_or_default();
+        read_records(&journal_path(&s.state(), s.harbor.url.trim_start_matches("http://"))).unwrap_or_default();
     assert!(records.iter().any(|r| matches!(r, Record::Upload { .. })), "{records:#?}");
     assert!(!records.iter().any(|r| matches!(r, Record::Failed { .. } | Record::Image { .. })), "{records:#?}");
-    let out = run(load_cmd(&harbor.url, &bundle, &state, &chunked));
+    let out = s.load(&chunked);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resuming an interrupted upload"));
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", s.images[0].repository), "1.0", &s.images[0]);
 }
 
 #[test]
 fn a_failed_whole_blob_put_cancels_its_session_before_retrying() {
-    let reg = Registry::start();
-    let harbor = common::harbor::HarborDouble::start(
-        &reg.url(),
-        common::harbor::HarborOptions { fail_blob_put: Some(1), ..Default::default() },
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let images = many_images(1, 2 << 20);
-    let bundle = bundle_of(dir.path(), &images);
-    let out = run(load_cmd(&harbor.url, &bundle, &dir.path().join("s"), &["--json", "--concurrency", "1"]));
+    let s = Setup::new(common::harbor::HarborOptions { fail_blob_put: Some(1), ..Default::default() }, 1, 2 << 20);
+    let out = s.load(&["--json", "--concurrency", "1"]);
     assert_eq!(out.status.code(), Some(0));
-    assert_loaded(&reg, &format!("spectro-images/docker.io/{}", images[0].repository), "1.0", &images[0]);
-    let reqs = harbor.requests();
+    assert_loaded(&s.reg, &format!("spectro-images/docker.io/{}", s.images[0].repository), "1.0", &s.images[0]);
+    let reqs = s.harbor.requests();
     let failed_put = reqs.iter().position(|r| r.starts_with("PUT /v2/") && r.contains("/blobs/uploads/")).unwrap();
     let session = reqs[failed_put].split('?').next().unwrap().trim_start_matches("PUT ").to_owned();
     assert!(
