@@ -86,65 +86,96 @@ fn build_site_iso(dir: &Path, spec: &Path, base: &Path, agent: &Path, iso: &Path
     (run, work)
 }
 
-fn boot_test(
-    iso: &Path,
-    firmware: &str,
-    media: &str,
-    target: &Registry,
-    bundle: &Path,
-    marker: &str,
-    label: &str,
-) -> f64 {
+/// One `edgeiso boot-test` run: `registry` is where the images must arrive
+/// (as seen from this host), `forward` an optional `HOST:GUEST` port.
+struct Boot<'a> {
+    iso: &'a Path,
+    firmware: &'a str,
+    media: &'a str,
+    registry: String,
+    forward: Option<String>,
+    bundle: &'a Path,
+    marker: &'a str,
+    label: &'a str,
+}
+
+/// Run the boot test; it must pass in under 2 minutes. Returns the seconds it
+/// took and the console log. `registry_log` explains a failure.
+fn boot_test(b: Boot, registry_log: &dyn Fn() -> String) -> (f64, String) {
     let _guard = boot_lock();
-    let log = iso.with_extension(format!("{firmware}-{media}.log"));
+    let log = b.iso.with_extension(format!("{}-{}.log", b.firmware, b.media));
+    let mut args = vec!["boot-test", p(b.iso), "--firmware", b.firmware, "--media", b.media, "--timeout", "2m"];
+    args.extend(["--registry", &b.registry, "--expect-bundle", p(b.bundle), "--marker", b.marker]);
+    args.extend(["--serial-log", p(&log)]);
+    if let Some(f) = &b.forward {
+        args.extend(["--forward", f]);
+    }
     let started = Instant::now();
-    let run = edgeiso(
-        &[
-            "boot-test",
-            p(iso),
-            "--firmware",
-            firmware,
-            "--media",
-            media,
-            "--timeout",
-            "2m",
-            "--registry",
-            &target.url(),
-            "--expect-bundle",
-            p(bundle),
-            "--marker",
-            marker,
-            "--serial-log",
-            p(&log),
-        ],
-        &[],
-    );
+    let run = edgeiso(&args, &[]);
     let secs = started.elapsed().as_secs_f64();
+    let console = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         run.out.status.success(),
-        "boot-test {label} failed ({}):\n{}\nregistry log:\n{}",
+        "boot-test {} failed ({}):\n{}\nregistry log:\n{}",
+        b.label,
         run.code(),
         run.stderr(),
-        target.log_tail()
+        registry_log()
     );
     assert!(run.stderr().contains("boot-test: PASS"), "{}", run.stderr());
-    let line = format!("e2e {label} {firmware} {media}: boot-test {secs:.1}s");
+    let line = format!("e2e {} {} {}: boot-test {secs:.1}s", b.label, b.firmware, b.media);
     eprintln!("{line}");
     record_time(&line);
     assert!(started.elapsed() < Duration::from_secs(120), "{line}: over 2 minutes");
-    secs
+    (secs, console)
+}
+
+/// What every test starts from: the static agent, a base ISO of `layout`, a
+/// temp dir, and a source registry holding the image corpus.
+struct Fixture {
+    layout: String,
+    agent: PathBuf,
+    base: PathBuf,
+    dir: tempfile::TempDir,
+    source: Registry,
+    corpus: Vec<images::TestImage>,
+}
+
+impl Fixture {
+    fn new(layout: &str) -> Fixture {
+        let (agent, base) = (static_agent(), base_iso(layout));
+        let source = Registry::start();
+        let corpus = images::corpus();
+        images::push_all(&source, &corpus);
+        Fixture { layout: layout.to_string(), agent, base, dir: tempfile::tempdir().unwrap(), source, corpus }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A live-load boot of `iso` into `target`, expecting `marker`.
+    fn live_boot(
+        &self,
+        iso: &Path,
+        firmware: &str,
+        media: &str,
+        target: &Registry,
+        bundle: &Path,
+        marker: &str,
+    ) -> (f64, String) {
+        let label = &self.layout;
+        let boot = Boot { iso, firmware, media, registry: target.url(), forward: None, bundle, marker, label };
+        boot_test(boot, &|| target.log_tail())
+    }
 }
 
 #[test]
 fn grub_mkrescue_site_iso_loads_bundle_bios_cd() {
-    let agent = static_agent();
-    let base = base_iso("grub-mkrescue");
-    let dir = tempfile::tempdir().unwrap();
-    let source = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&source, &corpus);
+    let fx = Fixture::new("grub-mkrescue");
+    let (agent, base, dir) = (&fx.agent, &fx.base, &fx.dir);
     let target = Registry::start();
-    let spec = write_site(dir.path(), &source, &target);
+    let spec = write_site(dir.path(), &fx.source, &target);
     let cache = dir.path().join("cache");
 
     let out = dir.path().join("bundle");
@@ -158,13 +189,13 @@ fn grub_mkrescue_site_iso_loads_bundle_bios_cd() {
             "--spec",
             p(&spec),
             "--base",
-            p(&base),
+            p(base),
             "--output",
             p(&iso),
             "--bundle",
             p(&bundle),
             "--agent",
-            p(&agent),
+            p(agent),
         ],
         &[("SOURCE_DATE_EPOCH", &epoch)],
     )
@@ -172,22 +203,18 @@ fn grub_mkrescue_site_iso_loads_bundle_bios_cd() {
 
     // Nothing there before the boot: the images must come from the guest.
     assert!(target.catalog().is_empty());
-    boot_test(&iso, "bios", "cd", &target, &bundle, LOADED_MARKER, "grub-mkrescue");
-    assert_arrived_identical(&source, &target, &corpus);
+    fx.live_boot(&iso, "bios", "cd", &target, &bundle, LOADED_MARKER);
+    assert_arrived_identical(&fx.source, &target, &fx.corpus);
 }
 
 #[test]
 fn auroraboot_site_iso_from_build_loads_bundle_uefi_usb() {
-    let agent = static_agent();
-    let base = base_iso("auroraboot");
-    let dir = tempfile::tempdir().unwrap();
-    let source = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&source, &corpus);
+    let fx = Fixture::new("auroraboot");
+    let dir = &fx.dir;
     let target = Registry::start();
-    let spec = write_site(dir.path(), &source, &target);
+    let spec = write_site(dir.path(), &fx.source, &target);
     let iso = dir.path().join("build/palette-edge-installer.iso");
-    let (run, work) = build_site_iso(dir.path(), &spec, &base, &agent, &iso);
+    let (run, work) = build_site_iso(dir.path(), &spec, &fx.base, &fx.agent, &iso);
     assert!(run.stderr().contains("[5/5] checksum"), "{}", run.stderr());
     let sum = std::fs::read_to_string(dir.path().join("build/palette-edge-installer.iso.sha256")).unwrap();
     assert!(sum.ends_with("  palette-edge-installer.iso\n"), "{sum}");
@@ -196,35 +223,29 @@ fn auroraboot_site_iso_from_build_loads_bundle_uefi_usb() {
     let bundle = work.join("bundle/content-e2e.tar");
     assert!(bundle.is_file(), "build's bundle is kept in --work-dir");
     assert!(target.catalog().is_empty());
-    boot_test(&iso, "uefi", "usb", &target, &bundle, LOADED_MARKER, "auroraboot");
-    assert_arrived_identical(&source, &target, &corpus);
+    fx.live_boot(&iso, "uefi", "usb", &target, &bundle, LOADED_MARKER);
+    assert_arrived_identical(&fx.source, &target, &fx.corpus);
 }
 
 #[test]
 fn kairos_like_dracut_site_iso_loads_bundle_and_boots_on_uefi_usb() {
-    let agent = static_agent();
-    let base = base_iso("kairos-dracut");
-    let dir = tempfile::tempdir().unwrap();
-    let source = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&source, &corpus);
+    let fx = Fixture::new("kairos-dracut");
     let target = Registry::start();
-    let spec = write_site(dir.path(), &source, &target);
-    let iso = dir.path().join("site.iso");
-    let (_, work) = build_site_iso(dir.path(), &spec, &base, &agent, &iso);
+    let spec = write_site(fx.path(), &fx.source, &target);
+    let iso = fx.path().join("site.iso");
+    let (_, work) = build_site_iso(fx.path(), &spec, &fx.base, &fx.agent, &iso);
     let bundle = work.join("bundle/content-e2e.tar");
     assert!(target.catalog().is_empty());
     // The squashfs root prints this after switch_root: dracut ran the hook
     // at pre-pivot, the images arrived (boot-test checks the registry), and
     // the boot went on into the root.
-    let secs = boot_test(&iso, "uefi", "usb", &target, &bundle, "EDGEISO-BASE: root reached", "kairos-dracut");
-    let log = std::fs::read_to_string(iso.with_extension("uefi-usb.log")).unwrap();
+    let (secs, log) = fx.live_boot(&iso, "uefi", "usb", &target, &bundle, "EDGEISO-BASE: root reached");
     let loaded = log.find(LOADED_MARKER).unwrap_or_else(|| panic!("no {LOADED_MARKER:?} in the console log"));
     let root = log.find("EDGEISO-BASE: root reached").unwrap();
     assert!(loaded < root, "the hook must finish before the switch to the root");
     assert!(log.contains("dracut-pre-pivot"), "dracut's own pre-pivot service ran the hook");
     assert!(secs < 120.0);
-    assert_arrived_identical(&source, &target, &corpus);
+    assert_arrived_identical(&fx.source, &target, &fx.corpus);
 }
 
 #[test]
@@ -235,54 +256,23 @@ fn kairos_like_node_loads_its_own_registry_read_through_a_forwarded_port() {
     // kairos-dracut base's root plays the node (a registry on 30003, then the
     // staged agent, as the unit would); liveLoad is off, so the initramfs
     // only stages the agent.
-    let agent = static_agent();
-    let base = base_iso("kairos-dracut");
-    let dir = tempfile::tempdir().unwrap();
-    let source = Registry::start();
-    let corpus = images::corpus();
-    images::push_all(&source, &corpus);
-    let spec = write_site_for(dir.path(), &source, "http://127.0.0.1:30003", false);
-    let iso = dir.path().join("node.iso");
-    let (_, work) = build_site_iso(dir.path(), &spec, &base, &agent, &iso);
+    let fx = Fixture::new("kairos-dracut");
+    let spec = write_site_for(fx.path(), &fx.source, "http://127.0.0.1:30003", false);
+    let iso = fx.path().join("node.iso");
+    let (_, work) = build_site_iso(fx.path(), &spec, &fx.base, &fx.agent, &iso);
     let bundle = work.join("bundle/content-e2e.tar");
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let boot = Boot {
+        iso: &iso,
+        firmware: "bios",
+        media: "cd",
+        registry: format!("http://127.0.0.1:{port}"),
+        forward: Some(format!("{port}:30003")),
+        bundle: &bundle,
+        marker: "EDGEISO-BASE: node agent exit 0",
+        label: "kairos-dracut node (forwarded 30003)",
     };
-    let _guard = boot_lock();
-    let log = iso.with_extension("bios-cd.log");
-    let started = Instant::now();
-    let run = edgeiso(
-        &[
-            "boot-test",
-            p(&iso),
-            "--firmware",
-            "bios",
-            "--media",
-            "cd",
-            "--timeout",
-            "2m",
-            "--forward",
-            &format!("{port}:30003"),
-            "--registry",
-            &format!("http://127.0.0.1:{port}"),
-            "--expect-bundle",
-            p(&bundle),
-            "--marker",
-            "EDGEISO-BASE: node agent exit 0",
-            "--serial-log",
-            p(&log),
-        ],
-        &[],
-    );
-    let secs = started.elapsed().as_secs_f64();
-    let console = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(run.out.status.success(), "boot-test failed ({}):\n{}\nconsole:\n{console}", run.code(), run.stderr());
-    assert!(run.stderr().contains("boot-test: PASS"), "{}", run.stderr());
+    let (_, console) = boot_test(boot, &|| "the registry runs in the guest; see the console log".into());
     assert!(console.contains("EDGEISO-AGENT: staged: /run/edgeiso/bin/edgeiso-agent"), "{console}");
     assert!(!console.contains("EDGEISO-AGENT: loading"), "liveLoad is off: {console}");
-    let line = format!("e2e kairos-dracut node bios cd, forwarded 30003: boot-test {secs:.1}s");
-    eprintln!("{line}");
-    record_time(&line);
-    assert!(secs < 120.0, "{line}: over 2 minutes");
 }
