@@ -6,6 +6,7 @@
 mod common;
 mod iso_common;
 
+use edgeiso_testkit::files::{hidden_entries, mode_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -255,7 +256,7 @@ fn site_iso_is_a_cidata_volume_with_joliet_and_rock_ridge() {
     let holder = std::fs::File::open(&live).unwrap();
     holder.lock().unwrap();
     edgeiso(&["site-iso", "--user-data", p(&ud), "--output", p(&out)], &[("SOURCE_DATE_EPOCH", &epoch)]).ok();
-    assert_eq!(hidden(&dir.path().join("out")), [".site.iso.4343-live-0.partial"]);
+    assert_eq!(hidden_entries(&dir.path().join("out")), [".site.iso.4343-live-0.partial"]);
     drop(holder);
     // It carries the site's user-data: private to its owner.
     assert_eq!(mode_of(&out), 0o600);
@@ -287,22 +288,6 @@ fn site_iso_is_a_cidata_volume_with_joliet_and_rock_ridge() {
     let run = edgeiso(&["site-iso", "--user-data", p(&bad), "--output", p(&dir.path().join("bad.iso"))], &[]);
     assert_eq!(run.code(), 3, "{}", run.stderr());
     assert!(run.stderr().contains("#cloud-config"));
-}
-
-fn mode_of(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
-}
-
-/// Hidden entries of `dir` (temp files and folders), sorted.
-fn hidden(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -363,7 +348,10 @@ fn iso_is_byte_identical_with_source_date_epoch() {
         std::fs::read_to_string(dir.path().join("site-1.iso.sha256")).unwrap(),
         format!("{}  site-1.iso\n", sums[1])
     );
-    assert_eq!(hidden(dir.path()), [".edgeiso-creating.4444-fresh-0", ".edgeiso-work.live", ".edgeiso-work.live2"]);
+    assert_eq!(
+        hidden_entries(dir.path()),
+        [".edgeiso-creating.4444-fresh-0", ".edgeiso-work.live", ".edgeiso-work.live2"]
+    );
     drop(holder);
     drop(holder2);
     // The result carries the overlay and every boot entry loads it.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use edgeiso_testkit::files::{hidden_entries, mode_of};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -92,25 +93,9 @@ fn remaster_lays_overlay_patches_configs_and_verifies_every_layout() {
             eprintln!("{layout}: note: {n}");
         }
         // No temp file is left behind (any name), and the output is private.
-        assert_eq!(leftovers(tmp.path()), Vec::<String>::new(), "{layout}");
+        assert_eq!(hidden_entries(tmp.path()), Vec::<String>::new(), "{layout}");
         assert_eq!(mode_of(&out), 0o600, "{layout}: the output carries secrets");
     }
-}
-
-/// Hidden files in `dir`: temp files of a remaster.
-fn leftovers(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    names.sort();
-    names
-}
-
-fn mode_of(p: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
 }
 
 /// `xorriso -lsdl` of `paths` in `iso`: path -> permission string.
@@ -226,7 +211,7 @@ fn orphaned_temp_files_are_swept_but_a_live_runs_are_kept() {
     assert!(other.exists());
     assert!(creating.exists(), "a temp in its creation window was removed");
     assert_eq!(
-        leftovers(tmp.path()),
+        hidden_entries(tmp.path()),
         [".edgeiso-creating.4444-fresh-0", ".other.iso.partial-4242-dead-0", ".out.iso.partial-4343-live-0"]
     );
     drop(holder);
@@ -325,7 +310,7 @@ fn systemd_boot_entries_are_refused_on_the_iso_and_in_the_efi_image() {
     let msg = err.to_string();
     assert!(matches!(err, IsoError::EfiImageBootsKernel { .. }), "{msg}");
     assert!(msg.contains("efi.img:/loader/entries/01-archiso.conf"), "{msg}");
-    assert!(leftovers(tmp.path()).is_empty());
+    assert!(hidden_entries(tmp.path()).is_empty());
 }
 
 #[test]

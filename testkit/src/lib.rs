@@ -7,7 +7,9 @@
 //! - [`images`]: a deterministic synthetic corpus (OCI, Docker schema-2,
 //!   multi-platform index, uncompressed layer), pushing, OCI layouts and
 //!   `docker save` archives;
-//! - [`containerd`]: a private containerd daemon for `ctr images import`.
+//! - [`containerd`]: a private containerd daemon for `ctr images import`;
+//! - [`iso`]: the Debian test kernel, cached base ISOs, the static agent;
+//! - [`files`]: file modes and leftover temp entries, for the ISO tests.
 //!
 //! Everything here panics with a clear message on failure: it is a test
 //! harness, and a panic with the registry's log tail is the most useful error.
@@ -16,6 +18,7 @@
 //! they are all present.
 
 pub mod containerd;
+pub mod files;
 pub mod images;
 pub mod iso;
 pub mod registry;
