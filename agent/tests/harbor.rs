@@ -8,17 +8,15 @@ use common::harbor::{HarborDouble, HarborOptions};
 use common::*;
 use edgeiso_testkit::{corpus, Registry};
 
-fn setup() -> Option<(Registry, tempfile::TempDir, Vec<edgeiso_testkit::TestImage>, std::path::PathBuf)> {
-    if !edgeiso_testkit::have("docker-registry") {
-        eprintln!("SKIP: docker-registry not installed");
-        return None;
-    }
+/// A real registry, and a bundle of the corpus in a temp dir. No silent skip:
+/// `Registry::start` says what to install when docker-registry is missing.
+fn setup() -> (Registry, tempfile::TempDir, Vec<edgeiso_testkit::TestImage>, std::path::PathBuf) {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let images = corpus();
     let entries: Vec<Entry> = images.iter().map(|i| Entry::workload(i, &i.reference())).collect();
     let bundle = write_bundle(dir.path(), "site", &entries, None).remove(0);
-    Some((reg, dir, images, bundle))
+    (reg, dir, images, bundle)
 }
 
 fn creds() -> Option<(String, String)> {
@@ -38,7 +36,7 @@ fn load_with_password(
 
 #[test]
 fn creates_the_project_then_loads_and_a_rerun_only_checks() {
-    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let (reg, dir, images, bundle) = setup();
     let harbor = HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), ..Default::default() });
     let state = dir.path().join("s");
     let out = load_with_password(&harbor.url, &bundle, &state, "Harbor12345");
@@ -72,7 +70,7 @@ fn creates_the_project_then_loads_and_a_rerun_only_checks() {
 
 #[test]
 fn an_existing_project_is_not_created_again() {
-    let Some((reg, dir, _, bundle)) = setup() else { return };
+    let (reg, dir, _, bundle) = setup();
     let harbor = HarborDouble::start(
         &reg.url(),
         HarborOptions { credentials: creds(), projects: vec!["spectro-images".into()], ..Default::default() },
@@ -84,7 +82,7 @@ fn an_existing_project_is_not_created_again() {
 
 #[test]
 fn a_409_from_project_creation_is_fine() {
-    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let (reg, dir, images, bundle) = setup();
     let harbor = HarborDouble::start(
         &reg.url(),
         HarborOptions {
@@ -103,7 +101,7 @@ fn a_409_from_project_creation_is_fine() {
 
 #[test]
 fn bearer_token_flow_like_harbor_v2() {
-    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let (reg, dir, images, bundle) = setup();
     let harbor =
         HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), bearer: true, ..Default::default() });
     let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
@@ -124,7 +122,7 @@ fn bearer_token_flow_like_harbor_v2() {
 
 #[test]
 fn refused_credentials_stop_at_once_with_exit_5() {
-    let Some((reg, dir, _, bundle)) = setup() else { return };
+    let (reg, dir, _, bundle) = setup();
     for bearer in [false, true] {
         let harbor =
             HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), bearer, ..Default::default() });
@@ -140,7 +138,7 @@ fn refused_credentials_stop_at_once_with_exit_5() {
 
 #[test]
 fn a_registry_that_cannot_mount_gets_the_blob_uploaded_into_the_offered_session() {
-    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let (reg, dir, images, bundle) = setup();
     let harbor = HarborDouble::start(&reg.url(), HarborOptions { refuse_mount: true, ..Default::default() });
     let out = run(load_cmd(&harbor.url, &bundle, &dir.path().join("s"), &["--json"]));
     assert_eq!(out.status.code(), Some(0));
@@ -164,7 +162,7 @@ fn project_api_calls_carry_exactly_one_authorization_header_basic_and_bearer() {
     // The double answers 400 to a duplicated Authorization header, as
     // Harbor's nginx does.
     for bearer in [false, true] {
-        let Some((reg, dir, images, bundle)) = setup() else { return };
+        let (reg, dir, images, bundle) = setup();
         let harbor =
             HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), bearer, ..Default::default() });
         let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
@@ -180,7 +178,7 @@ fn project_api_calls_carry_exactly_one_authorization_header_basic_and_bearer() {
 
 #[test]
 fn a_token_with_an_absurd_lifetime_is_used_not_a_panic() {
-    let Some((reg, dir, _, bundle)) = setup() else { return };
+    let (reg, dir, _, bundle) = setup();
     let harbor = HarborDouble::start(
         &reg.url(),
         HarborOptions { credentials: creds(), bearer: true, token_expires_in: Some(u64::MAX), ..Default::default() },
@@ -192,7 +190,7 @@ fn a_token_with_an_absurd_lifetime_is_used_not_a_panic() {
 
 #[test]
 fn a_mount_refused_with_404_falls_back_to_an_upload() {
-    let Some((reg, dir, images, bundle)) = setup() else { return };
+    let (reg, dir, images, bundle) = setup();
     let harbor = HarborDouble::start(&reg.url(), HarborOptions { mount_status: Some(404), ..Default::default() });
     let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "unused");
     assert_eq!(out.status.code(), Some(0));

@@ -13,9 +13,10 @@
 //!
 //! Everything here panics with a clear message on failure: it is a test
 //! harness, and a panic with the registry's log tail is the most useful error.
-//! Tests that need external tools should call [`tools_present`] and return
-//! early when it says no; on machines set up by scripts/install-test-deps.sh
-//! they are all present.
+//! A missing tool fails the test with a message naming the package
+//! (`Registry::start`), or, for the containerd tests, skips it through
+//! [`tools_present`] unless `EDGEISO_REQUIRE_TOOLS=1` (set by scripts/test.sh)
+//! makes that a failure too. scripts/install-test-deps.sh installs them all.
 
 pub mod containerd;
 pub mod files;
