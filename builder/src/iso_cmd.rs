@@ -92,8 +92,10 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
         return Err(iso_error(IsoError::OutputIsBase { base: args.base.clone(), output: args.output.clone() }));
     }
     let x = Xorriso::find().map_err(iso_error)?;
-    let base_setup = iso::inspect(&x, &args.base).map_err(iso_error)?;
-    iso::check_supported(&args.base, &base_setup).map_err(iso_error)?;
+    // Inspected once: the remaster below reuses it.
+    let inspected = std::sync::Arc::new(iso::inspect_base(&x, &args.base).map_err(iso_error)?);
+    let base_setup = &inspected.setup;
+    iso::check_supported(&args.base, base_setup).map_err(iso_error)?;
     let agent = overlay_cmd::resolve_agent(&args.agent)?;
     ui.line(format!("base {}: {}", args.base.display(), base_setup.summary().lines().next().unwrap_or("")));
 
@@ -125,6 +127,7 @@ fn run(ui: &Ui, args: IsoArgs, build: bool) -> anyhow::Result<()> {
     steps.step("remaster with xorriso (boot setup replayed) + read-back verification");
     let mut job = Remaster::new(&args.base, &overlay_dir, &args.output).map_err(iso_error)?;
     job.xorriso = x;
+    job.inspected = Some(inspected);
     // The live load needs the network in the live initramfs, which dracut
     // brings up only when the kernel command line asks (spec.md, liveKernelArgs).
     if report.live_load {

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{base_iso, make_overlay, sha256_file};
-use edgeiso_overlay::iso::{file_extents, inspect, verify, BootConfigKind, EfiImage, IsoError, Remaster, Xorriso};
+use edgeiso_overlay::iso::{
+    file_extents, inspect, inspect_base, verify, BootConfigKind, EfiImage, IsoError, Remaster, Xorriso,
+};
+use std::sync::Arc;
 
 fn remaster(
     base: &Path,
@@ -429,6 +432,35 @@ fn remaster_is_byte_identical_with_source_date_epoch() {
         remaster(&base, &o1, &c, Some(1_800_000_000)).unwrap();
         assert_ne!(sha256_file(&a), sha256_file(&c), "{layout}: epoch has no effect");
     }
+}
+
+#[test]
+fn an_inspection_made_up_front_is_reused_and_outputs_under_dev_are_plain_files() {
+    let x = Xorriso::find().unwrap();
+    let base = base_iso("auroraboot");
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "auroraboot");
+    let plain = tmp.path().join("plain.iso");
+    remaster(&base, &overlay, &plain, Some(1_700_000_000)).unwrap();
+
+    // xorriso takes a path under /dev for a drive unless told it is a file.
+    let shm = tempfile::tempdir_in("/dev/shm").expect("/dev/shm (tmpfs) for this test");
+    let out = shm.path().join("out.iso");
+    let mut job = Remaster::new(&base, &overlay, &out).unwrap();
+    job.source_date_epoch = Some(1_700_000_000);
+    job.inspected = Some(Arc::new(inspect_base(&x, &base).unwrap()));
+    let report = job.run().unwrap();
+    assert_eq!(report.verification.files_checked, 6);
+    assert_eq!(sha256_file(&out), sha256_file(&plain), "reusing the inspection changed the output");
+
+    // An inspection of another ISO is not taken for the base's.
+    let other = tmp.path().join("other.iso");
+    let mut job = Remaster::new(&base, &overlay, &other).unwrap();
+    job.inspected = Some(Arc::new(inspect_base(&x, &base_iso("isolinux")).unwrap()));
+    let report = job.run().unwrap();
+    let patched: Vec<&str> = report.patched_configs.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(patched, ["/boot/grub2/grub.cfg"]);
 }
 
 #[test]
