@@ -228,7 +228,7 @@ L.append(f"- agent vs the raw floor as the issue defines it (every unique blob P
 L.append(f"- agent vs the tightest floor (upload sessions opened before the clock starts, one curl process): {agent/floor:.2f}x. "
          "That floor sends only the blob bytes into one repository; a load also makes 24 repositories, 22 cross-repository mounts, "
          "30 manifest PUTs (which the registry validates against every blob), 24 manifest and 54 blob HEADs: 237 requests against 82.\n")
-L.append("Concurrency (the default, 4, was chosen from this):\n")
+L.append("Concurrency (the default, 4, was chosen from a sweep on a loaded machine, where it was clearly fastest; on a quiet one 2 to 8 are within the noise of three runs):\n")
 L.append("| --concurrency | median s | runs (s) |")
 L.append("| ---: | ---: | --- |")
 for name, r in sweep.items():
