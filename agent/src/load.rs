@@ -91,17 +91,15 @@ impl LoadReport {
         }
         let unavailable = kinds.iter().filter(|k| **k == FailKind::Unavailable).count();
         if unavailable > 0 {
-            let others = self.failed.len() - unavailable;
+            let others = match self.failed.len() - unavailable {
+                0 => String::new(),
+                n => format!(", and {n} failed otherwise (see above)"),
+            };
             return Err(AgentError::Registry {
                 url: registry.to_owned(),
-                message: if others == 0 {
-                    format!("stopped answering; {unavailable} of {total} images not loaded (run again to continue)")
-                } else {
-                    format!(
-                        "stopped answering; {unavailable} of {total} images not loaded (run again to continue), \
-                         and {others} failed otherwise (see above)"
-                    )
-                },
+                message: format!(
+                    "stopped answering; {unavailable} of {total} images not loaded (run again to continue){others}"
+                ),
             });
         }
         if let Some(message) = first(FailKind::Tls).filter(|_| kinds.iter().all(|k| *k == FailKind::Tls)) {

@@ -565,7 +565,8 @@ struct IsolinuxLabel {
 
 /// Whether isolinux boots `KERNEL file` as a Linux kernel: it picks the
 /// kind by extension (`.c32` COM32 module, `.com`/`.cbt` COMBOOT, `.bs`/`.bss`
-/// boot sector, `.0` PXE, `.img` disk image) and treats anything else as Linux.
+/// boot sector, `.bin` CD boot sector, `.0` PXE, `.img` disk image) and treats
+/// anything else as Linux.
 fn isolinux_kernel_is_linux(file: &str) -> bool {
     let name = file.rsplit('/').next().unwrap_or(file);
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());

@@ -454,6 +454,14 @@ fn an_inspection_made_up_front_is_reused_and_outputs_under_dev_are_plain_files()
     assert_eq!(report.verification.files_checked, 6);
     assert_eq!(sha256_file(&out), sha256_file(&plain), "reusing the inspection changed the output");
 
+    // What the remaster acts on is that inspection, not a second one: one
+    // that found no boot config makes it refuse the base.
+    let mut blind = inspect_base(&x, &base).unwrap();
+    blind.setup.configs.clear();
+    let mut job = Remaster::new(&base, &overlay, tmp.path().join("blind.iso")).unwrap();
+    job.inspected = Some(Arc::new(blind));
+    assert!(matches!(job.run(), Err(IsoError::UnsupportedLayout { .. })));
+
     // An inspection of another ISO is not taken for the base's.
     let other = tmp.path().join("other.iso");
     let mut job = Remaster::new(&base, &overlay, &other).unwrap();
