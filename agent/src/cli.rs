@@ -1,22 +1,14 @@
 //! The command line. Other tools (the systemd unit, the installer, people's
 //! scripts) call it, so names and meanings here are a contract: add, never
-//! rename. Every option that can also come from `--config` is an `Option`
-//! here, and `config::LoadSettings::resolve` applies defaults after merging.
+//! rename. The settings that can also come from `--config` are the shared
+//! `edgeiso_contract::AgentConfig` (one struct for the flags and the file),
+//! and `config::LoadSettings::resolve` applies defaults after merging.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-
-pub const DEFAULT_PROJECT: &str = "spectro-images";
-pub const DEFAULT_STATE_DIR: &str = "/var/lib/edgeiso";
-pub const DEFAULT_CONCURRENCY: usize = 4;
-pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// Where bundles are looked for when no `--bundle` is given: the live ISO
-/// mount, and the content folder as laid out on the ISO and on the installed
-/// system.
-pub const DEFAULT_BUNDLE_SEARCH: &[&str] = &["/run/initramfs/live", "/opt/spectrocloud/content"];
-pub const PASSWORD_ENV: &str = "EDGEISO_REGISTRY_PASSWORD";
+use edgeiso_contract::paths::node::DEFAULT_STATE_DIR;
+use edgeiso_contract::AgentConfig;
 
 const AFTER_HELP: &str = "\
 Exit status:
@@ -71,69 +63,31 @@ pub enum Command {
     /// Show what is loaded, pending and failed, from the journal.
     #[command(after_help = "Example:\n  edgeiso-agent status --json")]
     Status(StatusArgs),
+    #[command(flatten)]
+    Docs(edgeiso_contract::cli_docs::DocsCommand),
 }
 
 #[derive(Debug, Clone, Default, Args)]
 pub struct LoadArgs {
-    /// Agent configuration file (YAML: registry, project, ca, insecure,
-    /// username, passwordFile, bundles, stateDir). Flags override it.
+    /// Agent configuration file (YAML: the settings below, by their
+    /// camelCase names: registry, project, ca, insecure, username,
+    /// passwordFile, bundles, stateDir, concurrency, waitTimeout, deadline).
+    /// Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// A bundle tar, its first part (.part000), or a folder to search.
-    /// Default: /run/initramfs/live and /opt/spectrocloud/content.
-    #[arg(long, value_name = "PATH", num_args = 1..)]
-    pub bundle: Vec<PathBuf>,
-
-    /// https://host:port (TLS verified against the built-in roots plus --ca)
-    /// or http://host:port (plain HTTP).
-    #[arg(long, value_name = "URL")]
-    pub registry: Option<String>,
-
-    /// Harbor project (and first path component) every image goes under
-    /// [default: spectro-images].
-    #[arg(long, value_name = "NAME")]
-    pub project: Option<String>,
-
-    /// PEM file with CA certificates to trust, on top of the built-in roots.
-    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
-    pub ca: Option<PathBuf>,
-
-    /// Skip TLS certificate verification (logged as a warning).
-    #[arg(long)]
-    pub insecure: bool,
-
-    /// Registry user (default admin when a password is given).
-    #[arg(long, value_name = "USER")]
-    pub username: Option<String>,
-
-    /// File holding the password (one line). Or set EDGEISO_REGISTRY_PASSWORD.
-    #[arg(long, value_name = "FILE")]
-    pub password_file: Option<PathBuf>,
-
-    /// Blob uploads in flight at once [default: 4].
-    #[arg(long, value_name = "N")]
-    pub concurrency: Option<usize>,
-
-    /// Where the journal of finished blobs and images lives
-    /// [default: /var/lib/edgeiso].
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
-
-    /// How long to wait for the registry to answer at start (e.g. 30m, 90s)
-    /// [default: 30m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub wait_timeout: Option<Duration>,
-
-    /// Stop the whole load after this long (e.g. 10m, 90s): images not
-    /// loaded by then are listed, uploads are left resumable, exit status 8.
-    /// Default: no deadline.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub deadline: Option<Duration>,
+    #[command(flatten)]
+    pub settings: AgentConfig,
 
     /// Print one JSON event per line on stdout (logs stay on stderr).
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the outcome as console lines (`EDGEISO-AGENT: loaded N
+    /// images into URL`, or `... failed: ...`) to FILE: the live boot's hook
+    /// relays them to the console, where `edgeiso boot-test` reads them.
+    #[arg(long, value_name = "FILE")]
+    pub outcome_file: Option<PathBuf>,
 
     /// Blobs larger than this are sent in resumable chunks (bytes).
     #[arg(long, value_name = "BYTES", hide = true)]
@@ -156,8 +110,4 @@ pub struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-}
-
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30m or 90s: {e}"))
 }

@@ -1,76 +1,38 @@
-//! The agent's settings: the YAML configuration file the systemd unit points
-//! at, merged with command-line flags (flags win), then checked and defaulted.
-//!
-//! `AgentConfig` mirrors `edgeiso_installer_config::AgentConfig` (the file the
-//! installer renders), key for key. It is defined here rather than imported
-//! because that crate was not available when the agent was written, and to
-//! keep the agent's dependency tree small; the keys are the contract, and a
-//! test below pins them.
+//! The agent's settings: `edgeiso_contract::AgentConfig` from the
+//! configuration file the systemd unit points at, with the command-line
+//! flags (the same struct) on top, then checked and defaulted.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgeiso_contract::agent_config::{DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV};
+use edgeiso_contract::paths::node::DEFAULT_STATE_DIR;
+use edgeiso_contract::{AgentConfig, RegistryUrl};
 use reqwest::Url;
-use serde::Deserialize;
 
 use crate::auth::Credentials;
-use crate::cli::{self, LoadArgs};
+use crate::cli::LoadArgs;
 use crate::AgentError;
 
-/// `agent.yaml`: what the installer writes for the systemd unit.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AgentConfig {
-    pub registry: Option<String>,
-    pub project: Option<String>,
-    pub ca: Option<PathBuf>,
-    #[serde(default)]
-    pub insecure: bool,
-    pub username: Option<String>,
-    pub password_file: Option<PathBuf>,
-    #[serde(default)]
-    pub bundles: Vec<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-}
-
-impl AgentConfig {
-    pub fn read(path: &Path) -> Result<AgentConfig, AgentError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| AgentError::Usage(format!("cannot read configuration {}: {e}", path.display())))?;
-        serde_saphyr::from_str(&text).map_err(|e| AgentError::Usage(format!("{}: {e}", path.display())))
-    }
-}
-
-/// The registry as given: scheme + host[:port], nothing else.
+/// The registry, as the contract's one parser reads a URL, with the base
+/// every request URL is joined onto.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegistryUrl {
+pub struct Endpoint {
+    pub url: RegistryUrl,
     /// `https://10.0.0.5:30003/`
     pub base: Url,
     /// `10.0.0.5:30003`: names the journal.
     pub host_port: String,
-    pub tls: bool,
 }
 
-impl RegistryUrl {
-    pub fn parse(s: &str) -> Result<RegistryUrl, AgentError> {
-        let bad = |why: &str| {
+impl Endpoint {
+    pub fn parse(s: &str) -> Result<Endpoint, AgentError> {
+        let bad = |why: String| {
             AgentError::Usage(format!("--registry {s}: {why} (expected https://host:port or http://host:port)"))
         };
-        let url = Url::parse(s).map_err(|e| bad(&e.to_string()))?;
-        let tls = match url.scheme() {
-            "https" => true,
-            "http" => false,
-            _ => return Err(bad("the scheme must be https or http")),
-        };
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(bad("credentials do not belong in the URL; use --username and --password-file"));
-        }
-        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
-            return Err(bad("no path, query or fragment allowed"));
-        }
-        let host = url.host_str().ok_or_else(|| bad("no host"))?.to_owned();
-        let port = url.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
-        Ok(RegistryUrl { host_port: format!("{host}:{port}"), base: url, tls })
+        let url = RegistryUrl::parse(s).map_err(|e| bad(e.to_string()))?;
+        let base = Url::parse(&format!("{url}/")).map_err(|e| bad(e.to_string()))?;
+        Ok(Endpoint { host_port: url.host_port(), base, url })
     }
 
     pub fn join(&self, path: &str) -> Url {
@@ -78,9 +40,9 @@ impl RegistryUrl {
     }
 }
 
-impl std::fmt::Display for RegistryUrl {
+impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.base.as_str().trim_end_matches('/'))
+        self.url.fmt(f)
     }
 }
 
@@ -89,7 +51,7 @@ impl std::fmt::Display for RegistryUrl {
 pub struct LoadSettings {
     /// Given paths; empty means the default search.
     pub bundles: Vec<PathBuf>,
-    pub registry: RegistryUrl,
+    pub registry: Endpoint,
     pub project: String,
     pub ca: Option<PathBuf>,
     pub insecure: bool,
@@ -118,25 +80,17 @@ impl LoadSettings {
     /// Merge `--config` (if any) under the flags, read the password, check.
     pub fn resolve(args: &LoadArgs, password_env: Option<String>) -> Result<LoadSettings, AgentError> {
         let file = match &args.config {
-            Some(p) => AgentConfig::read(p)?,
+            Some(p) => AgentConfig::read(p).map_err(|e| AgentError::Usage(e.to_string()))?,
             None => AgentConfig::default(),
         };
-        let registry = args
+        let c = args.settings.clone().over(file);
+        let registry = c
             .registry
-            .clone()
-            .or(file.registry)
             .ok_or_else(|| AgentError::Usage("--registry is required (or `registry:` in --config)".into()))?;
-        let registry = RegistryUrl::parse(&registry)?;
-        let project = args.project.clone().or(file.project).unwrap_or_else(|| cli::DEFAULT_PROJECT.to_owned());
+        let registry = Endpoint::parse(&registry)?;
+        let project = c.project.unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
         check_project_name(&project)?;
-        // A flag on either side of the TLS choice overrides the file's.
-        let (ca, insecure) = if args.insecure {
-            (None, true)
-        } else if args.ca.is_some() {
-            (args.ca.clone(), false)
-        } else {
-            (file.ca, file.insecure)
-        };
+        let (ca, insecure) = (c.ca, c.insecure);
         if ca.is_some() && insecure {
             return Err(AgentError::Usage("ca and insecure exclude each other".into()));
         }
@@ -145,24 +99,21 @@ impl LoadSettings {
                 return Err(AgentError::Usage(format!("--ca {}: no such file", ca.display())));
             }
         }
-        let password_file = args.password_file.clone().or(file.password_file);
-        let password = match &password_file {
+        let password = match &c.password_file {
             Some(p) => Some(read_password(p)?),
             None => password_env.filter(|p| !p.is_empty()),
         };
-        let username = args.username.clone().or(file.username);
-        let credentials = match (username, password) {
+        let credentials = match (c.username, password) {
             (Some(u), Some(p)) => Some(Credentials::new(u, p)),
             (None, Some(p)) => Some(Credentials::new("admin".into(), p)),
             (Some(u), None) => {
                 return Err(AgentError::Usage(format!(
-                    "--username {u} needs a password: --password-file FILE or {}",
-                    cli::PASSWORD_ENV
+                    "--username {u} needs a password: --password-file FILE or {PASSWORD_ENV}"
                 )))
             }
             (None, None) => None,
         };
-        let concurrency = args.concurrency.unwrap_or(cli::DEFAULT_CONCURRENCY);
+        let concurrency = c.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if !(1..=64).contains(&concurrency) {
             return Err(AgentError::Usage(format!("--concurrency {concurrency}: must be 1 to 64")));
         }
@@ -171,20 +122,16 @@ impl LoadSettings {
             return Err(AgentError::Usage("--chunk-size must be at least 64 KiB".into()));
         }
         Ok(LoadSettings {
-            bundles: if args.bundle.is_empty() { file.bundles } else { args.bundle.clone() },
+            bundles: c.bundles,
             registry,
             project,
             ca,
             insecure,
             credentials,
             concurrency,
-            state_dir: args
-                .state_dir
-                .clone()
-                .or(file.state_dir)
-                .unwrap_or_else(|| PathBuf::from(cli::DEFAULT_STATE_DIR)),
-            wait_timeout: args.wait_timeout.unwrap_or(cli::DEFAULT_WAIT_TIMEOUT),
-            deadline: match args.deadline {
+            state_dir: c.state_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            wait_timeout: c.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT),
+            deadline: match c.deadline {
                 Some(d) if d.is_zero() => return Err(AgentError::Usage("--deadline must be longer than 0".into())),
                 d => d,
             },
@@ -208,36 +155,16 @@ fn read_password(path: &Path) -> Result<String, AgentError> {
     Ok(pw.to_owned())
 }
 
-/// Harbor's rule for project names: `[a-z0-9]+(?:[._-][a-z0-9]+)*`.
+/// Harbor's rule for project names (`edgeiso_contract`'s, which the spec
+/// applies too).
 pub fn check_project_name(name: &str) -> Result<(), AgentError> {
-    let ok = !name.is_empty()
-        && name
-            .split(['.', '_', '-'])
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    if ok {
-        Ok(())
-    } else {
-        Err(AgentError::Usage(format!(
-            "--project {name:?}: Harbor project names are lower-case letters and digits, separated by single . _ or -"
-        )))
-    }
+    edgeiso_contract::agent_config::check_project_name(name)
+        .map_err(|why| AgentError::Usage(format!("--project {name:?} {why}")))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn config_file_keys_are_the_installer_contract() {
-        let yaml = "registry: https://10.0.0.5:30003\nproject: spectro-images\nca: /etc/edgeiso/ca.pem\ninsecure: false\n\
-                    username: admin\npasswordFile: /etc/edgeiso/pw\nbundles: [/opt/spectrocloud/content]\nstateDir: /var/lib/edgeiso\n";
-        let c: AgentConfig = serde_saphyr::from_str(yaml).unwrap();
-        assert_eq!(c.registry.as_deref(), Some("https://10.0.0.5:30003"));
-        assert_eq!(c.password_file, Some(PathBuf::from("/etc/edgeiso/pw")));
-        assert_eq!(c.state_dir, Some(PathBuf::from("/var/lib/edgeiso")));
-        assert_eq!(c.bundles, vec![PathBuf::from("/opt/spectrocloud/content")]);
-        assert!(serde_saphyr::from_str::<AgentConfig>("registy: x\n").is_err(), "typos are caught");
-    }
 
     #[test]
     fn flags_override_the_file() {
@@ -247,15 +174,20 @@ mod tests {
         std::fs::write(&pw, "s3cret\n").unwrap();
         std::fs::write(
             &cfg,
-            format!("registry: https://h:30003\nproject: a\ninsecure: true\npasswordFile: {}\n", pw.display()),
+            format!(
+                "registry: https://h:30003\nproject: a\ninsecure: true\npasswordFile: {}\ndeadline: 10m\n",
+                pw.display()
+            ),
         )
         .unwrap();
-        let args =
-            LoadArgs { config: Some(cfg), project: Some("b".into()), concurrency: Some(2), ..Default::default() };
+        let settings = AgentConfig { project: Some("b".into()), concurrency: Some(2), ..Default::default() };
+        let args = LoadArgs { config: Some(cfg), settings, ..Default::default() };
         let s = LoadSettings::resolve(&args, None).unwrap();
         assert_eq!(s.project, "b");
+        assert_eq!(s.concurrency, 2);
         assert!(s.insecure);
         assert_eq!(s.registry.host_port, "h:30003");
+        assert_eq!(s.deadline, Some(Duration::from_secs(600)), "the file may carry a deadline");
         let c = s.credentials.unwrap();
         assert_eq!((c.username(), c.password()), ("admin", "s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
@@ -263,20 +195,13 @@ mod tests {
 
     #[test]
     fn registry_urls() {
-        assert_eq!(RegistryUrl::parse("http://127.0.0.1:5000").unwrap().host_port, "127.0.0.1:5000");
-        assert_eq!(RegistryUrl::parse("https://reg.local").unwrap().host_port, "reg.local:443");
+        let e = Endpoint::parse("http://127.0.0.1:5000").unwrap();
+        assert_eq!((e.host_port.as_str(), e.base.as_str()), ("127.0.0.1:5000", "http://127.0.0.1:5000/"));
+        assert_eq!(Endpoint::parse("https://reg.local").unwrap().host_port, "reg.local:443");
+        assert_eq!(Endpoint::parse("https://[::1]:5000").unwrap().join("v2/").as_str(), "https://[::1]:5000/v2/");
         for bad in ["ftp://x", "127.0.0.1:5000", "https://u:p@x", "https://x/v2/"] {
-            assert!(RegistryUrl::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn project_names() {
-        for ok in ["spectro-images", "a", "a.b_c-d1"] {
-            check_project_name(ok).unwrap();
-        }
-        for bad in ["", "Spectro", "a--b", "-a", "a/b"] {
-            assert!(check_project_name(bad).is_err(), "{bad}");
+            let e = Endpoint::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("expected https://host:port"), "{bad}: {e}");
         }
     }
 }

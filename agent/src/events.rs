@@ -1,78 +1,11 @@
 //! What a run reports: one progress line per image and overall throughput
 //! as log lines (stderr), and with `--json` the same as one JSON object per
-//! line on stdout, for the installer and scripts. Nothing here ever carries a
-//! credential: events are built from image names, digests and counts only.
+//! line on stdout, for the installer and scripts. The events themselves are
+//! typed in `edgeiso_contract::events`, where the build side reads them too.
 
 use std::io::Write;
 
-use serde::Serialize;
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "kebab-case")]
-pub enum Event {
-    Start {
-        registry: String,
-        flavor: String,
-        project: String,
-        bundles: usize,
-        images: usize,
-        bytes: u64,
-    },
-    ProjectCreated {
-        project: String,
-    },
-    ImageLoaded {
-        index: usize,
-        total: usize,
-        reference: String,
-        target: String,
-        digest: String,
-        /// Bytes of blobs sent for this image (0 when everything was there).
-        uploaded_bytes: u64,
-        blobs_uploaded: usize,
-        blobs_mounted: usize,
-        blobs_present: usize,
-        /// Nothing to do: the registry already had this exact image.
-        already_present: bool,
-    },
-    /// One blob made present in one repository (`--json` only).
-    Blob {
-        repository: String,
-        digest: String,
-        size: u64,
-        outcome: String,
-    },
-    ImageFailed {
-        index: usize,
-        total: usize,
-        reference: String,
-        target: String,
-        error: String,
-    },
-    ImageSkipped {
-        reference: String,
-        reason: String,
-    },
-    Progress {
-        images_done: usize,
-        images_total: usize,
-        bytes_sent: u64,
-        bytes_per_second: u64,
-    },
-    Done {
-        loaded: usize,
-        failed: usize,
-        skipped: usize,
-        bytes_sent: u64,
-        seconds: f64,
-        bytes_per_second: u64,
-        blobs_uploaded: usize,
-        blobs_mounted: usize,
-        blobs_present: usize,
-        requests: u64,
-        retries: u64,
-    },
-}
+pub use edgeiso_contract::events::Event;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Reporter {
@@ -115,14 +48,5 @@ mod tests {
         assert_eq!(human_bytes(512), "512 B");
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
         assert_eq!(human_bytes(1536), "1.5 KiB");
-    }
-
-    #[test]
-    fn events_are_tagged_kebab_case() {
-        let e = Event::ImageSkipped { reference: "r".into(), reason: "bootstrap".into() };
-        assert_eq!(
-            serde_json::to_string(&e).unwrap(),
-            r#"{"event":"image-skipped","reference":"r","reason":"bootstrap"}"#
-        );
     }
 }

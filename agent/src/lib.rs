@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod journal;
 pub mod load;
+pub mod outcome;
 pub mod registry;
 pub mod retry;
 pub mod status;

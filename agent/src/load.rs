@@ -21,7 +21,7 @@ use crate::journal::{journal_path, Journal, PlannedImage, Record};
 use crate::registry::{ClientOptions, Flavor, RegistryClient, RegistryError, UploadStart};
 use crate::retry::RetryPolicy;
 use crate::upload::{upload_blob, BlobSource, BundleFiles, UploadError, UploadOptions, Uploaded};
-use crate::{cli, discover, AgentError};
+use crate::{discover, AgentError};
 
 /// How one image's failure is classified for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,10 +282,11 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     let deadline = settings.deadline.map(|d| tokio::time::Instant::now() + d);
     let reporter = Reporter { json: settings.json };
     let bundle_paths = settings.bundles.clone();
-    let bundles =
-        tokio::task::spawn_blocking(move || discover::find_bundles(&bundle_paths, cli::DEFAULT_BUNDLE_SEARCH))
-            .await
-            .map_err(|e| AgentError::Usage(format!("bundle search panicked: {e}")))??;
+    let bundles = tokio::task::spawn_blocking(move || {
+        discover::find_bundles(&bundle_paths, edgeiso_contract::paths::DEFAULT_BUNDLE_SEARCH)
+    })
+    .await
+    .map_err(|e| AgentError::Usage(format!("bundle search panicked: {e}")))??;
 
     if settings.insecure {
         warn!(registry = %settings.registry, "--insecure: TLS certificates are NOT verified");

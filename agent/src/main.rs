@@ -4,10 +4,11 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
-use edgeiso_agent::cli::{Cli, Command, PASSWORD_ENV};
+use clap::{CommandFactory, Parser};
+use edgeiso_agent::cli::{Cli, Command, LoadArgs};
 use edgeiso_agent::config::LoadSettings;
-use edgeiso_agent::{load, status, AgentError, ExitStatus};
+use edgeiso_agent::{load, outcome, status, AgentError, ExitStatus};
+use edgeiso_contract::agent_config::PASSWORD_ENV;
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(verbose: u8) {
@@ -27,23 +28,36 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
+/// `load`, and its outcome written where `--outcome-file` says.
+fn run_load(args: &LoadArgs) -> Result<(), AgentError> {
+    let mut registry = String::new();
+    let mut loaded = 0;
+    let password_env = std::env::var(PASSWORD_ENV).ok();
+    let result = LoadSettings::resolve(args, password_env).and_then(|settings| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;
+        registry = settings.registry.to_string();
+        let report = runtime.block_on(load::run(settings))?;
+        loaded = report.loaded;
+        report.outcome(&registry)
+    });
+    if let Some(path) = &args.outcome_file {
+        if let Err(e) = outcome::write(path, &outcome::marker(&registry, loaded, &result)) {
+            tracing::warn!("cannot write the outcome to {}: {e}", path.display());
+        }
+    }
+    result
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Load(args) => {
-            let password_env = std::env::var(PASSWORD_ENV).ok();
-            LoadSettings::resolve(&args, password_env).and_then(|settings| {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;
-                let registry = settings.registry.to_string();
-                let report = runtime.block_on(load::run(settings))?;
-                report.outcome(&registry)
-            })
-        }
+        Command::Load(args) => run_load(&args),
         Command::Status(args) => status::collect(&args.state_dir).map(|s| status::print(&s, args.json)),
+        Command::Docs(docs) => docs.run(Cli::command()).map_err(|e| AgentError::Usage(e.to_string())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -22,7 +22,7 @@ use reqwest::{RequestBuilder, Response, StatusCode, Url};
 use tracing::{debug, warn};
 
 use crate::auth::{self, Challenge, Credentials, Scheme, Token, TokenResponse};
-use crate::config::RegistryUrl;
+use crate::config::Endpoint;
 use crate::retry::RetryPolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ pub struct Stats {
 
 pub struct RegistryClient {
     http: reqwest::Client,
-    pub url: RegistryUrl,
+    pub url: Endpoint,
     creds: Option<Credentials>,
     scheme: Mutex<Scheme>,
     tokens: Mutex<HashMap<String, Token>>,
@@ -143,7 +143,7 @@ fn detail_of(body: &str) -> String {
 }
 
 impl RegistryClient {
-    pub fn new(url: RegistryUrl, opts: ClientOptions<'_>) -> Result<RegistryClient, crate::tls::TlsSetupError> {
+    pub fn new(url: Endpoint, opts: ClientOptions<'_>) -> Result<RegistryClient, crate::tls::TlsSetupError> {
         let tls = crate::tls::client_config(opts.ca, opts.insecure)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)

@@ -20,8 +20,9 @@ pub enum TlsSetupError {
     Rustls(#[from] rustls::Error),
 }
 
+/// The workspace's one crypto provider (decision 0009).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A client configuration for `reqwest::ClientBuilder::tls_backend_preconfigured`.

@@ -1,35 +1,14 @@
-//! Contracts with the other parts of edgeiso: the agent.yaml that render
-//! writes must be read by the agent as written, and the systemd unit must
-//! stay a oneshot that runs after the network and Kubernetes.
+//! Contracts with the other parts of edgeiso: the systemd unit (shipped by
+//! render from `edgeiso_contract::unit`) must stay a oneshot that runs after
+//! the network and Kubernetes, and restart exactly when the agent's exit
+//! status says a retry can help. (agent.yaml needs no such test: render and
+//! the agent share `edgeiso_contract::AgentConfig`.)
 
-use edgeiso_agent::config::AgentConfig;
-
-#[test]
-fn the_rendered_agent_yaml_reads_back_field_for_field() {
-    let rendered = edgeiso_installer_config::AgentConfig {
-        registry: Some("https://10.0.0.5:30003".into()),
-        project: Some("spectro-images".into()),
-        ca: Some("/usr/local/edgeiso/site/harbor/ca.crt".into()),
-        insecure: true,
-        username: Some("admin".into()),
-        password_file: Some("/usr/local/edgeiso/site/harbor/admin-password".into()),
-        bundles: vec!["/usr/local/edgeiso/content".into(), "/run/initramfs/live".into()],
-        state_dir: Some("/usr/local/edgeiso/state".into()),
-    };
-    let ours: AgentConfig = serde_saphyr::from_str(&rendered.to_yaml()).expect("the agent reads render's agent.yaml");
-    assert_eq!(ours.registry, rendered.registry);
-    assert_eq!(ours.project, rendered.project);
-    assert_eq!(ours.ca, rendered.ca);
-    assert_eq!(ours.insecure, rendered.insecure);
-    assert_eq!(ours.username, rendered.username);
-    assert_eq!(ours.password_file, rendered.password_file);
-    assert_eq!(ours.bundles, rendered.bundles);
-    assert_eq!(ours.state_dir, rendered.state_dir);
-}
+use edgeiso_contract::unit::AGENT_UNIT;
 
 #[test]
 fn the_systemd_unit_is_a_oneshot_after_network_and_kubernetes_restarting_on_failure() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/edgeiso-agent.service")).unwrap();
+    let unit = AGENT_UNIT;
     let has = |line: &str| unit.lines().any(|l| l.trim() == line);
     assert!(has("Type=oneshot"));
     assert!(has("Restart=on-failure"));
@@ -61,7 +40,7 @@ fn documented_exit_statuses() -> Vec<(u8, String)> {
 
 #[test]
 fn the_unit_restarts_exactly_on_the_exit_statuses_the_docs_say_a_retry_can_help() {
-    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/dist/edgeiso-agent.service")).unwrap();
+    let unit = AGENT_UNIT;
     let prevent: std::collections::BTreeSet<u8> = unit
         .lines()
         .find_map(|l| l.strip_prefix("RestartPreventExitStatus="))
@@ -125,4 +104,12 @@ fn help_lists_every_documented_flag_and_exit_status() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn man_pages_are_not_stale() {
+    use clap::CommandFactory;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/man/edgeiso-agent");
+    let stale = edgeiso_contract::cli_docs::stale_man_pages(edgeiso_agent::cli::Cli::command(), &dir);
+    assert!(stale.is_empty(), "stale man pages in docs/man: {stale:?}; run `bash scripts/gen-docs.sh`");
 }

@@ -7,24 +7,51 @@
 //! virtual disk. While it runs, the registry is polled: the test passes as
 //! soon as every workload image of `--expect-bundle` is there under its
 //! Harbor target with the bundle's digest (every child manifest of an index
-//! too) and the `--marker` line, if any, appeared. A hook line
-//! `EDGEISO-AGENT: failed` ends the test early.
+//! too) and the `--marker` line, if any, appeared. A console marker
+//! `EDGEISO-AGENT: failed: ...` (`edgeiso_contract::console::Marker`) ends
+//! the test early.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
 use edgeiso_bundle::{harbor_target, Bundle, Digest, Role};
+use edgeiso_contract::console::Marker;
+use edgeiso_contract::RegistryUrl;
 use edgeiso_overlay::qemu::{BootSpec, Firmware, Media, QemuError, Vm};
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use regex::Regex;
 
-use crate::cli::BootTestArgs;
 use crate::exit::{self, with_code};
-use crate::overlay_cmd::{MARKER_FAILED, MARKER_LOADED, MARKER_STAGED};
-use crate::ui::Ui;
+use crate::ui::events::Missing;
+use crate::ui::{Event, Ui};
+
+/// `edgeiso boot-test`.
+#[derive(Debug)]
+pub struct BootTestOptions {
+    pub iso: PathBuf,
+    pub firmware: Firmware,
+    pub media: Media,
+    pub timeout: Duration,
+    /// The registry the images must arrive in, as seen from this host.
+    pub registry: Option<RegistryUrl>,
+    /// The bundle whose workload images must arrive.
+    pub expect_bundle: Option<PathBuf>,
+    pub project: String,
+    /// A console line that must appear.
+    pub marker: Option<Regex>,
+    pub ca: Option<PathBuf>,
+    pub insecure: bool,
+    /// Host port -> guest port.
+    pub forwards: Vec<(u16, u16)>,
+    pub allow_reboot: bool,
+    pub memory_mib: u32,
+    pub cpus: u32,
+    /// Where the serial console goes [default: beside the ISO].
+    pub serial_log: Option<PathBuf>,
+}
 
 /// One manifest that must be in the registry.
 #[derive(Debug, Clone)]
@@ -63,23 +90,8 @@ struct Checker {
 }
 
 impl Checker {
-    fn new(url: &str, ca: Option<&Path>, insecure: bool, username: Option<String>) -> anyhow::Result<Checker> {
-        let bad = || {
-            with_code(
-                exit::INVALID_INPUT,
-                anyhow::anyhow!("--registry {url}: expected http://HOST:PORT or https://HOST:PORT"),
-            )
-        };
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        let host = rest.trim_end_matches('/').to_string();
-        if host.is_empty() || host.contains('/') {
-            return Err(bad());
-        }
-        let protocol = match scheme {
-            "http" => ClientProtocol::Http,
-            "https" => ClientProtocol::Https,
-            _ => return Err(bad()),
-        };
+    fn new(url: &RegistryUrl, ca: Option<&Path>, insecure: bool) -> anyhow::Result<Checker> {
+        let protocol = if url.tls { ClientProtocol::Https } else { ClientProtocol::Http };
         let mut certs = Vec::new();
         if let Some(ca) = ca {
             let data = std::fs::read(ca)
@@ -94,17 +106,8 @@ impl Checker {
             read_timeout: Some(Duration::from_secs(20)),
             ..Default::default()
         };
-        let auth = match username {
-            Some(u) => {
-                let p = std::env::var("EDGEISO_REGISTRY_PASSWORD").map_err(|_| {
-                    with_code(exit::INVALID_INPUT, anyhow::anyhow!("--username needs EDGEISO_REGISTRY_PASSWORD"))
-                })?;
-                RegistryAuth::Basic(u, p)
-            }
-            None => RegistryAuth::Anonymous,
-        };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(Checker { client: Client::new(config), auth, host, runtime })
+        Ok(Checker { client: Client::new(config), auth: RegistryAuth::Anonymous, host: url.authority(), runtime })
     }
 
     /// The expectations not met yet, each with why.
@@ -146,8 +149,9 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-fn parse_forward(s: &str) -> anyhow::Result<(u16, u16)> {
-    let bad = || with_code(exit::INVALID_INPUT, anyhow::anyhow!("--forward {s}: expected PORT or HOSTPORT:GUESTPORT"));
+/// `30003` or `HOSTPORT:GUESTPORT`.
+pub fn parse_forward(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("--forward {s}: expected PORT or HOSTPORT:GUESTPORT");
     match s.split_once(':') {
         Some((h, g)) => Ok((h.parse().map_err(|_| bad())?, g.parse().map_err(|_| bad())?)),
         None => {
@@ -157,16 +161,11 @@ fn parse_forward(s: &str) -> anyhow::Result<(u16, u16)> {
     }
 }
 
-pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
+/// Boot the ISO and watch the console and the registry.
+pub fn boot_test(ui: &Ui, args: &BootTestOptions) -> anyhow::Result<()> {
     if !args.iso.is_file() {
         return Err(with_code(exit::INVALID_INPUT, anyhow::anyhow!("{}: no such ISO", args.iso.display())));
     }
-    let marker = args
-        .marker
-        .as_deref()
-        .map(Regex::new)
-        .transpose()
-        .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--marker: {e}")))?;
     let want = match &args.expect_bundle {
         Some(p) => {
             let b = Bundle::open(p).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -174,36 +173,31 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
         }
         None => Vec::new(),
     };
-    // Without a registry to check, the hook's own line is the verdict.
-    let marker = marker.or_else(|| {
-        args.registry.is_none().then(|| {
-            Regex::new(&format!("{}|{}", regex::escape(MARKER_LOADED), regex::escape(MARKER_STAGED))).expect("regex")
-        })
-    });
+    // Without a registry to check, the hook's own outcome line is the verdict.
+    let outcome_is_verdict = args.marker.is_none() && args.registry.is_none();
+    let needs_marker = args.marker.is_some() || outcome_is_verdict;
+    let marker = args.marker.clone();
     let checker = match &args.registry {
-        Some(url) => Some(Checker::new(url, args.ca.as_deref(), args.insecure, None)?),
+        Some(url) => Some(Checker::new(url, args.ca.as_deref(), args.insecure)?),
         None => None,
     };
-    let firmware: Firmware =
-        args.firmware.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
-    let media: Media = args.media.parse().map_err(|e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?;
+    let (firmware, media) = (args.firmware.name(), args.media.name());
     let log_path = args.serial_log.clone().unwrap_or_else(|| {
         let mut p = args.iso.as_os_str().to_owned();
-        p.push(format!(".boot-test-{}-{}.log", args.firmware, args.media));
+        p.push(format!(".boot-test-{firmware}-{media}.log"));
         PathBuf::from(p)
     });
-    let mut spec = BootSpec::new(&args.iso).firmware(firmware).media(media).timeout(args.timeout).serial_log(&log_path);
-    spec.memory_mib = args.memory;
+    let mut spec =
+        BootSpec::new(&args.iso).firmware(args.firmware).media(args.media).timeout(args.timeout).serial_log(&log_path);
+    spec.memory_mib = args.memory_mib;
     spec.cpus = args.cpus;
     spec.allow_reboot = args.allow_reboot;
-    for f in &args.forward {
-        spec.forwards.push(parse_forward(f)?);
-    }
+    spec.forwards.extend(args.forwards.iter().copied());
     let what = format!(
         "{} ({} from {}, {}, timeout {})",
         args.iso.display(),
-        args.firmware.to_uppercase(),
-        args.media.to_uppercase(),
+        firmware.to_uppercase(),
+        media.to_uppercase(),
         spec.accel,
         humantime::format_duration(args.timeout)
     );
@@ -212,18 +206,18 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
         let images: std::collections::BTreeSet<&str> = want.iter().map(|e| e.image.as_str()).collect();
         ui.line(format!("boot-test: waiting for {} images ({} manifests) in {url}", images.len(), want.len()));
     }
-    ui.event(
-        "boot-started",
-        serde_json::json!({ "iso": args.iso, "firmware": args.firmware, "media": args.media, "log": log_path }),
-    );
+    ui.event(&Event::BootStarted {
+        iso: args.iso.clone(),
+        firmware: firmware.into(),
+        media: media.into(),
+        log: log_path.clone(),
+    });
 
     let started = Instant::now();
     let mut vm = Vm::start(spec).map_err(|e| match e {
         QemuError::Missing { .. } => anyhow::Error::new(e),
         other => with_code(exit::INVALID_INPUT, other),
     })?;
-    let failed_re = Regex::new(&regex::escape(MARKER_FAILED)).expect("regex");
-    let agent_re = Regex::new("EDGEISO-AGENT: .*").expect("regex");
     let mut shown_lines = 0usize;
     let mut last_missing: Vec<(Expected, String)> = Vec::new();
     let mut marker_line: Option<String> = None;
@@ -232,21 +226,27 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
     let mut last_arrived = usize::MAX;
     loop {
         let log = vm.log().unwrap_or_default();
-        // Show the hook's lines as they come.
-        let agent_lines: Vec<&str> = log.lines().filter(|l| agent_re.is_match(l)).collect();
-        for l in agent_lines.iter().skip(shown_lines) {
-            ui.line(format!("  console: {}", l.trim_end_matches('\r')));
+        let markers: Vec<(&str, Marker)> =
+            log.lines().filter_map(|l| Marker::parse(l).map(|m| (l.trim_end_matches('\r'), m))).collect();
+        // Show the agent's lines as they come.
+        for (l, _) in markers.iter().skip(shown_lines) {
+            ui.line(format!("  console: {l}"));
         }
-        shown_lines = agent_lines.len();
+        shown_lines = markers.len();
         if marker_line.is_none() {
-            if let Some(m) = &marker {
-                marker_line = log.lines().find(|l| m.is_match(l)).map(|l| l.trim_end_matches('\r').to_string());
-            }
+            marker_line = match &marker {
+                Some(m) => log.lines().find(|l| m.is_match(l)).map(|l| l.trim_end_matches('\r').to_string()),
+                None if outcome_is_verdict => markers
+                    .iter()
+                    .find(|(_, m)| matches!(m, Marker::Loaded { .. } | Marker::Staged { .. }))
+                    .map(|(l, _)| l.to_string()),
+                None => None,
+            };
         }
-        if let Some(l) = log.lines().find(|l| failed_re.is_match(l)) {
-            failure = Some(format!("the agent reported a failure: {}", l.trim_end_matches('\r')));
+        if let Some((l, _)) = markers.iter().find(|(_, m)| matches!(m, Marker::Failed { .. })) {
+            failure = Some(format!("the agent reported a failure: {l}"));
         }
-        let marker_ok = marker.is_none() || marker_line.is_some();
+        let marker_ok = !needs_marker || marker_line.is_some();
         let registry_ok = match &checker {
             Some(c) => {
                 last_missing = c.missing(&want);
@@ -257,7 +257,7 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
                         want.len(),
                         started.elapsed().as_secs_f64()
                     ));
-                    ui.event("arrived", serde_json::json!({ "present": arrived, "of": want.len() }));
+                    ui.event(&Event::Arrived { present: arrived, of: want.len() });
                 }
                 last_arrived = arrived;
                 last_missing.is_empty()
@@ -282,7 +282,7 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let log = vm.log().unwrap_or_default();
     drop(vm);
-    let marker_ok = marker.is_none() || marker_line.is_some();
+    let marker_ok = !needs_marker || marker_line.is_some();
     if failure.is_none() && marker_ok && last_missing.is_empty() {
         let mut images: Vec<&str> = want.iter().map(|e| e.image.as_str()).collect();
         images.dedup();
@@ -294,13 +294,17 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
             elapsed.as_secs_f64(),
             images.len(),
             want.len(),
-            args.registry.as_deref().unwrap_or("(no registry checked)"),
+            args.registry.as_ref().map_or("(no registry checked)".to_string(), |r| r.to_string()),
             marker_line.as_deref().map(|l| format!("; console: {l}")).unwrap_or_default()
         ));
-        ui.event(
-            "boot-test",
-            serde_json::json!({ "pass": true, "seconds": elapsed.as_secs_f64(), "images": images, "manifests": want.len(), "marker": marker_line, "log": log_path }),
-        );
+        ui.event(&Event::BootPassed {
+            pass: true,
+            seconds: elapsed.as_secs_f64(),
+            images: images.iter().map(|i| i.to_string()).collect(),
+            manifests: want.len(),
+            marker: marker_line,
+            log: log_path,
+        });
         return Ok(());
     }
     let mut why = Vec::new();
@@ -310,7 +314,11 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
         why.push("the VM powered off".into());
     }
     if !marker_ok {
-        why.push(format!("no console line matching {:?}", marker.as_ref().map(|m| m.as_str()).unwrap_or("")));
+        let wanted = match &marker {
+            Some(m) => format!("{:?}", m.as_str()),
+            None => "an outcome marker (loaded or staged)".into(),
+        };
+        why.push(format!("no console line matching {wanted}"));
     }
     if !last_missing.is_empty() {
         let list: Vec<String> = last_missing
@@ -324,10 +332,21 @@ pub fn run(ui: &Ui, args: BootTestArgs) -> anyhow::Result<()> {
             list.join("\n")
         ));
     }
-    ui.event(
-        "boot-test",
-        serde_json::json!({ "pass": false, "seconds": elapsed.as_secs_f64(), "reasons": why, "missing": last_missing.iter().map(|(e, r)| serde_json::json!({"image": e.image, "repository": e.repository, "reference": e.reference, "error": r})).collect::<Vec<_>>(), "log": log_path }),
-    );
+    ui.event(&Event::BootFailed {
+        pass: false,
+        seconds: elapsed.as_secs_f64(),
+        reasons: why.clone(),
+        missing: last_missing
+            .iter()
+            .map(|(e, r)| Missing {
+                image: e.image.clone(),
+                repository: e.repository.clone(),
+                reference: e.reference.clone(),
+                error: r.clone(),
+            })
+            .collect(),
+        log: log_path.clone(),
+    });
     Err(with_code(
         exit::VERIFY_FAILED,
         anyhow::anyhow!(

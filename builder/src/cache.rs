@@ -38,7 +38,7 @@ impl BlobCache {
 
     /// A new, locked file to download `digest` into before it is verified.
     pub fn partial(&self, digest: &Digest) -> std::io::Result<(PathBuf, std::fs::File)> {
-        edgeiso_bundle::fsutil::create_locked(&self.dir.join("blobs/sha256"), digest.hex(), "partial")
+        edgeiso_contract::fs::create_locked(&self.dir.join("blobs/sha256"), digest.hex(), "partial")
     }
 
     /// Move a verified download to its final name.
@@ -64,7 +64,7 @@ fn default_dir() -> anyhow::Result<PathBuf> {
 /// Remove temp files (`*.partial`, `.*.tmp`) that a killed run left behind;
 /// a temp file whose writer still holds its lock is left alone.
 pub fn sweep_stale_temps(dir: &Path) {
-    edgeiso_bundle::fsutil::sweep_orphans(dir, |n| {
+    edgeiso_contract::fs::sweep_orphans(dir, |n| {
         n.ends_with(".partial") || (n.starts_with('.') && n.ends_with(".tmp"))
     });
 }

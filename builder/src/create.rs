@@ -4,6 +4,7 @@
 //! write the bundle through temp names.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,22 +16,41 @@ use edgeiso_installer_config::spec::{ImageSpec, Platforms, Spec};
 use futures_util::stream::{self, StreamExt};
 
 use crate::cache::BlobCache;
-use crate::cli::CreateArgs;
 use crate::exit::{self, with_code};
 use crate::lockfile::{self, LockFile};
 use crate::source::{PullError, Source};
-use crate::ui::{human_bytes, Ui};
+use crate::ui::{human_bytes, Event, Ui};
 
-pub fn run(ui: &Ui, args: CreateArgs) -> anyhow::Result<()> {
-    let spec = Spec::load(&args.spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    create_bundle(ui, &spec, &args).map(drop)
+/// Blobs downloaded at once, unless told otherwise.
+pub const DEFAULT_CONCURRENCY: u16 = 8;
+
+/// Where and how a bundle is written.
+#[derive(Debug, Clone)]
+pub struct OutputOptions {
+    /// Folder to write `content-NAME.tar` (or its parts) into.
+    pub dir: PathBuf,
+    /// Parts of at most this many bytes.
+    pub part_size: u64,
+    /// Also write `NAME.tar.zst`.
+    pub zstd: bool,
 }
 
-/// Build the bundle of `spec` (the whole of `edgeiso bundle create`); other
-/// commands (`iso`, `build`) call this to make what is missing.
-pub fn create_bundle(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Written> {
+/// `edgeiso bundle create`, and the bundle step of `iso`/`build`.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub output: OutputOptions,
+    /// Use the digests in `edgeiso.lock` beside the spec.
+    pub locked: bool,
+    /// Blob cache folder (default: the user's cache folder).
+    pub cache: Option<PathBuf>,
+    /// Blobs downloaded at once.
+    pub concurrency: usize,
+}
+
+/// Build the bundle of `spec`: resolve, lock, pull, write.
+pub fn create_bundle(ui: &Ui, spec: &Spec, opts: &CreateOptions) -> anyhow::Result<Written> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(create(ui, spec, args))
+    runtime.block_on(create(ui, spec, opts))
 }
 
 /// One image of the spec, as the bundle will hold it.
@@ -48,7 +68,7 @@ struct Planned {
     stored_platforms: Vec<String>,
 }
 
-async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Written> {
+async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Written> {
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
     let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -106,7 +126,7 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
     for ((img, _), r) in entries.iter().zip(resolved) {
         match r {
             Ok(t) => {
-                ui.event("resolved", serde_json::json!({ "image": img.reference.as_str(), "digest": t.1 }));
+                ui.event(&Event::Resolved { image: img.reference.to_string(), digest: t.1.clone() });
                 tops.push(t)
             }
             Err(e) => failures.push(e),
@@ -155,7 +175,7 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
     ));
     // Downloaded now means hashed as written: the writer need not hash again.
     let fresh: std::collections::BTreeSet<Digest> = missing.iter().map(|m| m.0.clone()).collect();
-    download(ui, &source, &cache, missing, missing_bytes, args.concurrency as usize).await?;
+    download(ui, &source, &cache, missing, missing_bytes, args.concurrency).await?;
 
     // 4. Write the bundle.
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
@@ -209,22 +229,22 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
     }
     let plan = BundlePlan {
         name: spec.name.clone(),
-        created: edgeiso_bundle::format::creation_time()
-            .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!(e)))?,
+        created: edgeiso_bundle::format::creation_time().map_err(|e| with_code(exit::INVALID_INPUT, e))?,
         tool: format!("edgeiso {}", env!("CARGO_PKG_VERSION")),
         images,
         blobs,
     };
-    std::fs::create_dir_all(&args.out.output)
-        .with_context(|| format!("output folder {}", args.out.output.display()))?;
-    crate::cache::sweep_stale_temps(&args.out.output);
+    std::fs::create_dir_all(&args.output.dir)
+        .with_context(|| format!("output folder {}", args.output.dir.display()))?;
+    crate::cache::sweep_stale_temps(&args.output.dir);
     let total: u64 = plan.blobs.values().map(|b| b.0).sum();
     let bar = ui.bytes_bar(total, "writing");
     let written = {
         let progress = |n: u64| bar.inc(n);
-        let opts = WriteOptions { part_size: Some(args.out.part_size), zstd: args.out.zstd, progress: Some(&progress) };
+        let opts =
+            WriteOptions { part_size: Some(args.output.part_size), zstd: args.output.zstd, progress: Some(&progress) };
         let plan = &plan;
-        let out = &args.out.output;
+        let out = &args.output.dir;
         tokio::task::block_in_place(|| plan.write(out, &opts)).map_err(|e| match e {
             edgeiso_bundle::BundleError::SourceMismatch { ref digest, .. } => {
                 cache.evict(digest);
@@ -252,13 +272,13 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateArgs) -> anyhow::Result<Writt
         human_bytes(written.total_bytes),
         human_bytes(summed.saturating_sub(unique))
     ));
-    ui.event(
-        "done",
-        serde_json::json!({
-            "paths": written.paths, "zstd": written.zstd, "bytes": written.total_bytes,
-            "images": written.meta.images.len(), "uniqueBlobBytes": unique,
-        }),
-    );
+    ui.event(&Event::Done {
+        paths: written.paths.clone(),
+        zstd: written.zstd.clone(),
+        bytes: written.total_bytes,
+        images: written.meta.images.len(),
+        unique_blob_bytes: Some(unique),
+    });
     Ok(written)
 }
 
@@ -419,10 +439,7 @@ async fn download(
                 let _ = std::fs::remove_file(&partial);
             } else {
                 let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                ui.event(
-                    "blob",
-                    serde_json::json!({ "digest": digest, "bytes": size, "image": image.as_str(), "done": n }),
-                );
+                ui.event(&Event::Blob { digest: digest.clone(), bytes: size, image: image.to_string(), done: n });
                 tracing::info!("pulled {digest} ({size} bytes) for {image}");
             }
             r

@@ -22,9 +22,22 @@ use edgeiso_bundle::manifest::{self, Descriptor, ManifestView, Platform};
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
 use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
 
-use crate::cli::ImportArgs;
+use crate::create::OutputOptions;
 use crate::exit::{self, with_code};
-use crate::ui::{human_bytes, Ui};
+use crate::ui::{human_bytes, Event, Ui};
+
+/// `edgeiso bundle import`.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// OCI layout folders, OCI archives or `docker save` tarballs.
+    pub sources: Vec<PathBuf>,
+    pub output: OutputOptions,
+    /// Bundle name (the file is `content-NAME.tar`).
+    pub name: String,
+}
+
+/// The import staging folders beside the output (locked while their run lives).
+const STAGING_PREFIX: &str = ".edgeiso-import-";
 
 /// Where the files of one source are: path inside the source -> blob.
 struct SourceFiles {
@@ -45,7 +58,7 @@ impl SourceFiles {
     }
 }
 
-pub fn run(ui: &Ui, args: ImportArgs) -> anyhow::Result<()> {
+pub fn import(ui: &Ui, args: &ImportOptions) -> anyhow::Result<()> {
     let name_ok = !args.name.is_empty()
         && args
             .name
@@ -57,13 +70,12 @@ pub fn run(ui: &Ui, args: ImportArgs) -> anyhow::Result<()> {
             anyhow!("--name {:?}: use lower-case letters, digits, '-', '_' and '.'", args.name),
         ));
     }
-    std::fs::create_dir_all(&args.out.output)
-        .with_context(|| format!("output folder {}", args.out.output.display()))?;
-    crate::cache::sweep_stale_temps(&args.out.output);
-    let staging = tempfile::Builder::new()
-        .prefix(".edgeiso-import-")
-        .tempdir_in(&args.out.output)
-        .with_context(|| format!("staging folder in {}", args.out.output.display()))?;
+    let out_dir = &args.output.dir;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("output folder {}", out_dir.display()))?;
+    crate::cache::sweep_stale_temps(out_dir);
+    edgeiso_contract::fs::sweep_orphan_dirs(out_dir, STAGING_PREFIX);
+    let staging = edgeiso_contract::fs::create_locked_dir(out_dir, STAGING_PREFIX)
+        .with_context(|| format!("staging folder in {}", out_dir.display()))?;
 
     let mut images: Vec<ImageRecord> = Vec::new();
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
@@ -87,7 +99,7 @@ pub fn run(ui: &Ui, args: ImportArgs) -> anyhow::Result<()> {
     }
     let plan = BundlePlan {
         name: args.name.clone(),
-        created: edgeiso_bundle::format::creation_time().map_err(|e| with_code(exit::INVALID_INPUT, anyhow!(e)))?,
+        created: edgeiso_bundle::format::creation_time().map_err(|e| with_code(exit::INVALID_INPUT, e))?,
         tool: format!("edgeiso {}", env!("CARGO_PKG_VERSION")),
         images,
         blobs,
@@ -95,8 +107,9 @@ pub fn run(ui: &Ui, args: ImportArgs) -> anyhow::Result<()> {
     let total = plan.blobs.values().map(|b| b.0).sum();
     let bar = ui.bytes_bar(total, "writing");
     let progress = |n: u64| bar.inc(n);
-    let opts = WriteOptions { part_size: Some(args.out.part_size), zstd: args.out.zstd, progress: Some(&progress) };
-    let written = plan.write(&args.out.output, &opts)?;
+    let opts =
+        WriteOptions { part_size: Some(args.output.part_size), zstd: args.output.zstd, progress: Some(&progress) };
+    let written = plan.write(out_dir, &opts)?;
     bar.finish_and_clear();
     for p in &written.paths {
         ui.print(p.display().to_string());
@@ -107,7 +120,13 @@ pub fn run(ui: &Ui, args: ImportArgs) -> anyhow::Result<()> {
         written.meta.images.len(),
         human_bytes(written.total_bytes)
     ));
-    ui.event("done", serde_json::json!({ "paths": written.paths, "zstd": written.zstd, "bytes": written.total_bytes, "images": written.meta.images.len() }));
+    ui.event(&Event::Done {
+        paths: written.paths.clone(),
+        zstd: written.zstd.clone(),
+        bytes: written.total_bytes,
+        images: written.meta.images.len(),
+        unique_blob_bytes: None,
+    });
     Ok(())
 }
 
@@ -178,13 +197,15 @@ fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
         match kind {
             tar::EntryType::Directory => {}
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let tmp = tempfile::NamedTempFile::new_in(staging)?;
-                let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp));
+                // Inside this run's locked staging folder: no other run sweeps it.
+                let (tmp, file) = edgeiso_contract::fs::create_locked(staging, "member", "tmp")?;
+                let _remove = edgeiso_contract::fs::RemoveOnDrop(tmp.clone());
+                let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
                 std::io::copy(&mut entry, &mut w).map_err(|e| invalid(&shown, format!("cannot read: {e}")))?;
                 let (bw, digest, size) = w.finish();
-                let tmp = bw.into_inner().map_err(|e| e.into_error())?;
+                bw.into_inner().map_err(|e| e.into_error())?;
                 let dest = staging.join(digest.hex());
-                tmp.persist(&dest).map_err(|e| e.error)?;
+                std::fs::rename(&tmp, &dest)?;
                 files.insert(name, (digest, size, dest));
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {

@@ -43,10 +43,7 @@ pub fn write(path: &Path, lock: &LockFile) -> anyhow::Result<bool> {
     }
     let mut text = serde_json::to_string_pretty(lock)?;
     text.push('\n');
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
+    edgeiso_contract::fs::write_atomic(path, text.as_bytes(), edgeiso_contract::fs::FileMode::Public)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(true)
 }

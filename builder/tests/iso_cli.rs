@@ -16,21 +16,7 @@ use iso_common::{base_iso, sha256_file, E2E_EPOCH};
 
 /// A 64-byte x86-64 ELF header with no program headers: "static" to the
 /// builder's check, and small (the real agent is tested in iso_e2e.rs).
-fn fake_static_agent(dir: &Path) -> PathBuf {
-    let mut h = vec![0u8; 64];
-    h[..4].copy_from_slice(b"\x7fELF");
-    h[4] = 2; // 64-bit
-    h[5] = 1; // little-endian
-    h[6] = 1;
-    h[16] = 2; // ET_EXEC
-    h[18] = 62; // EM_X86_64
-    h[20] = 1;
-    h[52] = 64; // e_ehsize
-    h[54] = 56; // e_phentsize
-    let path = dir.join("edgeiso-agent");
-    std::fs::write(&path, h).unwrap();
-    path
-}
+use edgeiso_testkit::files::fake_static_agent;
 
 fn site(dir: &Path, source: &Registry, live_load: bool) -> PathBuf {
     site_with_agent(dir, source, &format!("liveLoad: {live_load}"))
@@ -195,10 +181,12 @@ fn overlay_tree_and_initramfs_follow_the_layout() {
         assert!(report.entries.iter().all(|e| e.uid == 0 && e.gid == 0 && e.mode & 0o170000 != 0));
         // The hook: live load only when asked, against harbor.url.
         let hook = decompressed_member(&img, "lib/dracut/hooks/pre-pivot/90-edgeiso.sh");
-        assert_eq!(hook.contains("edgeiso-agent load --config /edgeiso/agent-live.yaml"), live, "{hook}");
-        assert_eq!(hook.contains("--deadline 10m"), live, "a live load is bounded: {hook}");
+        let runs = "/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --outcome-file";
+        assert_eq!(hook.contains(runs), live, "{hook}");
         assert!(!hook.contains("\nexit"), "a sourced hook must not exit: {hook}");
         let config = decompressed_member(&img, "edgeiso/agent-live.yaml");
+        // A live load is bounded, by its configuration.
+        assert!(config.contains("deadline: 10m") && config.contains("waitTimeout: 3m"), "{config}");
         assert!(config.contains("registry: http://10.0.2.2:5000"), "{config}");
         assert!(config.contains("/run/initramfs/live/opt/spectrocloud/content"), "{config}");
         assert!(std::fs::read_to_string(out.join("config.yaml")).unwrap().starts_with("#cloud-config"));

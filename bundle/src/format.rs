@@ -80,15 +80,11 @@ pub struct BundleJson {
 
 /// The creation time of a new bundle: `SOURCE_DATE_EPOCH` when set, so that
 /// the same inputs give a byte-identical bundle, else now.
-pub fn creation_time() -> Result<SystemTime, String> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
-            .map_err(|_| format!("SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds")),
-        Err(_) => Ok(SystemTime::now()),
-    }
+pub fn creation_time() -> Result<SystemTime, edgeiso_contract::epoch::EpochError> {
+    Ok(match edgeiso_contract::epoch::source_date_epoch()? {
+        Some(s) => UNIX_EPOCH + Duration::from_secs(s),
+        None => SystemTime::now(),
+    })
 }
 
 pub fn rfc3339(t: SystemTime) -> String {

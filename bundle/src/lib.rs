@@ -6,7 +6,6 @@
 
 pub mod digest;
 pub mod format;
-pub mod fsutil;
 pub mod manifest;
 pub mod parts;
 pub mod reader;

@@ -74,13 +74,15 @@ pub fn check_part_sizes(paths: &[PathBuf]) -> Result<(), BundleError> {
     Ok(())
 }
 
-/// `NAME.tar.part007` -> `NAME.tar`
-fn part_base(path: &Path) -> Option<PathBuf> {
+/// `NAME.tar.part007` -> `NAME.tar`; `None` when `path` does not name a part.
+/// The one rule for part names: `.part` and at least three digits.
+pub fn part_base(path: &Path) -> Option<PathBuf> {
     let s = path.to_str()?;
     let (base, num) = s.rsplit_once(".part")?;
     (num.len() >= 3 && num.bytes().all(|b| b.is_ascii_digit())).then(|| PathBuf::from(base))
 }
 
+/// `NAME.tar` -> `NAME.tar.part007`
 pub fn part_name(base: &Path, index: usize) -> PathBuf {
     let mut s = base.as_os_str().to_owned();
     s.push(format!(".part{index:03}"));
@@ -207,7 +209,7 @@ impl SplitWriter {
         }
         let dir = self.base.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = self.base.file_name().unwrap_or_default().to_string_lossy();
-        let (p, f) = crate::fsutil::create_locked(dir, &format!(".{name}.{:03}", self.temps.len()), "tmp")?;
+        let (p, f) = edgeiso_contract::fs::create_locked(dir, &format!(".{name}.{:03}", self.temps.len()), "tmp")?;
         self.held.push(f.try_clone()?);
         self.temps.push(p);
         self.current = Some(io::BufWriter::with_capacity(1 << 20, f));

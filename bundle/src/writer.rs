@@ -303,7 +303,7 @@ fn write_zstd(parts: &[PathBuf], base: &Path) -> Result<PathBuf, BundleError> {
     let out = PathBuf::from(out);
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let (tmp, f) =
-        crate::fsutil::create_locked(dir, &format!(".{}", out.file_name().unwrap().to_string_lossy()), "tmp")
+        edgeiso_contract::fs::create_locked(dir, &format!(".{}", out.file_name().unwrap().to_string_lossy()), "tmp")
             .map_err(|e| BundleError::io(&out, e))?;
     let result = (|| -> io::Result<()> {
         let mut enc = zstd::Encoder::new(io::BufWriter::with_capacity(1 << 20, f), 3)?;

@@ -3,22 +3,20 @@
 //! Secrets, node mirrors, the agent's config, and the lint checks run before
 //! an ISO is burned. See `docs/spec.md` and `docs/render.md`.
 
-pub mod agent_config;
 pub mod auth;
 pub mod error;
-pub mod layout;
 pub mod lint;
 pub mod render;
 pub mod spec;
 pub mod suggest;
-pub mod write;
 pub mod yaml;
 
-pub use agent_config::AgentConfig;
 pub use error::{Pos, SpecError};
 pub use lint::{check_site, fix_profile, lint_profile, FixReport, LintReport};
-pub use render::{harbor_images, render, RenderError, RenderOptions, RenderReport};
+pub use render::{
+    agent::agent_config, harbor_images, render, RenderError, RenderOptions, RenderReport, MAX_USER_DATA_BYTES,
+};
 pub use spec::{
-    AgentSpec, Distribution, HarborDeployment, HarborSpec, HarborStorage, HarborUrl, ImageSpec, InstallSpec, Platforms,
+    AgentSpec, Distribution, HarborDeployment, HarborSpec, HarborStorage, ImageSpec, InstallSpec, Platforms,
     RegistryKind, RegistrySpec, SecretSpec, SiteSpec, Size, Spec, TlsSpec, UserSpec,
 };

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use crate::error::SpecError;
 use crate::render::harbor::CHART_DEFAULT_REGISTRY_SIZE;
 use crate::spec::{HarborDeployment, Size, Spec};
-use crate::write::write_atomic_with_mode;
 use crate::yaml::{self, Value};
 
 const PLUGIN: &str = "AlwaysPullImages";
@@ -303,9 +302,14 @@ fn line_value(line: &str) -> Option<(usize, &str, usize)> {
 /// The result of `fix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixReport {
+    /// Where the copy is meant to go.
     pub output: PathBuf,
     /// 1-based lines of the input that were changed or removed.
     pub changed_lines: Vec<u64>,
+    /// The corrected copy.
+    pub text: String,
+    /// The input's permission bits, which the copy should keep.
+    pub mode: u32,
 }
 
 /// Remove `AlwaysPullImages` from every admission-plugin list in `text`.
@@ -434,8 +438,9 @@ fn fix_line(body: &str) -> Option<Option<String>> {
     Some(Some(format!("{new_code}{}", &body[code_end..])))
 }
 
-/// Write a corrected copy of the profile at `path` to `output` (which may not
-/// be the input itself), and check the copy lints clean of the plugin.
+/// A corrected copy of the profile at `path`, meant for `output` (which may
+/// not be the input itself), checked to lint clean of the plugin. Nothing is
+/// written: the caller writes `text` to `output` with `mode`.
 pub fn fix_profile(path: &Path, output: &Path) -> Result<FixReport, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
         what: "profile",
@@ -458,16 +463,11 @@ pub fn fix_profile(path: &Path, output: &Path) -> Result<FixReport, SpecError> {
     }
     // Profiles may hold secrets (pack values with passwords): the copy gets
     // the input's permissions, not a world-readable default.
-    let bits = {
+    let mode = {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600)
     };
-    write_atomic_with_mode(output, fixed.as_bytes(), bits).map_err(|source| SpecError::Read {
-        what: "fixed profile (write)",
-        path: output.to_owned(),
-        source,
-    })?;
-    Ok(FixReport { output: output.to_owned(), changed_lines })
+    Ok(FixReport { output: output.to_owned(), changed_lines, text: fixed, mode })
 }
 
 /// Checks of the site spec itself: Harbor storage against the bundle, and

@@ -11,7 +11,10 @@
 //! fails, never skips, without them, so a green run always means the pulls
 //! were checked.
 
-use edgeiso_installer_config::{render, RenderOptions, Spec};
+mod common;
+use common::render_to;
+
+use edgeiso_installer_config::{RenderOptions, Spec};
 use edgeiso_testkit::{have, images, Containerd, Registry, RegistryOptions};
 
 /// Push `image` under another repository name (as the agent would place it in Harbor).
@@ -76,7 +79,7 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
             );
             let spec = Spec::from_str(&text, &d.path().join("site.yaml")).unwrap();
             let out = d.path().join(format!("out-{auth}-{strict}"));
-            render(&spec, &out, &RenderOptions::default()).unwrap();
+            render_to(&spec, &out, &RenderOptions::default()).unwrap();
             let hosts_dir = out.join("containerd/certs.d");
 
             for (reference, image) in [("docker.io/library/app:1.0", app), ("127.0.0.1:9/team/web:2.1", web)] {
@@ -102,7 +105,7 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
                 format!("name: mirror-test\nimages: [docker.io/library/app:1.0]\nharbor:\n  url: {}\n", reg.url());
             let spec = Spec::from_str(&text, &d.path().join("site.yaml")).unwrap();
             let out = d.path().join("out-noauth");
-            render(&spec, &out, &RenderOptions::default()).unwrap();
+            render_to(&spec, &out, &RenderOptions::default()).unwrap();
             let o = pull(&ctrd, &out.join("containerd/certs.d"), "docker.io/library/app:1.0");
             assert!(!o.status.success(), "an anonymous pull from the htpasswd registry must fail");
         } else {

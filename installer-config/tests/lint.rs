@@ -6,6 +6,13 @@ use std::path::Path;
 use edgeiso_installer_config::lint::{fix_profile, fix_text, lint_profile, lint_profile_text, Severity};
 use edgeiso_installer_config::{check_site, Spec};
 
+/// `fix_profile`, and the copy written the way `edgeiso lint --fix` writes it.
+fn fix(input: &Path, out: &Path) -> edgeiso_installer_config::FixReport {
+    let report = fix_profile(input, out).unwrap();
+    edgeiso_contract::fs::write_atomic_with_mode(out, report.text.as_bytes(), report.mode).unwrap();
+    report
+}
+
 fn lint(text: &str) -> edgeiso_installer_config::LintReport {
     lint_profile_text(text, Path::new("profile.yaml")).unwrap()
 }
@@ -98,7 +105,7 @@ fn fix_writes_a_corrected_copy() {
     let input = d.path().join("profile.yaml");
     std::fs::write(&input, SEED).unwrap();
     let out = d.path().join("fixed.yaml");
-    let report = fix_profile(&input, &out).unwrap();
+    let report = fix(&input, &out);
     assert_eq!(report.changed_lines, [10]);
     let fixed = std::fs::read_to_string(&out).unwrap();
     assert_eq!(fixed, SEED.replace("AlwaysPullImages,", ""));
@@ -171,7 +178,7 @@ fn fixed_flow_and_string_forms_lint_clean_and_keep_the_rest() {
     std::fs::write(&input, text).unwrap();
     assert!(lint_profile(&input).unwrap().has_errors());
     let out = d.path().join("fixed.yaml");
-    fix_profile(&input, &out).unwrap();
+    fix(&input, &out);
     let fixed = std::fs::read_to_string(&out).unwrap();
     assert!(fixed.contains("anonymous-auth=false"), "{fixed}");
     assert!(!lint_profile(&out).unwrap().has_errors());
@@ -187,7 +194,7 @@ fn fix_keeps_the_mode_of_the_input() {
     std::fs::write(&input, SEED).unwrap();
     std::fs::set_permissions(&input, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = d.path().join("fixed.yaml");
-    fix_profile(&input, &out).unwrap();
+    fix(&input, &out);
     assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
 }
 

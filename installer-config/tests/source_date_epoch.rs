@@ -2,14 +2,17 @@
 //! that the output is not byte-identical (the keys are random). Its own test
 //! binary: it sets the variable for the whole process.
 
-use edgeiso_installer_config::{render, RenderOptions, Spec};
+mod common;
+use common::render_to;
+
+use edgeiso_installer_config::{RenderOptions, Spec};
 
 #[test]
 fn generated_tls_under_source_date_epoch_warns() {
     std::env::set_var("SOURCE_DATE_EPOCH", "1700000000");
     let d = tempfile::tempdir().unwrap();
     let spec = Spec::from_str("name: s\n", &d.path().join("site.yaml")).unwrap();
-    let report = render(&spec, &d.path().join("out"), &RenderOptions::default()).unwrap();
+    let report = render_to(&spec, &d.path().join("out"), &RenderOptions::default()).unwrap();
     assert!(report.generated_tls);
     assert!(
         report.warnings.iter().any(|w| w.contains("SOURCE_DATE_EPOCH") && w.contains("harbor.tls")),
@@ -17,6 +20,6 @@ fn generated_tls_under_source_date_epoch_warns() {
         report.warnings
     );
     std::env::set_var("SOURCE_DATE_EPOCH", "yesterday");
-    let e = render(&spec, &d.path().join("out"), &RenderOptions::default()).unwrap_err().to_string();
+    let e = render_to(&spec, &d.path().join("out"), &RenderOptions::default()).unwrap_err().to_string();
     assert!(e.contains("SOURCE_DATE_EPOCH"), "{e}");
 }

@@ -437,3 +437,32 @@ fn live_kernel_args_refusals_name_file_line_column() {
     let e = agent("agent:\n  liveLoad: true\n  liveKernelArgs: rd.neednet=1\n").unwrap_err();
     assert!(e.starts_with("sites/site.yaml:10:"), "{e}");
 }
+
+/// Every key the parser accepts is documented in a table row of
+/// docs/spec.md (as `` `key` ``, `` `parent.key` ``, `` `key: ...` `` or
+/// `` `parent.key.<name>` ``), and the probe finds the nested ones.
+#[test]
+fn every_spec_key_is_documented() {
+    let keys = edgeiso_installer_config::spec::known_keys();
+    for nested in ["harbor.tls.certFile", "images[].platforms", "registries[].host", "agent.liveKernelArgs"] {
+        assert!(keys.iter().any(|k| k == nested), "{nested} not found by the probe: {keys:?}");
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/spec.md")).unwrap();
+    let rows: Vec<&str> = doc.lines().filter(|l| l.starts_with('|')).collect();
+    let undocumented: Vec<&String> = keys
+        .iter()
+        .filter(|k| {
+            let leaf = k.rsplit(['.', ']']).next().unwrap();
+            let forms = [
+                k.to_string(),
+                format!("`{leaf}`"),
+                format!(".{leaf}`"),
+                format!("`{leaf}:"),
+                format!("`{leaf}."),
+                format!(".{leaf}."),
+            ];
+            !rows.iter().any(|r| forms.iter().any(|f| r.contains(f.as_str())))
+        })
+        .collect();
+    assert!(undocumented.is_empty(), "keys without a row in docs/spec.md: {undocumented:?}");
+}

@@ -18,17 +18,9 @@ pub mod initramfs;
 pub mod iso;
 pub mod qemu;
 
-mod epoch;
+pub mod agent_binary;
+pub mod cidata;
+pub mod hook;
+pub mod tree;
 
-pub use epoch::{source_date_epoch, EpochError};
-
-/// Where the initramfs overlay lives on the ISO, and what every boot entry loads.
-pub const EDGEISO_INITRD_ISO_PATH: &str = "/boot/edgeiso.img";
-
-/// The dracut hook the initramfs overlay carries, in dracut's `$hookdir`
-/// (`/lib/dracut/hooks`, what dracut-lib.sh and dracut-pre-pivot.service
-/// read). On usr-merged initrds that is `/usr/lib/dracut/hooks/pre-pivot/`;
-/// on dracut-ng it resolves on to `/var/lib/dracut/hooks/pre-pivot/`; on
-/// initrds that are not usr-merged it is `/lib` itself. The archive holds no
-/// entries for its folders, so the kernel follows the base's symlinks.
-pub const EDGEISO_DRACUT_HOOK_PATH: &str = "lib/dracut/hooks/pre-pivot/90-edgeiso.sh";
+pub use edgeiso_contract::epoch::{source_date_epoch, EpochError};

@@ -104,6 +104,26 @@ pub enum Media {
     Usb,
 }
 
+impl Firmware {
+    /// `bios` or `uefi`, as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+impl Media {
+    /// `cd` or `usb`, as the command line takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Media::Cd => "cd",
+            Media::Usb => "usb",
+        }
+    }
+}
+
 impl std::str::FromStr for Firmware {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -302,7 +322,7 @@ fn kvm_works(qemu: &Path) -> Result<String, String> {
 /// 0x402 debug console, both into files) until either file has a line
 /// containing `needle`, QEMU exits, or `timeout` passes; then kill it.
 fn probe_guest(qemu: &Path, extra: &[String], needle: &str, timeout: Duration) -> Result<String, String> {
-    let dir = tempfile::Builder::new().prefix("edgeiso-kvm-probe.").tempdir().map_err(|e| format!("temp dir: {e}"))?;
+    let dir = edgeiso_contract::fs::scratch_dir("edgeiso-kvm-probe.").map_err(|e| format!("temp dir: {e}"))?;
     let (debugcon, serial) = (dir.path().join("debugcon.log"), dir.path().join("serial.log"));
     let stderr_path = dir.path().join("stderr");
     let stderr = File::create(&stderr_path).map_err(|e| format!("{}: {e}", stderr_path.display()))?;
@@ -378,7 +398,7 @@ pub struct Vm {
     stderr: PathBuf,
     started: Instant,
     // Holds the disk, the OVMF variables and (by default) the log.
-    _dir: tempfile::TempDir,
+    _dir: edgeiso_contract::fs::LockedDir,
 }
 
 /// The outcome of a boot that reached its marker.
@@ -397,7 +417,7 @@ pub struct BootOutcome {
 impl Vm {
     /// Start QEMU for `spec`.
     pub fn start(spec: BootSpec) -> Result<Vm, QemuError> {
-        let dir = tempfile::Builder::new().prefix("edgeiso-vm.").tempdir().map_err(io_err(Path::new("/tmp")))?;
+        let dir = edgeiso_contract::fs::scratch_dir("edgeiso-vm.").map_err(io_err(&std::env::temp_dir()))?;
         if !spec.iso.is_file() {
             return Err(QemuError::Io {
                 path: spec.iso.clone(),

@@ -18,3 +18,23 @@ pub fn hidden_entries(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// A stand-in for the static agent: a minimal x86-64 ELF header without a
+/// `PT_INTERP` (what the overlay checks), written to `dir/edgeiso-agent`.
+/// It does not run; tests that boot a live load use the real one
+/// ([`crate::iso::static_agent`]).
+pub fn fake_static_agent(dir: &Path) -> std::path::PathBuf {
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2; // 64-bit
+    h[5] = 1; // little-endian
+    h[6] = 1;
+    h[16] = 2; // ET_EXEC
+    h[18] = 62; // EM_X86_64
+    h[20] = 1;
+    h[52] = 64; // e_ehsize
+    h[54] = 56; // e_phentsize
+    let path = dir.join("edgeiso-agent");
+    std::fs::write(&path, h).unwrap();
+    path
+}

@@ -7,9 +7,11 @@
 //! - [`images`]: a deterministic synthetic corpus (OCI, Docker schema-2,
 //!   multi-platform index, uncompressed layer), pushing, OCI layouts and
 //!   `docker save` archives;
+//! - [`bundles`]: content bundles written straight from synthesized images;
 //! - [`containerd`]: a private containerd daemon for `ctr images import`;
 //! - [`iso`]: the Debian test kernel, cached base ISOs, the static agent;
-//! - [`files`]: file modes and leftover temp entries, for the ISO tests.
+//! - [`files`]: file modes, leftover temp entries and a stand-in static
+//!   agent binary, for the ISO tests.
 //!
 //! Everything here panics with a clear message on failure: it is a test
 //! harness, and a panic with the registry's log tail is the most useful error.
@@ -18,6 +20,7 @@
 //! [`tools_present`] unless `EDGEISO_REQUIRE_TOOLS=1` (set by scripts/test.sh)
 //! makes that a failure too. scripts/install-test-deps.sh installs them all.
 
+pub mod bundles;
 pub mod containerd;
 pub mod files;
 pub mod images;

@@ -88,7 +88,11 @@ impl HarborDouble {
             patches: Mutex::default(),
             closes_lost: Mutex::default(),
             blob_puts: Mutex::default(),
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            http: {
+                // The workspace's one crypto provider (decision 0009).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+            },
         });
         let st = state.clone();
         runtime.spawn(async move {

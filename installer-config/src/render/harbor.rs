@@ -199,7 +199,7 @@ pub fn harbor_images(spec: &Spec) -> Result<Vec<ImageRef>, RenderError> {
 /// Chart values rendered from the spec.
 pub fn chart_values(spec: &Spec) -> Value {
     let h = &spec.harbor;
-    let tls = h.url.is_https();
+    let tls = h.url.tls;
     let port_name = if tls { "https" } else { "http" };
     let mut expose = Map::new().with("type", "nodePort").with(
         "tls",

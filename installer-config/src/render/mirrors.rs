@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use edgeiso_bundle::harbor_prefix;
+use edgeiso_contract::paths::node;
 
-use crate::layout;
 use crate::spec::Spec;
 use crate::yaml::{Map, Value};
 
@@ -38,7 +38,7 @@ fn toml_str(s: &str) -> String {
 pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> String {
     let h = &spec.harbor;
     let mirror = format!("{}/v2/{}", h.url, harbor_prefix(&h.project, host));
-    let ca = if h.url.is_https() { format!("ca = {}\n", toml_str(layout::NODE_HARBOR_CA)) } else { String::new() };
+    let ca = if h.url.tls { format!("ca = {}\n", toml_str(node::HARBOR_CA)) } else { String::new() };
     let auth = admin_password.map(|pw| {
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}"));
         format!("Authorization = [{}]\n", toml_str(&format!("Basic {basic}")))
@@ -93,8 +93,8 @@ pub fn registries_yaml(spec: &Spec, admin_password: Option<&str>) -> Value {
     if let Some(pw) = admin_password {
         config.insert("auth", Map::new().with("username", "admin").with("password", pw));
     }
-    if h.url.is_https() {
-        config.insert("tls", Map::new().with("ca_file", layout::NODE_HARBOR_CA));
+    if h.url.tls {
+        config.insert("tls", Map::new().with("ca_file", node::HARBOR_CA));
     }
     let mut root = Map::new().with("mirrors", mirrors);
     if !config.is_empty() {

@@ -1,6 +1,9 @@
 //! `edgeiso render`: everything the ISO carries besides images, from the site
-//! spec. See `docs/render.md` for the output and how it reaches the node.
+//! spec, as files in memory (a [`FileSet`]): the builder writes them to an
+//! output folder or into an ISO's overlay tree. See `docs/render.md` for the
+//! output and how it reaches the node.
 
+pub mod agent;
 pub mod credentials;
 pub mod harbor;
 pub mod mirrors;
@@ -11,14 +14,14 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use edgeiso_bundle::ImageRef;
+use edgeiso_contract::fs::{FileMode as Mode, FileSet, FileSetError};
+use edgeiso_contract::paths::{out as paths, AgentSite};
+use edgeiso_contract::AgentConfig;
 
 use crate::error::SpecError;
-use crate::layout;
 use crate::lint::{self, LintReport};
 use crate::spec::{HarborDeployment, Spec};
-use crate::write::{write_atomic, Mode};
 use crate::yaml::{self, Value};
-use crate::AgentConfig;
 
 pub use harbor::harbor_images;
 
@@ -29,18 +32,14 @@ pub struct RenderOptions {
     pub bundle_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone)]
-pub struct RenderedFile {
-    /// Relative to the output folder.
-    pub path: PathBuf,
-    /// Holds a password or a private key (written 0600).
-    pub secret: bool,
-}
+/// Kairos skips user-data of this size or more.
+pub const MAX_USER_DATA_BYTES: u64 = 1_000_000;
 
 #[derive(Debug, Clone)]
 pub struct RenderReport {
-    pub output: PathBuf,
-    pub files: Vec<RenderedFile>,
+    /// Everything rendered, by path relative to an output folder (see
+    /// `edgeiso_contract::paths::out`); secrets are [`Mode::Secret`].
+    pub files: FileSet,
     /// Images Harbor runs: the builder adds them to the bundle as bootstrap images.
     pub harbor_images: Vec<ImageRef>,
     /// Upstream registries whose pulls nodes redirect to Harbor.
@@ -48,6 +47,9 @@ pub struct RenderReport {
     pub config_yaml_bytes: u64,
     /// True when render generated Harbor's CA and certificate.
     pub generated_tls: bool,
+    /// The agent's configuration for a load from the live medium (the
+    /// initramfs overlay carries it); `agent.yaml` in `files` is the node's.
+    pub live_agent_config: AgentConfig,
     /// Site and profile checks (storage, hardware, AlwaysPullImages).
     pub lint: LintReport,
     /// Things worth telling the user that do not stop the render.
@@ -64,12 +66,10 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Two outputs under one name (the first would be lost), or a name
+    /// that leaves the output folder.
+    #[error("render output {0}")]
+    Output(#[from] FileSetError),
     /// An input file (chart, manifest, certificate, user-data) is unusable.
     #[error("{}: {message}", file.display())]
     Input { file: PathBuf, message: String },
@@ -80,12 +80,10 @@ pub enum RenderError {
         user.display()
     )]
     Conflict { key: String, spec: PathBuf, user: PathBuf, detail: String },
-    #[error("{}: {bytes} bytes; Kairos skips user-data of 1 MB or more (limit {limit})", path.display())]
-    TooLarge { path: PathBuf, bytes: u64, limit: u64 },
+    #[error("{path}: {bytes} bytes; Kairos skips user-data of 1 MB or more (limit {limit})")]
+    TooLarge { path: &'static str, bytes: u64, limit: u64 },
     #[error("{0}")]
     Tls(String),
-    #[error("{}: refusing to replace a folder that is not empty and was not written by edgeiso render", .0.display())]
-    NotOurs(PathBuf),
     #[error("checks failed:\n{0}")]
     Lint(LintReport),
 }
@@ -103,25 +101,14 @@ pub(crate) fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
 }
 
-/// Collects output files in a staging folder.
+/// Collects the output files.
 struct Out {
-    dir: PathBuf,
-    files: Vec<RenderedFile>,
+    files: FileSet,
 }
 
 impl Out {
     fn put(&mut self, rel: &str, data: &[u8], mode: Mode) -> Result<(), RenderError> {
-        let path = self.dir.join(rel);
-        if self.files.iter().any(|f| f.path == Path::new(rel)) {
-            // Two outputs under one name: the first would be lost.
-            return Err(RenderError::Write {
-                path,
-                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "written twice in one render"),
-            });
-        }
-        write_atomic(&path, data, mode).map_err(|source| RenderError::Write { path, source })?;
-        self.files.push(RenderedFile { path: rel.into(), secret: mode == Mode::Secret });
-        Ok(())
+        Ok(self.files.put(rel, data, mode)?)
     }
 }
 
@@ -146,17 +133,12 @@ fn harbor_admin_password(spec: &Spec) -> Result<Option<String>, RenderError> {
     Ok(None)
 }
 
-/// Render the site into `output` (replaced as a whole; see `docs/render.md`).
-pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<RenderReport, RenderError> {
-    if output.is_dir() && !output.join(layout::OUT_MARKER).exists() {
-        let empty = std::fs::read_dir(output).map_err(|e| RenderError::read(output, e))?.next().is_none();
-        if !empty {
-            return Err(RenderError::NotOurs(output.to_owned()));
-        }
-    }
+/// Render the site. Nothing is written: the caller puts the files where
+/// they belong (see `docs/render.md`).
+pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderError> {
     let mut warnings = Vec::new();
 
-    // Checks first: nothing is written when the site would not work.
+    // Checks first: nothing is rendered when the site would not work.
     let mut lint = lint::check_site(spec, opts.bundle_bytes);
     if let Some(profile) = &spec.profile {
         lint.merge(lint::lint_profile(profile)?);
@@ -179,7 +161,7 @@ pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<Render
             "no Harbor admin password in the spec: the agent and the nodes get no registry credentials".to_owned(),
         );
     }
-    let https = spec.harbor.url.is_https();
+    let https = spec.harbor.url.tls;
     let tls_material = match deployment {
         HarborDeployment::Manifests(dir) if https => {
             let Some(t) = &spec.harbor.tls else {
@@ -210,33 +192,18 @@ pub fn render(spec: &Spec, output: &Path, opts: &RenderOptions) -> Result<Render
     }
     let harbor_images = harbor_images(spec)?;
 
-    // Stage everything in a sibling folder, then swap it in.
-    let parent = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = output.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "render".into());
-    let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| RenderError::Write { path: staging.clone(), source: e })?;
-    }
-    std::fs::create_dir_all(&staging).map_err(|e| RenderError::Write { path: staging.clone(), source: e })?;
-    let mut out = Out { dir: staging.clone(), files: Vec::new() };
-    let result = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref());
-    let config_yaml_bytes = match result {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-    };
-    out.put(layout::OUT_MARKER, format!("edgeiso render of site {}\n", spec.name).as_bytes(), Mode::Public)?;
-    warnings.extend(swap_in(&staging, output)?);
+    let mut out = Out { files: FileSet::new() };
+    let config_yaml_bytes = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref())?;
+    let live_agent_config =
+        agent::agent_config(spec, &AgentSite::LIVE, tls_material.is_some(), admin_password.is_some());
 
     Ok(RenderReport {
-        output: output.to_owned(),
         files: out.files,
         harbor_images,
         mirrored_hosts: mirrors::upstream_hosts(spec),
         config_yaml_bytes,
         generated_tls: tls_material.as_ref().is_some_and(|t| t.generated),
+        live_agent_config,
         lint,
         warnings,
     })
@@ -252,25 +219,25 @@ fn write_all(
 
     // Harbor: CA for nodes and agent, password for the agent, the deployment.
     if let Some(t) = tls {
-        out.put(layout::OUT_HARBOR_CA, t.ca_pem.as_bytes(), Mode::Public)?;
+        out.put(paths::HARBOR_CA, t.ca_pem.as_bytes(), Mode::Public)?;
     }
     if let Some(pw) = admin_password {
-        out.put(layout::OUT_HARBOR_PASSWORD, format!("{pw}\n").as_bytes(), Mode::Secret)?;
+        out.put(paths::HARBOR_PASSWORD, format!("{pw}\n").as_bytes(), Mode::Secret)?;
     }
     match &spec.harbor.deployment {
         HarborDeployment::Chart(p) => {
             let chart = harbor::read_chart(p)?;
             let doc = harbor::helm_chart(spec, &chart);
-            out.put(layout::OUT_HARBOR_CHART, yaml::to_string(&doc).as_bytes(), Mode::Public)?;
+            out.put(paths::HARBOR_CHART, yaml::to_string(&doc).as_bytes(), Mode::Public)?;
             let secrets = harbor::secrets(spec, tls, admin_password.unwrap_or_default());
-            out.put(layout::OUT_HARBOR_SECRETS, docs_to_string(&secrets).as_bytes(), Mode::Secret)?;
+            out.put(paths::HARBOR_SECRETS, docs_to_string(&secrets).as_bytes(), Mode::Secret)?;
         }
         HarborDeployment::Manifests(dir) => {
             let mut taken: std::collections::BTreeMap<String, PathBuf> = Default::default();
             for f in harbor::read_manifests(dir)? {
                 let stem = f.source.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 let stem = stem.strip_prefix("harbor-").unwrap_or(&stem).to_owned();
-                let rel = format!("{}/harbor-{stem}.yaml", layout::OUT_MANIFESTS);
+                let rel = format!("{}/harbor-{stem}.yaml", paths::MANIFESTS);
                 if let Some(first) = taken.insert(rel.clone(), f.source.clone()) {
                     return Err(RenderError::Input {
                         file: dir.clone(),
@@ -291,7 +258,7 @@ fn write_all(
                 if admin_password.is_none() {
                     docs.pop(); // no admin Secret without a password
                 }
-                out.put(layout::OUT_HARBOR_SECRETS, docs_to_string(&docs).as_bytes(), Mode::Secret)?;
+                out.put(paths::HARBOR_SECRETS, docs_to_string(&docs).as_bytes(), Mode::Secret)?;
             }
         }
     }
@@ -299,34 +266,25 @@ fn write_all(
     // Palette registry credential Secrets.
     let creds = credentials::secrets(spec)?;
     if !creds.is_empty() {
-        out.put(layout::OUT_REGISTRY_CREDENTIALS, docs_to_string(&creds).as_bytes(), Mode::Secret)?;
+        out.put(paths::REGISTRY_CREDENTIALS, docs_to_string(&creds).as_bytes(), Mode::Secret)?;
     }
 
     // Node mirrors.
     for host in mirrors::upstream_hosts(spec) {
-        let rel = format!("{}/{host}/hosts.toml", layout::OUT_CERTS_D);
+        let rel = format!("{}/{host}/hosts.toml", paths::CERTS_D);
         // With credentials (an Authorization header) the file is secret.
         out.put(&rel, mirrors::hosts_toml(spec, &host, admin_password).as_bytes(), pw_mode)?;
     }
     let registries_yaml = yaml::to_string(&mirrors::registries_yaml(spec, admin_password));
-    out.put(layout::OUT_K3S_REGISTRIES, registries_yaml.as_bytes(), pw_mode)?;
+    out.put(paths::K3S_REGISTRIES, registries_yaml.as_bytes(), pw_mode)?;
     if spec.airgap_strict {
-        out.put(layout::OUT_K3S_STRICT, yaml::to_string(&mirrors::strict_config()).as_bytes(), Mode::Public)?;
+        out.put(paths::K3S_STRICT, yaml::to_string(&mirrors::strict_config()).as_bytes(), Mode::Public)?;
     }
 
     // The agent.
-    let agent = AgentConfig {
-        registry: Some(spec.harbor.url.to_string()),
-        project: Some(spec.harbor.project.clone()),
-        ca: tls.map(|_| layout::NODE_HARBOR_CA.into()),
-        insecure: false,
-        username: admin_password.map(|_| "admin".to_owned()),
-        password_file: admin_password.map(|_| layout::NODE_HARBOR_PASSWORD.into()),
-        bundles: vec![layout::NODE_CONTENT_DIR.into()],
-        state_dir: Some(layout::NODE_STATE_DIR.into()),
-    };
-    out.put(layout::OUT_AGENT_CONFIG, agent.to_yaml().as_bytes(), Mode::Public)?;
-    out.put(layout::OUT_UNIT, userdata::unit().as_bytes(), Mode::Public)?;
+    let agent = agent::agent_config(spec, &AgentSite::NODE, tls.is_some(), admin_password.is_some());
+    out.put(paths::AGENT_CONFIG, agent.to_yaml().as_bytes(), Mode::Public)?;
+    out.put(paths::UNIT, edgeiso_contract::unit::AGENT_UNIT.as_bytes(), Mode::Public)?;
 
     // The user-data, last: it embeds some of the above.
     let inputs = userdata::Inputs { admin_password, registries_yaml: &registries_yaml };
@@ -340,71 +298,9 @@ fn write_all(
     }
     let text = format!("#cloud-config\n{}", yaml::to_string(&config));
     let bytes = text.len() as u64;
-    if bytes >= layout::MAX_USER_DATA_BYTES {
-        return Err(RenderError::TooLarge {
-            path: out.dir.join(layout::CONFIG_YAML),
-            bytes,
-            limit: layout::MAX_USER_DATA_BYTES,
-        });
+    if bytes >= MAX_USER_DATA_BYTES {
+        return Err(RenderError::TooLarge { path: paths::CONFIG_YAML, bytes, limit: MAX_USER_DATA_BYTES });
     }
-    out.put(layout::CONFIG_YAML, text.as_bytes(), if secret { Mode::Secret } else { Mode::Public })?;
+    out.put(paths::CONFIG_YAML, text.as_bytes(), if secret { Mode::Secret } else { Mode::Public })?;
     Ok(bytes)
-}
-
-/// Replace `output` with `staging`: rename the old folder aside, rename the
-/// new one in, delete the old one. Once the new output is in place, failing
-/// to delete the old one is not a failed render: it comes back as a warning.
-fn swap_in(staging: &Path, output: &Path) -> Result<Option<String>, RenderError> {
-    swap_in_with(staging, output, |p| std::fs::remove_dir_all(p))
-}
-
-fn swap_in_with(
-    staging: &Path,
-    output: &Path,
-    remove: impl Fn(&Path) -> std::io::Result<()>,
-) -> Result<Option<String>, RenderError> {
-    let w = |path: &Path, source| RenderError::Write { path: path.to_owned(), source };
-    if output.exists() {
-        let old = staging.with_extension("old");
-        if old.exists() {
-            remove(&old).map_err(|e| w(&old, e))?;
-        }
-        std::fs::rename(output, &old).map_err(|e| w(output, e))?;
-        std::fs::rename(staging, output).map_err(|e| w(output, e))?;
-        if let Err(e) = remove(&old) {
-            return Ok(Some(format!(
-                "{} is rendered, but the previous output moved aside to {} could not be deleted ({e}): delete it by hand",
-                output.display(),
-                old.display()
-            )));
-        }
-    } else {
-        std::fs::rename(staging, output).map_err(|e| w(output, e))?;
-    }
-    Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_leftover_old_output_is_a_warning_not_a_failure() {
-        let d = tempfile::tempdir().unwrap();
-        let (staging, out) = (d.path().join(".out.staging-1"), d.path().join("out"));
-        for (dir, text) in [(&staging, "new"), (&out, "old")] {
-            std::fs::create_dir(dir).unwrap();
-            std::fs::write(dir.join("f"), text).unwrap();
-        }
-        let calls = std::cell::Cell::new(0);
-        let warning = swap_in_with(&staging, &out, |_| {
-            calls.set(calls.get() + 1);
-            Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, "busy"))
-        })
-        .unwrap();
-        assert_eq!(calls.get(), 1);
-        assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), "new");
-        let w = warning.unwrap();
-        assert!(w.contains("could not be deleted") && w.contains(".out.old"), "{w}");
-    }
 }

@@ -61,14 +61,9 @@ pub fn material(spec: &Spec) -> Result<TlsMaterial, RenderError> {
     material_at(spec, source_date_epoch()?)
 }
 
-/// `SOURCE_DATE_EPOCH` (reproducible-builds.org), when set and not empty.
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org), when set and not blank.
 pub fn source_date_epoch() -> Result<Option<u64>, RenderError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => v.parse::<u64>().map(Some).map_err(|_| {
-            RenderError::Tls(format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds since 1970 (digits only)"))
-        }),
-        _ => Ok(None),
-    }
+    edgeiso_contract::epoch::source_date_epoch().map_err(|e| RenderError::Tls(e.to_string()))
 }
 
 /// Like `material`, with a generated certificate's validity counted from

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+use edgeiso_contract::paths::{iso, live, node};
+use edgeiso_contract::unit::AGENT_UNIT_NAME;
+
 use super::{mirrors, RenderError};
-use crate::layout;
 use crate::spec::{read_secret_file, InterfaceSpec, Spec};
 use crate::yaml::{self, Map, Value};
 
@@ -244,13 +246,13 @@ if [ -d "$live{images}" ]; then cp -a "$live{images}/." "$dest/images/"; fi
 chmod 0700 "$dest/site" "$dest/state"
 sync
 "#,
-        live = layout::LIVE_MEDIUM,
-        label = layout::PERSISTENT_LABEL,
-        rel = layout::NODE_ROOT.trim_start_matches("/usr/local/"),
-        bin = layout::ISO_AGENT_BIN,
-        site = layout::ISO_SITE_DIR,
-        content = layout::ISO_CONTENT_DIR,
-        images = layout::ISO_IMAGES_DIR,
+        live = live::MEDIUM,
+        label = node::PERSISTENT_LABEL,
+        rel = node::ROOT.trim_start_matches("/usr/local/"),
+        bin = iso::AGENT_BIN,
+        site = iso::SITE_DIR,
+        content = iso::CONTENT_DIR,
+        images = iso::IMAGES_DIR,
     )
 }
 
@@ -276,21 +278,11 @@ install -m 0644 {unit_src} /etc/systemd/system/{unit}
 systemctl daemon-reload
 systemctl enable --now --no-block {unit}
 "#,
-        site = layout::NODE_SITE_DIR,
-        images = layout::NODE_IMAGES_DIR,
-        unit_src = layout::NODE_UNIT,
-        unit = layout::UNIT_NAME,
+        site = node::SITE_DIR,
+        images = node::IMAGES_DIR,
+        unit_src = node::UNIT,
+        unit = AGENT_UNIT_NAME,
     )
-}
-
-/// The systemd unit that runs the agent.
-pub fn unit() -> String {
-    // One unit, the agent's own (oneshot, restarted on failure except when a
-    // retry cannot help: exit 2, 3, 5, 6, 7), so render never ships a second
-    // opinion of it.
-    let unit = include_str!("../../../agent/dist/edgeiso-agent.service");
-    debug_assert!(unit.contains(layout::NODE_AGENT_BIN) && unit.contains(layout::NODE_AGENT_CONFIG));
-    unit.to_owned()
 }
 
 /// Where a key came from, for conflict messages.

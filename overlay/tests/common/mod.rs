@@ -5,50 +5,59 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use edgeiso_overlay::initramfs::{Compression, InitramfsBuilder};
+use edgeiso_contract::console::Marker;
+use edgeiso_contract::fs::{FileMode, FileSet};
+use edgeiso_contract::AgentConfig;
+use edgeiso_overlay::initramfs::Compression;
 use edgeiso_overlay::qemu::{boot_until, BootOutcome, BootSpec, Firmware, Media};
+use edgeiso_overlay::tree::{write_tree, TreeInputs};
+use edgeiso_testkit::bundles::{write_bundle, Entry};
 use sha2::{Digest, Sha256};
 
 pub const LAYOUTS: [&str; 3] = ["grub-mkrescue", "auroraboot", "isolinux"];
 
 pub use edgeiso_testkit::iso::{base_iso, cache_dir};
 
-pub const HOOK_MARKER: &str = "EDGEISO-HOOK-RAN";
+/// Every line the product's dracut hook prints starts with this.
+pub const HOOK_MARKER: &str = edgeiso_contract::console::PREFIX;
+/// Where the live load of the test trees goes (nobody answers there).
+pub const REGISTRY: &str = "https://10.0.2.2:30003";
+/// Bundle parts of the test trees: a 400 KB layer makes two.
+pub const PART_SIZE: u64 = 300_000;
 
-/// The dracut hook the initramfs overlay carries: proves the overlay was
-/// unpacked (the file exists), the hook ran, and the live medium is mounted.
-pub fn hook_script() -> String {
-    [
-        "# edgeiso test hook: sourced by dracut (or the test base's /init) at pre-pivot",
-        "echo \"EDGEISO-HOOK-RAN\" >/dev/console",
-        "echo \"EDGEISO-HOOK-CONFIG: $(head -n 1 /run/initramfs/live/config.yaml)\" >/dev/console",
-        "if [ -x /edgeiso/bin/edgeiso-agent ]; then echo \"EDGEISO-HOOK-AGENT: $(cat /edgeiso/bin/edgeiso-agent | head -n 1)\" >/dev/console; fi",
-        "",
-    ]
-    .join("\n")
-}
-
-/// An overlay tree like the product's: config.yaml at the root, a content
-/// bundle part, /edgeiso/ files and /boot/edgeiso.img with the hook.
+/// An overlay tree written by the product's own writer
+/// (`edgeiso_overlay::tree`): config.yaml at the root, the rest of a small
+/// render output under /edgeiso/site, a real bundle in two parts, a stand-in
+/// static agent, and /boot/edgeiso.img with the real dracut hook, set for a
+/// live load (so a boot shows the hook ran, with the medium mounted).
 pub fn make_overlay(dir: &Path, label: &str) {
-    std::fs::create_dir_all(dir.join("opt/spectrocloud/content")).unwrap();
-    std::fs::create_dir_all(dir.join("edgeiso")).unwrap();
-    std::fs::create_dir_all(dir.join("boot")).unwrap();
-    std::fs::write(
-        dir.join("config.yaml"),
-        format!("#cloud-config\n# edgeiso test overlay {label}\nstylus:\n  site:\n    name: test\n"),
-    )
-    .unwrap();
-    let part: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    std::fs::write(dir.join("opt/spectrocloud/content/content-test.tar.part001"), part).unwrap();
-    std::fs::write(dir.join("edgeiso/edgeiso-agent.service"), "[Unit]\nDescription=edgeiso agent (test)\n").unwrap();
-    std::fs::write(dir.join("edgeiso/agent.yaml"), "registry: https://10.0.2.2:30003\n").unwrap();
-
-    let mut img = InitramfsBuilder::new(0);
-    img.add_file(edgeiso_overlay::EDGEISO_DRACUT_HOOK_PATH, hook_script().into_bytes(), 0o755).unwrap();
-    img.add_file("edgeiso/bin/edgeiso-agent", format!("#!/bin/sh\n# fake agent {label}\n").into_bytes(), 0o755)
-        .unwrap();
-    img.write_to_path(&dir.join("boot/edgeiso.img"), Compression::Zstd).unwrap();
+    let inputs = dir.with_file_name(format!(
+        "{}.inputs",
+        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&inputs).unwrap();
+    let image = edgeiso_testkit::image_with_layer("team/app", "1.0", 400_000, 7);
+    let parts = write_bundle(&inputs, "test", &[Entry::workload(&image, "127.0.0.1:9/team/app:1.0")], Some(PART_SIZE));
+    assert_eq!(parts.len(), 2, "two parts: {parts:?}");
+    let agent = edgeiso_testkit::files::fake_static_agent(&inputs);
+    let mut rendered = FileSet::new();
+    let config = format!("#cloud-config\n# edgeiso test overlay {label}\nstylus:\n  site:\n    name: test\n");
+    rendered.put("config.yaml", config, FileMode::Public).unwrap();
+    rendered.put("agent.yaml", format!("registry: {REGISTRY}\n"), FileMode::Public).unwrap();
+    rendered.put("systemd/edgeiso-agent.service", edgeiso_contract::unit::AGENT_UNIT, FileMode::Public).unwrap();
+    let live_config = AgentConfig { registry: Some(REGISTRY.into()), ..Default::default() };
+    let tree = TreeInputs {
+        site: "test",
+        registry: REGISTRY,
+        rendered: &rendered,
+        live_config: &live_config,
+        live_load: true,
+        parts: &parts,
+        part_size: PART_SIZE,
+        agent: &agent,
+        compression: Compression::Zstd,
+    };
+    write_tree(&tree, dir).unwrap();
 }
 
 /// Boots run one at a time: two TCG guests on two cores would slow each other
@@ -71,22 +80,21 @@ pub fn boot_and_check(iso: &Path, firmware: Firmware, media: Media, label: &str)
     let line = format!("boot {label} {firmware:?} {media:?}: {:.1}s", outcome.elapsed.as_secs_f64());
     eprintln!("{line}");
     record_time(&line);
-    assert!(outcome.log.contains(HOOK_MARKER), "{label}: hook did not run; log {}", log.display());
+    // The hook ran, found the agent and its config in the initramfs overlay
+    // (it copies them first) and the bundle on the mounted live medium: only
+    // then does it announce the load (which fails: the stand-in agent does
+    // not run, and nobody answers at REGISTRY).
+    let loading = Marker::Loading { registry: REGISTRY.into() };
+    assert!(
+        outcome.log.lines().any(|l| Marker::parse(l).as_ref() == Some(&loading)),
+        "{label}: the hook did not start a live load; log {}",
+        log.display()
+    );
     // The overlay must add to the base's hook folders, never replace them
     // (or the symlinks on their path: lib -> usr/lib, dracut-ng's hooks).
     assert!(
         outcome.log.contains("EDGEISO-BASE: own pre-pivot hook ran"),
         "{label}: the base initrd's own hook is gone; log {}",
-        log.display()
-    );
-    assert!(
-        outcome.log.contains("EDGEISO-HOOK-CONFIG: #cloud-config"),
-        "{label}: config.yaml not read from the live medium; log {}",
-        log.display()
-    );
-    assert!(
-        outcome.log.contains("EDGEISO-HOOK-AGENT: #!/bin/sh"),
-        "{label}: agent from the initramfs overlay missing; log {}",
         log.display()
     );
     assert!(outcome.elapsed < Duration::from_secs(120));

@@ -1,0 +1,106 @@
+//! `edgeiso bundle verify` and `edgeiso bundle inspect`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edgeiso_bundle::verify::verify as verify_bundle;
+use edgeiso_bundle::{Bundle, BundleError};
+
+use crate::exit::{self, with_code};
+use crate::ui::{human_bytes, Event, Ui};
+
+fn open(path: &Path) -> anyhow::Result<Bundle> {
+    Bundle::open(path).map_err(|e| {
+        let code = match e {
+            BundleError::Io { .. } => exit::FAILURE,
+            BundleError::NotFound(_) => exit::INVALID_INPUT,
+            _ => exit::VERIFY_FAILED,
+        };
+        with_code(code, e)
+    })
+}
+
+/// Check every checksum, blob digest and manifest reference of the bundle at `path`.
+pub fn verify(ui: &Ui, path: &Path) -> anyhow::Result<()> {
+    let bundle = open(path)?;
+    let bar = ui.bytes_bar(bundle.total_len(), "verifying");
+    let report = verify_bundle(&bundle, &|n| bar.inc(n))?;
+    bar.finish_and_clear();
+    for p in &report.problems {
+        ui.line(format!("  {p}"));
+    }
+    ui.event(&Event::Verified {
+        bundle: bundle.path().to_path_buf(),
+        ok: report.problems.is_empty(),
+        members: report.members_checked,
+        bytes: report.bytes_checked,
+        problems: report.problems.clone(),
+    });
+    if report.problems.is_empty() {
+        ui.line(format!(
+            "{}: OK ({} images, {} members, {})",
+            bundle.path().display(),
+            bundle.meta.images.len(),
+            report.members_checked,
+            human_bytes(report.bytes_checked)
+        ));
+        Ok(())
+    } else {
+        Err(with_code(
+            exit::VERIFY_FAILED,
+            anyhow::anyhow!("{}: {} problem(s) found", bundle.path().display(), report.problems.len()),
+        ))
+    }
+}
+
+/// List the bundle's images, platforms, sizes and roles.
+pub fn inspect(ui: &Ui, path: &Path) -> anyhow::Result<()> {
+    let bundle = open(path)?;
+    let unique = bundle.unique_blob_bytes();
+    let summed: u64 = bundle.meta.images.iter().map(|i| i.size).sum();
+    let mut by_role: BTreeMap<String, usize> = BTreeMap::new();
+    for i in &bundle.meta.images {
+        *by_role.entry(i.role.to_string()).or_default() += 1;
+    }
+    if ui.is_json() {
+        ui.event(&Event::Inspect {
+            bundle: bundle.path().to_path_buf(),
+            parts: bundle.paths.clone(),
+            name: bundle.meta.name.clone(),
+            created: bundle.meta.created.clone(),
+            tool: bundle.meta.tool.clone(),
+            format_version: bundle.meta.format_version,
+            images: bundle.meta.images.clone(),
+            unique_blob_bytes: unique,
+            image_bytes: summed,
+            saved_by_deduplication: summed.saturating_sub(unique),
+            bundle_bytes: bundle.total_len(),
+        });
+        return Ok(());
+    }
+    ui.print(format!(
+        "bundle {} (format {}, {}, created {})",
+        bundle.meta.name, bundle.meta.format_version, bundle.meta.tool, bundle.meta.created
+    ));
+    ui.print(format!("{} part(s), {}", bundle.paths.len(), human_bytes(bundle.total_len())));
+    let width = bundle.meta.images.iter().map(|i| i.reference.as_str().len()).max().unwrap_or(5).max(5);
+    ui.print(format!("{:<width$}  {:<9}  {:<24}  {:>10}", "IMAGE", "ROLE", "PLATFORMS", "SIZE"));
+    for i in &bundle.meta.images {
+        ui.print(format!(
+            "{:<width$}  {:<9}  {:<24}  {:>10}",
+            i.reference.as_str(),
+            i.role.to_string(),
+            i.platforms.join(","),
+            human_bytes(i.size)
+        ));
+    }
+    let roles: Vec<String> = by_role.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    ui.print(format!(
+        "{} images ({}); unique blobs {}; {} saved by deduplication",
+        bundle.meta.images.len(),
+        roles.join(", "),
+        human_bytes(unique),
+        human_bytes(summed.saturating_sub(unique))
+    ));
+    Ok(())
+}

@@ -1,0 +1,341 @@
+//! The command line of `edgeiso`: every clap type in this file, the
+//! dispatch (flags turned into each step's checked options) in
+//! [`dispatch`], the man pages and completions in [`docs`].
+
+pub mod dispatch;
+pub mod docs;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use edgeiso_contract::agent_config::parse_duration;
+
+use crate::create::DEFAULT_CONCURRENCY;
+
+pub use dispatch::run;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgeiso",
+    version,
+    about = "Put Kubernetes on edge sites that have no network",
+    long_about = "edgeiso bundles every image a site needs into one verifiable content bundle, renders the \
+site's airgap configuration, and lays both into a bootable installer ISO.",
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid input (spec, lock, archive), \
+4 verification failed, 5 registry refused (unknown image, wrong credentials)."
+)]
+pub struct Cli {
+    /// Log more (repeat for more detail); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print one JSON event per line on stdout instead of progress and tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create, verify, inspect and import content bundles.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
+    /// Render the site's user-data, Harbor manifests, credential Secrets,
+    /// node mirror config and agent config from its spec.
+    #[command(after_help = "Examples:
+  edgeiso render --spec site.yaml --output build/site
+  edgeiso render --spec site.yaml --output build/site --bundle build/content-store-042.tar   # also checks Harbor storage")]
+    Render(RenderArgs),
+    /// Check a cluster profile (or k3s/RKE2 config) for settings that break an
+    /// airgapped site, such as the AlwaysPullImages admission plugin.
+    #[command(after_help = "Examples:
+  edgeiso lint --profile profile.yaml
+  edgeiso lint --profile profile.yaml --fix profile.fixed.yaml")]
+    Lint(LintArgs),
+    /// Write the ISO overlay tree: config.yaml, the bundle parts, /edgeiso/
+    /// (site files, agent, unit) and the initramfs overlay /boot/edgeiso.img.
+    #[command(after_help = "Examples:
+  edgeiso overlay --spec site.yaml --output build/overlay
+  edgeiso overlay --spec site.yaml --output build/overlay --bundle build/content-store-042.tar --agent ./edgeiso-agent")]
+    Overlay(OverlayArgs),
+    /// Lay a site onto a base installer ISO (builds the bundle, render output
+    /// and overlay it needs), keeping every BIOS/UEFI, CD/USB boot path.
+    #[command(after_help = "Examples:
+  edgeiso iso --spec site.yaml --base kairos.iso --output build/site.iso
+  SOURCE_DATE_EPOCH=1700000000 edgeiso iso --spec site.yaml --base kairos.iso --output build/site.iso --bundle build/content-store-042.tar")]
+    Iso(IsoArgs),
+    /// The whole chain (bundle, render, overlay, remaster, verify) with one
+    /// progress display; writes OUT.iso and OUT.iso.sha256.
+    #[command(after_help = "Examples:
+  edgeiso build --spec site.yaml --base kairos.iso --output build/palette-edge-installer.iso")]
+    Build(IsoArgs),
+    /// Write the small `cidata` ISO (user-data, meta-data; Joliet + Rock
+    /// Ridge) that carries site-specific user-data beside the installer ISO.
+    #[command(
+        name = "site-iso",
+        after_help = "Examples:
+  edgeiso site-iso --user-data site-user-data.yaml --output build/site.iso"
+    )]
+    SiteIso(SiteIsoArgs),
+    /// Boot an ISO in QEMU and check that the bundle's images arrive in the
+    /// registry (and, if given, that a marker line appears on the console).
+    #[command(
+        name = "boot-test",
+        after_help = "Examples:
+  edgeiso boot-test build/site.iso --registry http://127.0.0.1:5000 --expect-bundle build/content-s.tar
+  edgeiso boot-test build/site.iso --firmware uefi --media usb --timeout 2m --marker 'EDGEISO-AGENT: loaded'
+  edgeiso boot-test kairos-site.iso --timeout 45m --forward 30003 --registry https://127.0.0.1:30003 --insecure \\
+      --expect-bundle build/content-s.tar --allow-reboot
+
+Passes (exit 0) when every workload image of --expect-bundle is in --registry with the bundle's
+digests (every child of an index too) and the --marker line, if given, appeared. Exit 4 lists what
+is missing and prints the end of the serial console."
+    )]
+    BootTest(BootTestArgs),
+    #[command(flatten)]
+    Docs(edgeiso_contract::cli_docs::DocsCommand),
+}
+
+/// Where the agent binary comes from.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// The static edgeiso-agent to put on the ISO [default: `edgeiso-agent`
+    /// beside this executable].
+    #[arg(long, env = "EDGEISO_AGENT", value_name = "PATH")]
+    pub agent: Option<PathBuf>,
+    /// Compression of the initramfs overlay (gzip for kernels before 5.9).
+    #[arg(long, value_enum, default_value_t = InitrdCompression::Zstd)]
+    pub initrd_compression: InitrdCompression,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitrdCompression {
+    Zstd,
+    Gzip,
+}
+
+/// How the images of a spec are pulled into a bundle (`bundle create`, and
+/// `overlay`/`iso`/`build` when they build the bundle).
+#[derive(Debug, Clone, Args)]
+pub struct PullArgs {
+    /// Use the digests in `edgeiso.lock` beside the spec; fail if an image is not in it.
+    #[arg(long)]
+    pub locked: bool,
+    /// Blob cache folder [default: $XDG_CACHE_HOME/edgeiso or ~/.cache/edgeiso].
+    #[arg(long, env = "EDGEISO_CACHE")]
+    pub cache: Option<PathBuf>,
+    /// Blobs downloaded at once.
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+/// How a missing bundle is built.
+#[derive(Debug, Clone, Args)]
+pub struct BundleBuildArgs {
+    /// Use this bundle (a tar, its first part, or the tar name whose parts
+    /// exist) instead of building one from the spec.
+    #[arg(long, value_name = "PATH")]
+    pub bundle: Option<PathBuf>,
+    #[command(flatten)]
+    pub pull: PullArgs,
+    /// Bundle parts on the ISO are at most this many bytes (ISO 9660 files stay under 4 GiB).
+    #[arg(long, default_value_t = 3_000_000_000, value_parser = clap::value_parser!(u64).range(1024..4_294_967_295))]
+    pub part_size: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct OverlayArgs {
+    /// The site spec (YAML).
+    #[arg(short, long)]
+    pub spec: PathBuf,
+    /// Folder to write the overlay tree into (created; only a folder edgeiso wrote before is replaced).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub bundle: BundleBuildArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IsoArgs {
+    /// The site spec (YAML).
+    #[arg(short, long)]
+    pub spec: PathBuf,
+    /// The base installer ISO (never modified).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// The ISO to write (a separate file: never the base).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub bundle: BundleBuildArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Keep the intermediate files (bundle, overlay tree) in this folder
+    /// [default: a temporary folder beside the output, removed afterwards].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteIsoArgs {
+    /// The site's user-data (cloud-config; first line `#cloud-config`).
+    #[arg(long, value_name = "FILE")]
+    pub user_data: PathBuf,
+    /// meta-data file [default: `instance-id` and `local-hostname` from the output name].
+    #[arg(long, value_name = "FILE")]
+    pub meta_data: Option<PathBuf>,
+    /// The ISO to write.
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BootTestArgs {
+    /// The ISO to boot.
+    pub iso: PathBuf,
+    /// Firmware: bios (SeaBIOS) or uefi (OVMF).
+    #[arg(long, default_value = "bios", value_parser = ["bios", "uefi"])]
+    pub firmware: String,
+    /// Attach the ISO as a CD-ROM or as a USB disk.
+    #[arg(long, default_value = "cd", value_parser = ["cd", "usb"])]
+    pub media: String,
+    /// Give up after this long (e.g. 2m, 45m).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// The registry the images must arrive in, as seen from this host
+    /// (`http://127.0.0.1:PORT`; the guest reaches the host's loopback as 10.0.2.2).
+    #[arg(long, value_name = "URL", requires = "expect_bundle")]
+    pub registry: Option<String>,
+    /// The bundle whose workload images must arrive.
+    #[arg(long, value_name = "PATH", requires = "registry")]
+    pub expect_bundle: Option<PathBuf>,
+    /// Harbor project the images go under.
+    #[arg(long, default_value = "spectro-images")]
+    pub project: String,
+    /// A console line (regular expression) that must appear.
+    #[arg(long, value_name = "REGEX")]
+    pub marker: Option<String>,
+    /// PEM CA to trust for an https registry.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the registry's TLS certificate.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Forward host port to the guest (`30003` or `HOST:GUEST`), e.g. to reach
+    /// Harbor's NodePort on an installed Kairos node.
+    #[arg(long, value_name = "PORT[:GUEST]")]
+    pub forward: Vec<String>,
+    /// Let the guest reboot (an installer that reboots into the installed
+    /// system); by default a reboot ends the VM.
+    #[arg(long)]
+    pub allow_reboot: bool,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+    /// Guest CPUs.
+    #[arg(long, default_value_t = 1)]
+    pub cpus: u32,
+    /// Keep the serial console here [default: a file beside the ISO, ISO.boot-test.log].
+    #[arg(long, value_name = "FILE")]
+    pub serial_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The site spec (YAML).
+    #[arg(short, long)]
+    pub spec: PathBuf,
+    /// Folder to render into (created; only a folder edgeiso rendered before is replaced).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The site's bundle: Harbor's registry storage is checked against its size.
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Cluster profile, or a plain k3s/RKE2 config file.
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Write a corrected copy of the profile to this file.
+    #[arg(long)]
+    pub fix: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Pull every image of a site spec into one content bundle.
+    #[command(after_help = "Examples:
+  edgeiso bundle create --spec site.yaml --output build/
+  edgeiso bundle create --spec site.yaml --output build/ --locked --part-size 1000000000 --zstd
+  SOURCE_DATE_EPOCH=0 edgeiso bundle create --spec site.yaml --output build/   # byte-identical rebuilds")]
+    Create(CreateArgs),
+    /// Check every checksum, blob digest and manifest reference of a bundle.
+    #[command(after_help = "Examples:
+  edgeiso bundle verify build/content-store-042.tar
+  edgeiso bundle verify build/content-store-042.tar.part000 --json")]
+    Verify(VerifyArgs),
+    /// List a bundle's images, platforms, sizes and roles.
+    #[command(after_help = "Examples:
+  edgeiso bundle inspect build/content-store-042.tar
+  edgeiso bundle inspect build/content-store-042.tar --json | jq '.images[].reference'")]
+    Inspect(InspectArgs),
+    /// Turn existing airgap artifacts into a bundle: OCI layouts, OCI archives
+    /// (.tar, .tar.gz, .tar.zst; Hauler hauls, vendor bundles) and `docker save` tarballs.
+    #[command(after_help = "Examples:
+  edgeiso bundle import haul.tar.zst k3s-airgap-images-amd64.tar --output build/ --name store-042
+  edgeiso bundle import ./oci-layout-dir --output build/")]
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Folder to write `content-NAME.tar` (or its parts) into.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Split the tar into parts of at most this many bytes (`NAME.tar.part000`, ...).
+    /// 3 GB (10^9 bytes each is the CanvOS convention; ISO 9660 files must stay under 4 GiB).
+    #[arg(long, default_value_t = 3_000_000_000, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub part_size: u64,
+    /// Also write `NAME.tar.zst` for transport.
+    #[arg(long)]
+    pub zstd: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// The site spec (YAML).
+    #[arg(short, long)]
+    pub spec: PathBuf,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    #[command(flatten)]
+    pub pull: PullArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle: a tar, its first part, or the tar name whose parts exist.
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// OCI layout folders, OCI archives (.tar/.tar.gz/.tar.zst) or `docker save` tarballs.
+    #[arg(required = true)]
+    pub sources: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Bundle name (the file is `content-NAME.tar`).
+    #[arg(long, default_value = "import")]
+    pub name: String,
+}

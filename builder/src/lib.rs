@@ -1,0 +1,34 @@
+//! The `edgeiso` command line as a library: each step of the pipeline
+//! (bundle create and import, render, overlay tree, ISO, boot test) is a
+//! function over an options struct, and `cli` turns flags into those options.
+//! The binary (`main.rs`) only parses and dispatches.
+//!
+//! | module | step |
+//! |---|---|
+//! | [`create`] (with [`source`], [`cache`], [`lockfile`]) | `bundle create`: resolve, lock, pull, write |
+//! | [`import`] | `bundle import`: existing airgap artifacts into a bundle |
+//! | [`bundle_check`] | `bundle verify`, `bundle inspect` |
+//! | [`bundle_input`] | the bundle of a later step: given, or built on the way |
+//! | [`render_site`] | `render` (to a folder), `lint` |
+//! | [`overlay_tree`] | `overlay`: render + `edgeiso_overlay::tree` |
+//! | [`iso_build`] | `iso`, `build`: overlay + remaster + read-back |
+//! | [`site_iso`] | `site-iso`: the `cidata` ISO |
+//! | [`boot_test`] | `boot-test`: QEMU + registry check |
+//! | [`ui`], [`exit`], [`work`] | output for people and pipelines, exit codes, work folders |
+
+pub mod boot_test;
+pub mod bundle_check;
+pub mod bundle_input;
+pub mod cache;
+pub mod cli;
+pub mod create;
+pub mod exit;
+pub mod import;
+pub mod iso_build;
+pub mod lockfile;
+pub mod overlay_tree;
+pub mod render_site;
+pub mod site_iso;
+pub mod source;
+pub mod ui;
+pub mod work;

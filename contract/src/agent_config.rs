@@ -1,0 +1,278 @@
+//! The agent's settings, one struct for its command-line flags and for its
+//! configuration file (`agent.yaml`), as coreos-installer's `InstallConfig`
+//! is both a clap parser and a serde struct. `edgeiso render` writes the file
+//! for the node, the overlay writes one for the live load, and
+//! `edgeiso-agent load --config FILE` reads it with its flags on top. A key
+//! added here is a flag, a file key and a render output at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Harbor project every image goes under, on Palette sites.
+pub const DEFAULT_PROJECT: &str = "spectro-images";
+/// Blob uploads in flight at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// How long the agent waits for the registry to answer at start.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// The registry password, when no `passwordFile` is given.
+pub const PASSWORD_ENV: &str = "EDGEISO_REGISTRY_PASSWORD";
+/// A live load from the initramfs waits this long for the registry...
+pub const LIVE_WAIT_TIMEOUT: Duration = Duration::from_secs(3 * 60);
+/// ...and gives up after this long in all: a stalled registry must never hold
+/// a live boot in the initramfs (dracut's pre-pivot service has no start
+/// timeout). The load is resumable; the installed node's unit continues it.
+pub const LIVE_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// A configuration file larger than this is not an agent configuration.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AgentConfig {
+    /// https://host:port (TLS verified against the built-in roots plus --ca)
+    /// or http://host:port (plain HTTP).
+    #[arg(long, value_name = "URL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+
+    /// Harbor project (and first path component) every image goes under
+    /// [default: spectro-images].
+    #[arg(long, value_name = "NAME")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+
+    /// PEM file with CA certificates to trust, on top of the built-in roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+
+    /// Skip TLS certificate verification (logged as a warning). Render never
+    /// sets it: it writes `ca` instead.
+    #[arg(long)]
+    #[serde(default)]
+    pub insecure: bool,
+
+    /// Registry user (default admin when a password is given).
+    #[arg(long, value_name = "USER")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+
+    /// File holding the password (one line). Or set EDGEISO_REGISTRY_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+
+    /// A bundle tar, its first part (.part000), or a folder to search.
+    /// Default: /run/initramfs/live and /opt/spectrocloud/content.
+    #[arg(long = "bundle", value_name = "PATH", num_args = 1..)]
+    #[serde(default)]
+    pub bundles: Vec<PathBuf>,
+
+    /// Where the journal of finished blobs and images lives
+    /// [default: /var/lib/edgeiso].
+    #[arg(long, value_name = "DIR")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Blob uploads in flight at once [default: 4].
+    #[arg(long, value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+
+    /// How long to wait for the registry to answer at start (e.g. 30m, 90s)
+    /// [default: 30m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub wait_timeout: Option<Duration>,
+
+    /// Stop the whole load after this long (e.g. 10m, 90s): images not
+    /// loaded by then are listed, uploads are left resumable, exit status 8.
+    /// Default: no deadline.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Duration>,
+}
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration {}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl AgentConfig {
+    /// Read a configuration file (bounded: it is input like any other).
+    pub fn read(path: &Path) -> Result<AgentConfig, ConfigError> {
+        use std::io::Read as _;
+        let read = |source| ConfigError::Read { path: path.to_owned(), source };
+        // Checked before opening: opening a FIFO would block.
+        if !std::fs::metadata(path).map_err(read)?.is_file() {
+            return Err(ConfigError::Invalid { path: path.to_owned(), message: "not a regular file".into() });
+        }
+        let file = std::fs::File::open(path).map_err(read)?;
+        let mut text = String::new();
+        file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text).map_err(read)?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                message: format!("larger than {MAX_FILE_BYTES} bytes"),
+            });
+        }
+        AgentConfig::from_yaml(&text)
+            .map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: e.to_string() })
+    }
+
+    pub fn from_yaml(text: &str) -> Result<AgentConfig, serde_saphyr::Error> {
+        serde_saphyr::from_str(text)
+    }
+
+    /// The file as render writes it: block style, long strings on one line.
+    pub fn to_yaml(&self) -> String {
+        let opts = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX };
+        serde_saphyr::to_string_with_options(self, opts).expect("plain data serializes to YAML")
+    }
+
+    /// These settings (the flags) over `file`'s: every setting given here
+    /// wins. The TLS choice is taken whole: a flag on either side of it
+    /// (`ca` or `insecure`) replaces the file's `ca` and `insecure` both.
+    pub fn over(self, file: AgentConfig) -> AgentConfig {
+        let (ca, insecure) =
+            if self.insecure || self.ca.is_some() { (self.ca, self.insecure) } else { (file.ca, file.insecure) };
+        AgentConfig {
+            registry: self.registry.or(file.registry),
+            project: self.project.or(file.project),
+            ca,
+            insecure,
+            username: self.username.or(file.username),
+            password_file: self.password_file.or(file.password_file),
+            bundles: if self.bundles.is_empty() { file.bundles } else { self.bundles },
+            state_dir: self.state_dir.or(file.state_dir),
+            concurrency: self.concurrency.or(file.concurrency),
+            wait_timeout: self.wait_timeout.or(file.wait_timeout),
+            deadline: self.deadline.or(file.deadline),
+        }
+    }
+}
+
+/// Harbor's rule for project names, `[a-z0-9]+(?:[._-][a-z0-9]+)*`, at most
+/// 255 characters: the spec and the agent check a project by it.
+pub fn check_project_name(name: &str) -> Result<(), &'static str> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .split(['.', '_', '-'])
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a Harbor project name ([a-z0-9]+ joined by single `.`, `_` or `-`)")
+    }
+}
+
+/// `30m`, `90s`, `1h30m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30m or 90s: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> AgentConfig {
+        AgentConfig {
+            registry: Some("https://127.0.0.1:30003".into()),
+            project: Some("spectro-images".into()),
+            ca: Some("/ca.crt".into()),
+            insecure: false,
+            username: Some("admin".into()),
+            password_file: Some("/pw".into()),
+            bundles: vec!["/b".into()],
+            state_dir: Some("/s".into()),
+            concurrency: Some(6),
+            wait_timeout: Some(Duration::from_secs(180)),
+            deadline: Some(Duration::from_secs(600)),
+        }
+    }
+
+    #[test]
+    fn the_file_keys_are_the_contract() {
+        let c = full();
+        let y = c.to_yaml();
+        for key in [
+            "registry:",
+            "project:",
+            "ca:",
+            "insecure:",
+            "username:",
+            "passwordFile:",
+            "bundles:",
+            "stateDir:",
+            "concurrency: 6",
+            "waitTimeout: 3m",
+            "deadline: 10m",
+        ] {
+            assert!(y.contains(key), "{key} in {y}");
+        }
+        assert_eq!(AgentConfig::from_yaml(&y).unwrap(), c);
+        assert!(AgentConfig::from_yaml("registy: x\n").is_err(), "typos are caught");
+        assert!(AgentConfig::from_yaml("deadline: soon\n").is_err());
+    }
+
+    #[test]
+    fn what_render_wrote_before_still_reads() {
+        let yaml = "registry: https://10.0.0.5:30003\nproject: spectro-images\nca: /etc/edgeiso/ca.pem\ninsecure: false\n\
+                    username: admin\npasswordFile: /etc/edgeiso/pw\nbundles: [/opt/spectrocloud/content]\nstateDir: /var/lib/edgeiso\n";
+        let c = AgentConfig::from_yaml(yaml).unwrap();
+        assert_eq!(c.registry.as_deref(), Some("https://10.0.0.5:30003"));
+        assert_eq!(c.password_file, Some(PathBuf::from("/etc/edgeiso/pw")));
+        assert_eq!(c.bundles, vec![PathBuf::from("/opt/spectrocloud/content")]);
+        assert_eq!(c.deadline, None);
+    }
+
+    #[test]
+    fn flags_win_and_the_tls_choice_is_taken_whole() {
+        let file = AgentConfig { insecure: true, ..full() };
+        let flags = AgentConfig { project: Some("b".into()), concurrency: Some(2), ..Default::default() };
+        let m = flags.over(file.clone());
+        assert_eq!((m.project.as_deref(), m.concurrency), (Some("b"), Some(2)));
+        assert_eq!(m.registry, file.registry);
+        assert!(m.insecure && m.ca.is_some(), "the file's TLS choice stands when no flag touches it");
+        let m = AgentConfig { ca: Some("/mine.pem".into()), ..Default::default() }.over(file.clone());
+        assert_eq!((m.ca, m.insecure), (Some(PathBuf::from("/mine.pem")), false));
+        let m = AgentConfig { insecure: true, ..Default::default() }.over(full());
+        assert_eq!((m.ca, m.insecure), (None, true));
+        let m = AgentConfig { bundles: vec!["/x".into()], ..Default::default() }.over(full());
+        assert_eq!(m.bundles, vec![PathBuf::from("/x")]);
+    }
+
+    #[test]
+    fn project_names() {
+        for ok in ["spectro-images", "a", "a.b_c-d1"] {
+            check_project_name(ok).unwrap();
+        }
+        for bad in ["", "Spectro", "a--b", "-a", "a-", "a.-b", "a/b", &"a".repeat(256)] {
+            assert!(check_project_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn reading_is_bounded_and_names_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("big.yaml");
+        std::fs::write(&big, vec![b'#'; (MAX_FILE_BYTES + 10) as usize]).unwrap();
+        let e = AgentConfig::read(&big).unwrap_err().to_string();
+        assert!(e.contains("big.yaml") && e.contains("larger than"), "{e}");
+        let e = AgentConfig::read(d.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = AgentConfig::read(&d.path().join("none.yaml")).unwrap_err().to_string();
+        assert!(e.contains("none.yaml"), "{e}");
+    }
+}

@@ -1,0 +1,104 @@
+//! Loading a spec: read, parse into the raw forms, validate; and the
+//! secret files and host names the model resolves.
+
+use std::path::{Path, PathBuf};
+
+use super::diagnostics::parse_yaml;
+use super::raw::RawSpec;
+use super::validate::Validator;
+use super::{ImageSpec, RegistryKind, RegistrySpec, Spec};
+use crate::error::SpecError;
+
+impl Spec {
+    /// Read and validate the spec at `path`.
+    pub fn load(path: &Path) -> Result<Spec, SpecError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+            what: "site spec",
+            path: path.to_owned(),
+            source,
+        })?;
+        Spec::from_str(&text, path)
+    }
+
+    /// Parse `text` as if read from `path` (which names the file in errors and
+    /// anchors relative paths).
+    #[allow(clippy::should_implement_trait)] // needs the path; FromStr cannot carry it
+    pub fn from_str(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        let raw: RawSpec = parse_yaml(text, path)?;
+        Validator { file: path, base: base_dir(path) }.spec(raw)
+    }
+
+    /// The `registries[]` entry for `host` (`index.docker.io` finds `docker.io`).
+    pub fn registry(&self, host: &str) -> Option<&RegistrySpec> {
+        let want = canonical_host(host);
+        self.registries.iter().find(|r| canonical_host(&r.host) == want)
+    }
+
+    /// Every image of the bundle: workload images first, then bootstrap ones.
+    pub fn all_images(&self) -> impl Iterator<Item = &ImageSpec> {
+        self.images.iter().chain(&self.bootstrap_images)
+    }
+}
+
+impl RegistrySpec {
+    /// The password from `passwordFile` (trailing newline dropped) or
+    /// `passwordEnv`; `None` when the entry gives neither. Errors name the
+    /// file or variable, never the content.
+    pub fn read_password(&self) -> Result<Option<String>, SpecError> {
+        if let Some(path) = &self.password_file {
+            return read_secret_file(path, "password file").map(Some);
+        }
+        if let Some(var) = &self.password_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(v)),
+                _ => Err(SpecError::Invalid {
+                    file: self.source_path.clone(),
+                    pos: self.pos,
+                    message: format!("environment variable {var} (passwordEnv of registry {}) is not set", self.host),
+                }),
+            };
+        }
+        Ok(None)
+    }
+
+    /// The `url` of this registry's Palette credential Secret: the bare host
+    /// for an image registry, scheme + host for a Helm repository.
+    pub fn secret_url(&self) -> String {
+        match self.kind {
+            RegistryKind::Image => self.host.clone(),
+            RegistryKind::Helm => {
+                let scheme = self.scheme.clone().unwrap_or_else(|| if self.insecure { "http" } else { "https" }.into());
+                format!("{scheme}://{}", self.host)
+            }
+        }
+    }
+}
+
+/// Read a small file holding a secret: the trailing newline is dropped, an
+/// empty file is an error. The content never appears in an error.
+pub fn read_secret_file(path: &Path, what: &'static str) -> Result<String, SpecError> {
+    let bytes = std::fs::read(path).map_err(|source| SpecError::Read { what, path: path.to_owned(), source })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| SpecError::invalid(path, None, format!("the {what} is not UTF-8 text")))?;
+    let text = text.trim_end_matches(['\n', '\r']).to_owned();
+    if text.is_empty() {
+        return Err(SpecError::invalid(path, None, format!("the {what} is empty")));
+    }
+    Ok(text)
+}
+
+/// docker's aliases of Docker Hub all mean `docker.io`; hosts compare case-insensitively.
+pub(crate) fn canonical_host(host: &str) -> String {
+    let h = host.to_ascii_lowercase();
+    match h.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".into(),
+        _ => h,
+    }
+}
+
+pub(super) fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}

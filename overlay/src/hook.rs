@@ -1,0 +1,131 @@
+//! The dracut hook the initramfs overlay carries
+//! (`paths::initrd::DRACUT_HOOK`, run at pre-pivot with the live medium
+//! mounted). It copies the agent out of the initramfs and, with a live load,
+//! runs it against the site's registry; the agent writes the outcome as
+//! console markers (`--outcome-file`), which the hook relays to the console.
+
+use edgeiso_contract::console::Marker;
+use edgeiso_contract::paths::{initrd, live};
+
+/// What the hook does.
+#[derive(Debug, Clone)]
+pub struct HookSettings<'a> {
+    pub site: &'a str,
+    /// The registry the site loads into (for the console lines).
+    pub registry: &'a str,
+    /// Load the bundle from the live medium now (otherwise only stage the agent).
+    pub live_load: bool,
+}
+
+/// The hook script. dracut *sources* it, so it must never `exit` or leave
+/// `set -e`, variables or functions behind; everything runs in a function
+/// with `local` variables. It needs nothing but the shell, `mkdir` and `cp`
+/// (dracut's base module installs both): the relaying and the log tail are
+/// done by the shell itself (a last line without a newline, such as a
+/// panic's, is read too).
+pub fn dracut_hook(s: &HookSettings<'_>) -> String {
+    let registry = s.registry.to_owned();
+    let load = if s.live_load {
+        let no_bundle =
+            Marker::Failed { reason: format!("no bundle at {} (live medium not mounted?)", live::CONTENT_DIR) };
+        let loading = Marker::Loading { registry };
+        let silent = Marker::Failed { reason: "edgeiso-agent exit $rc before it reported an outcome".into() };
+        let log_head = Marker::Note("the end of its log:".into());
+        format!(
+            r#"    if [ ! -d "{content}" ]; then
+        edgeiso_say "{no_bundle}"
+        return 0
+    fi
+    edgeiso_say "{loading}"
+    {agent} load --config {config} --outcome-file {outcome} --json \
+        >{events} 2>{log} </dev/null
+    rc=$?
+    if [ -s {outcome} ]; then
+        while IFS= read -r line || [ -n "$line" ]; do edgeiso_say "$line"; done <{outcome}
+    else
+        edgeiso_say "{silent}"
+    fi
+    [ "$rc" = 0 ] && return 0
+    edgeiso_say "{log_head}"
+    total=0
+    while IFS= read -r line || [ -n "$line" ]; do total=$((total + 1)); done <{log}
+    i=0
+    while IFS= read -r line || [ -n "$line" ]; do
+        i=$((i + 1))
+        [ "$i" -gt $((total - 15)) ] && edgeiso_say "{prefix}  $line"
+    done <{log}
+"#,
+            content = live::CONTENT_DIR,
+            agent = live::AGENT_BIN,
+            config = live::AGENT_CONFIG,
+            outcome = live::LOAD_OUTCOME,
+            events = live::LOAD_EVENTS,
+            log = live::LOAD_LOG,
+            prefix = edgeiso_contract::console::PREFIX,
+        )
+    } else {
+        let staged = Marker::Staged { agent: live::AGENT_BIN.into(), registry };
+        format!("    edgeiso_say \"{staged}\"\n")
+    };
+    format!(
+        r#"# edgeiso initramfs overlay hook for site {name}, written by `edgeiso overlay`.
+# Sourced by dracut at pre-pivot (the live medium is mounted at {medium}):
+# never exit, never leave options, variables or functions set.
+edgeiso_say() {{ echo "$*" >/dev/console 2>/dev/null || echo "$*"; }}
+edgeiso_hook() {{
+    local rc line total i
+    mkdir -p {run}/bin {state}
+    if ! cp /{initrd_agent} {agent} || ! cp /{initrd_config} {config}; then
+        edgeiso_say "{missing}"
+        return 0
+    fi
+{load}}}
+edgeiso_hook
+unset -f edgeiso_hook edgeiso_say
+"#,
+        name = s.site,
+        medium = live::MEDIUM,
+        run = live::RUN_DIR,
+        state = live::STATE_DIR,
+        initrd_agent = initrd::AGENT_BIN,
+        initrd_config = initrd::AGENT_CONFIG,
+        agent = live::AGENT_BIN,
+        config = live::AGENT_CONFIG,
+        missing =
+            Marker::Failed { reason: "the agent or its configuration is missing from the initramfs overlay".into() },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hook(live_load: bool) -> String {
+        dracut_hook(&HookSettings { site: "s", registry: "http://10.0.2.2:5000", live_load })
+    }
+
+    #[test]
+    fn a_live_load_runs_the_agent_and_relays_its_outcome() {
+        let h = hook(true);
+        assert!(h.contains("/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --outcome-file /run/edgeiso/outcome"), "{h}");
+        assert!(
+            h.contains(
+                r#"edgeiso_say "EDGEISO-AGENT: loading the bundle from the live medium into http://10.0.2.2:5000""#
+            ),
+            "{h}"
+        );
+        assert!(!h.contains("image-loaded"), "the hook counts nothing itself: {h}");
+        assert!(!h.lines().any(|l| l.trim_start().starts_with("exit")), "never exits: {h}");
+        let staged = hook(false);
+        assert!(staged.contains("EDGEISO-AGENT: staged: /run/edgeiso/bin/edgeiso-agent (liveLoad off"), "{staged}");
+        assert!(!staged.contains(" load "), "{staged}");
+    }
+
+    #[test]
+    fn the_hook_is_valid_sh() {
+        for live_load in [false, true] {
+            let out = std::process::Command::new("sh").arg("-n").arg("-c").arg(hook(live_load)).output().unwrap();
+            assert!(out.status.success(), "sh -n: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

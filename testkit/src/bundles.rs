@@ -1,0 +1,57 @@
+//! Content bundles written straight from synthesized images (no registry,
+//! no `edgeiso bundle create`): the fixtures of the agent's and the overlay's
+//! tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
+use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
+
+use crate::TestImage;
+
+/// One image to put in a bundle, under the source reference it had.
+pub struct Entry<'a> {
+    pub image: &'a TestImage,
+    pub source: String,
+    pub role: Role,
+}
+
+impl<'a> Entry<'a> {
+    pub fn workload(image: &'a TestImage, source: &str) -> Entry<'a> {
+        Entry { image, source: source.to_owned(), role: Role::Workload }
+    }
+}
+
+/// Write `content-NAME.tar` (or parts) into `dir`.
+pub fn write_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], part_size: Option<u64>) -> Vec<PathBuf> {
+    let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
+    let mut images = Vec::new();
+    for e in entries {
+        for (_, bytes) in &e.image.manifests {
+            blobs.insert(Digest::of(bytes), (bytes.len() as u64, BlobSource::Bytes(bytes.clone())));
+        }
+        for (d, bytes) in &e.image.blobs {
+            blobs.insert(d.clone(), (bytes.len() as u64, BlobSource::Bytes(bytes.clone())));
+        }
+        images.push(ImageRecord {
+            reference: ImageRef::parse(&e.source).unwrap(),
+            digest: e.image.digest.clone(),
+            media_type: e.image.media_type.clone(),
+            platforms: vec!["linux/amd64".into()],
+            role: e.role,
+            size: e.image.total_bytes(),
+            source_digest: None,
+            index_digest: None,
+        });
+    }
+    let plan = BundlePlan {
+        name: name.to_owned(),
+        created: SystemTime::UNIX_EPOCH,
+        tool: "edgeiso tests".into(),
+        images,
+        blobs,
+    };
+    plan.write(dir, &WriteOptions { part_size, ..Default::default() }).expect("write bundle").paths
+}
