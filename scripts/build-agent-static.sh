@@ -9,7 +9,7 @@
 # musl is preferred. Static glibc (-C target-feature=+crt-static) is the
 # fallback for machines without the musl target; it is safe here because the
 # agent never calls getaddrinfo/NSS (names come from /etc/hosts and its own
-# DNS resolver) and links no OpenSSL (rustls with aws-lc-rs).
+# DNS resolver) and links no OpenSSL (rustls with ring).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +28,7 @@ fi
 case $mode in
 musl)
     target=x86_64-unknown-linux-musl
-    # aws-lc-sys and ring build C code: use musl's compiler wrapper.
+    # ring builds C and assembly: use musl's compiler wrapper.
     export CC_x86_64_unknown_linux_musl=musl-gcc
     cargo build --release -p edgeiso-agent --target "$target" >&2
     ;;

@@ -59,7 +59,8 @@ impl RegistryUrl {
         if !rest.starts_with('[') && !is_host_name(host) {
             return Err(RegistryUrlError::Host);
         }
-        Ok(RegistryUrl { tls, host: host.to_owned(), port })
+        // Host names compare case-insensitively; one spelling names one registry.
+        Ok(RegistryUrl { tls, host: host.to_ascii_lowercase(), port })
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -166,6 +167,7 @@ mod tests {
         assert_eq!((u.host.as_str(), u.authority()), ("fe80::1", "[fe80::1]:30003".into()));
         assert_eq!(u.to_string(), "https://[fe80::1]:30003");
         assert_eq!("http://h".parse::<RegistryUrl>().unwrap().host_port(), "h:80");
+        assert_eq!(RegistryUrl::parse("https://Harbor.Local:30003").unwrap().authority(), "harbor.local:30003");
     }
 
     #[test]
