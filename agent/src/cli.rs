@@ -60,6 +60,10 @@ pub enum Command {
     /// Push every workload image of the bundles into the registry (resumable).
     #[command(after_help = LOAD_EXAMPLES)]
     Load(Box<LoadArgs>),
+    /// Serve the admission webhook that points new pods' images at the
+    /// site's Harbor (images the journal says it holds).
+    #[command(after_help = WEBHOOK_EXAMPLES)]
+    Webhook(Box<WebhookArgs>),
     /// Show what is loaded, pending and failed, from the journal.
     #[command(after_help = "Example:\n  edgeiso-agent status --json")]
     Status(StatusArgs),
@@ -71,8 +75,8 @@ pub enum Command {
 pub struct LoadArgs {
     /// Agent configuration file (YAML: the settings below, by their
     /// camelCase names: registry, project, ca, insecure, username,
-    /// passwordFile, bundles, stateDir, concurrency, waitTimeout, deadline).
-    /// Flags override it.
+    /// passwordFile, bundles, stateDir, concurrency, waitTimeout, deadline,
+    /// and the webhook's section, which load ignores). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -100,6 +104,31 @@ pub struct LoadArgs {
     /// Do not read or write the journal (benchmarks, debugging).
     #[arg(long, hide = true)]
     pub no_journal: bool,
+}
+
+const WEBHOOK_EXAMPLES: &str = "\
+Examples:
+  # On the node (what edgeiso-webhook.service runs): everything from agent.yaml
+  edgeiso-agent webhook --config /usr/local/edgeiso/site/agent.yaml
+
+  # By hand, on another port
+  edgeiso-agent webhook --registry https://10.0.0.5:30003 --state-dir /usr/local/edgeiso/state \\
+      --tls-cert tls.crt --tls-key tls.key --listen 127.0.0.1:9443
+
+It answers POST /mutate (AdmissionReview admission.k8s.io/v1) and GET /healthz.
+Only --registry, --project, --bundle, --state-dir and the Webhook options
+apply; the Load options are ignored. Exit status 2: bad configuration,
+certificate or key, or the address cannot be bound.";
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct WebhookArgs {
+    /// Agent configuration file (the one `load` reads; its `webhook:`
+    /// section holds listen, tlsCert and tlsKey). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub settings: AgentConfig,
 }
 
 #[derive(Debug, Clone, Args)]

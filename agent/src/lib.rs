@@ -1,5 +1,6 @@
 //! `edgeiso-agent`: pushes every workload image of a content bundle into the
-//! site registry (Harbor or any OCI distribution registry), resumably.
+//! site registry (Harbor or any OCI distribution registry), resumably, and
+//! serves the admission webhook that points new pods at it.
 //!
 //! The binary is a thin dispatcher over these modules; tests drive both the
 //! binary and the modules directly.
@@ -19,5 +20,6 @@ pub mod retry;
 pub mod status;
 pub mod tls;
 pub mod upload;
+pub mod webhook;
 
 pub use error::{AgentError, ExitStatus};

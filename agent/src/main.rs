@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use edgeiso_agent::cli::{Cli, Command, LoadArgs};
+use edgeiso_agent::cli::{Cli, Command, LoadArgs, WebhookArgs};
 use edgeiso_agent::config::LoadSettings;
-use edgeiso_agent::{load, outcome, status, AgentError, ExitStatus};
+use edgeiso_agent::{load, outcome, status, webhook, AgentError, ExitStatus};
 use edgeiso_contract::agent_config::PASSWORD_ENV;
 use tracing_subscriber::EnvFilter;
 
@@ -51,11 +51,23 @@ fn run_load(args: &LoadArgs) -> Result<(), AgentError> {
     result
 }
 
+/// `webhook`: serve until stopped.
+fn run_webhook(args: &WebhookArgs) -> Result<(), AgentError> {
+    let settings = webhook::WebhookSettings::resolve(args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(webhook::run(settings))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Load(args) => run_load(&args),
+        Command::Webhook(args) => run_webhook(&args),
         Command::Status(args) => status::collect(&args.state_dir).map(|s| status::print(&s, args.json)),
         Command::Docs(docs) => docs.run(Cli::command()).map_err(|e| AgentError::Usage(e.to_string())),
     };

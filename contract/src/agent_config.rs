@@ -4,6 +4,10 @@
 //! for the node, the overlay writes one for the live load, and
 //! `edgeiso-agent load --config FILE` reads it with its flags on top. A key
 //! added here is a flag, a file key and a render output at once.
+//!
+//! `edgeiso-agent webhook` reads the same file: the registry, project,
+//! bundles and state folder say what the site's Harbor holds, and the
+//! `webhook:` section says where and with which certificate to serve.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,6 +28,12 @@ pub const LIVE_WAIT_TIMEOUT: Duration = Duration::from_secs(3 * 60);
 /// a live boot in the initramfs (dracut's pre-pivot service has no start
 /// timeout). The load is resumable; the installed node's unit continues it.
 pub const LIVE_DEADLINE: Duration = Duration::from_secs(10 * 60);
+
+/// The port the image-redirect webhook listens on (all addresses), and the
+/// API server's `clientConfig.url` names.
+pub const DEFAULT_WEBHOOK_PORT: u16 = 8443;
+/// The path the API server POSTs AdmissionReviews to.
+pub const WEBHOOK_PATH: &str = "/mutate";
 
 /// A configuration file larger than this is not an agent configuration.
 const MAX_FILE_BYTES: u64 = 1 << 20;
@@ -77,22 +87,63 @@ pub struct AgentConfig {
     pub state_dir: Option<PathBuf>,
 
     /// Blob uploads in flight at once [default: 4].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", help_heading = "Load")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
 
     /// How long to wait for the registry to answer at start (e.g. 30m, 90s)
     /// [default: 30m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Load")]
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub wait_timeout: Option<Duration>,
 
     /// Stop the whole load after this long (e.g. 10m, 90s): images not
     /// loaded by then are listed, uploads are left resumable, exit status 8.
     /// Default: no deadline.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Load")]
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Duration>,
+
+    /// The image-redirect webhook's own settings (`webhook:` in the file).
+    #[command(flatten)]
+    #[serde(default, skip_serializing_if = "WebhookConfig::is_empty")]
+    pub webhook: WebhookConfig,
+}
+
+/// Where `edgeiso-agent webhook` serves, and with which certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Address and port to serve the webhook on [default: 0.0.0.0:8443].
+    #[arg(long, value_name = "ADDR", help_heading = "Webhook")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+
+    /// PEM certificate (chain) the webhook serves; its CA is the caBundle
+    /// of the MutatingWebhookConfiguration.
+    #[arg(long, value_name = "FILE", help_heading = "Webhook")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (keep it 0600).
+    #[arg(long, value_name = "FILE", help_heading = "Webhook")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl WebhookConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == WebhookConfig::default()
+    }
+
+    /// These settings over `file`'s, key by key.
+    pub fn over(self, file: WebhookConfig) -> WebhookConfig {
+        WebhookConfig {
+            listen: self.listen.or(file.listen),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+        }
+    }
 }
 
 /// Why a configuration file could not be used.
@@ -158,6 +209,7 @@ impl AgentConfig {
             concurrency: self.concurrency.or(file.concurrency),
             wait_timeout: self.wait_timeout.or(file.wait_timeout),
             deadline: self.deadline.or(file.deadline),
+            webhook: self.webhook.over(file.webhook),
         }
     }
 }
@@ -199,6 +251,11 @@ mod tests {
             concurrency: Some(6),
             wait_timeout: Some(Duration::from_secs(180)),
             deadline: Some(Duration::from_secs(600)),
+            webhook: WebhookConfig {
+                listen: Some("0.0.0.0:8443".into()),
+                tls_cert: Some("/w.crt".into()),
+                tls_key: Some("/w.key".into()),
+            },
         }
     }
 
@@ -218,12 +275,18 @@ mod tests {
             "concurrency: 6",
             "waitTimeout: 3m",
             "deadline: 10m",
+            "webhook:",
+            "  listen: 0.0.0.0:8443",
+            "  tlsCert: /w.crt",
+            "  tlsKey: /w.key",
         ] {
             assert!(y.contains(key), "{key} in {y}");
         }
         assert_eq!(AgentConfig::from_yaml(&y).unwrap(), c);
         assert!(AgentConfig::from_yaml("registy: x\n").is_err(), "typos are caught");
         assert!(AgentConfig::from_yaml("deadline: soon\n").is_err());
+        assert!(AgentConfig::from_yaml("webhook: {tlsCrt: x}\n").is_err(), "typos in the section too");
+        assert!(!AgentConfig { webhook: Default::default(), ..full() }.to_yaml().contains("webhook"));
     }
 
     #[test]
@@ -251,6 +314,13 @@ mod tests {
         assert_eq!((m.ca, m.insecure), (None, true));
         let m = AgentConfig { bundles: vec!["/x".into()], ..Default::default() }.over(full());
         assert_eq!(m.bundles, vec![PathBuf::from("/x")]);
+        let flags = AgentConfig {
+            webhook: WebhookConfig { listen: Some("127.0.0.1:9443".into()), ..Default::default() },
+            ..Default::default()
+        };
+        let m = flags.over(full());
+        assert_eq!(m.webhook.listen.as_deref(), Some("127.0.0.1:9443"));
+        assert_eq!(m.webhook.tls_key, Some(PathBuf::from("/w.key")), "the file's other webhook keys stand");
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub mod out {
     pub const CERTS_D: &str = "containerd/certs.d";
     pub const K3S_REGISTRIES: &str = "k3s/registries.yaml";
     pub const K3S_STRICT: &str = "k3s/config.yaml.d/90-edgeiso-airgap.yaml";
+    /// The image-redirect webhook: its MutatingWebhookConfiguration, its
+    /// serving certificate and key, and its systemd unit.
+    pub const WEBHOOK_MANIFEST: &str = "manifests/image-redirect-webhook.yaml";
+    pub const WEBHOOK_CERT: &str = "webhook/tls.crt";
+    pub const WEBHOOK_KEY: &str = "webhook/tls.key";
+    pub const WEBHOOK_UNIT: &str = "systemd/edgeiso-webhook.service";
     /// Marks a folder as render output, so a re-render may replace it.
     pub const MARKER: &str = ".edgeiso-render";
 }
@@ -98,6 +104,10 @@ pub mod node {
     pub const HARBOR_PASSWORD: &str = "/usr/local/edgeiso/site/harbor/admin-password";
     /// [`super::out::UNIT`] in [`SITE_DIR`]; the stages install it as [`crate::unit::AGENT_UNIT_NAME`].
     pub const UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-agent.service";
+    /// [`super::out::WEBHOOK_UNIT`] in [`SITE_DIR`]; installed as [`crate::unit::WEBHOOK_UNIT_NAME`].
+    pub const WEBHOOK_UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-webhook.service";
+    pub const WEBHOOK_CERT: &str = "/usr/local/edgeiso/site/webhook/tls.crt";
+    pub const WEBHOOK_KEY: &str = "/usr/local/edgeiso/site/webhook/tls.key";
     /// The agent's journal when no `stateDir` is given.
     pub const DEFAULT_STATE_DIR: &str = "/var/lib/edgeiso";
 }
@@ -142,6 +152,9 @@ mod tests {
         assert_eq!(node::HARBOR_CA, AgentSite::NODE.site_file(out::HARBOR_CA));
         assert_eq!(node::HARBOR_PASSWORD, AgentSite::NODE.site_file(out::HARBOR_PASSWORD));
         assert_eq!(node::UNIT, AgentSite::NODE.site_file(out::UNIT));
+        assert_eq!(node::WEBHOOK_UNIT, AgentSite::NODE.site_file(out::WEBHOOK_UNIT));
+        assert_eq!(node::WEBHOOK_CERT, AgentSite::NODE.site_file(out::WEBHOOK_CERT));
+        assert_eq!(node::WEBHOOK_KEY, AgentSite::NODE.site_file(out::WEBHOOK_KEY));
         assert_eq!(iso::CONFIG_YAML, format!("/{}", out::CONFIG_YAML));
         assert_eq!(iso::AGENT_BIN, format!("/{}", initrd::AGENT_BIN));
         for p in [node::SITE_DIR, node::AGENT_BIN, node::CONTENT_DIR, node::STATE_DIR, node::IMAGES_DIR] {

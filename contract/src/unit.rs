@@ -1,13 +1,20 @@
-//! The systemd unit that runs the agent on the installed node. One file,
-//! `contract/dist/edgeiso-agent.service`: render ships it as it is, the
-//! agent's contract test checks its exit-status policy against the agent's
-//! documented exit codes, and its paths against [`crate::paths::node`].
+//! The systemd units that run the agent on the installed node, one file
+//! each under `contract/dist/`: render ships them as they are, the agent's
+//! contract test checks the load unit's exit-status policy against the
+//! agent's documented exit codes, and these tests their paths against
+//! [`crate::paths::node`].
 
 /// The unit's name once installed.
 pub const AGENT_UNIT_NAME: &str = "edgeiso-agent.service";
 
 /// The unit's text.
 pub const AGENT_UNIT: &str = include_str!("../dist/edgeiso-agent.service");
+
+/// The image-redirect webhook's unit, once installed. It starts after the
+/// load unit has finished its first run (`After=`), and serves for as long
+/// as the node runs.
+pub const WEBHOOK_UNIT_NAME: &str = "edgeiso-webhook.service";
+pub const WEBHOOK_UNIT: &str = include_str!("../dist/edgeiso-webhook.service");
 
 #[cfg(test)]
 mod tests {
@@ -21,5 +28,18 @@ mod tests {
         assert!(AGENT_UNIT.contains(&format!("ConditionPathExists={}", node::AGENT_CONFIG)));
         assert!(AGENT_UNIT.contains(&format!("ReadWritePaths={} -{}", node::ROOT, node::DEFAULT_STATE_DIR)));
         assert!(node::UNIT.ends_with(AGENT_UNIT_NAME));
+    }
+
+    #[test]
+    fn the_webhook_unit_serves_after_the_first_load_with_no_privilege_it_does_not_need() {
+        let exec = WEBHOOK_UNIT.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        assert_eq!(exec, format!("{} webhook --config {}", node::AGENT_BIN, node::AGENT_CONFIG));
+        assert!(WEBHOOK_UNIT.contains(&format!("ConditionPathExists={}", node::WEBHOOK_KEY)));
+        let after = WEBHOOK_UNIT.lines().find_map(|l| l.strip_prefix("After=")).expect("After");
+        assert!(after.split_whitespace().any(|u| u == AGENT_UNIT_NAME), "{after}");
+        // Reads only: no writable path, no capability (port 8443 needs none).
+        assert!(WEBHOOK_UNIT.contains("ProtectSystem=strict") && !WEBHOOK_UNIT.contains("ReadWritePaths"));
+        assert!(WEBHOOK_UNIT.lines().any(|l| l == "CapabilityBoundingSet="));
+        assert!(node::WEBHOOK_UNIT.ends_with(WEBHOOK_UNIT_NAME));
     }
 }

@@ -558,8 +558,8 @@ fn make_agent(ca_pem: Option<&Path>) -> ureq::Agent {
 
 /// Generate a CA and a server certificate for 127.0.0.1 + localhost signed by
 /// it; write `ca.pem`, `server.crt` (leaf then CA) and `server.key` into
-/// `dir`. Returns the CA path.
-fn write_tls_material(dir: &Path) -> PathBuf {
+/// `dir`. Returns the CA path. Also the webhook tests' serving certificate.
+pub fn write_tls_material(dir: &Path) -> PathBuf {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
         KeyUsagePurpose,
