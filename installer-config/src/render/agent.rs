@@ -3,6 +3,7 @@
 //! overlay's), which differ only in where the agent finds the site's files
 //! and how long a live load may hold the boot.
 
+use edgeiso_contract::agent_config::WebhookConfig;
 use edgeiso_contract::agent_config::{LIVE_DEADLINE, LIVE_WAIT_TIMEOUT};
 use edgeiso_contract::paths::{out, AgentSite};
 use edgeiso_contract::AgentConfig;
@@ -11,7 +12,7 @@ use crate::spec::Spec;
 
 /// The configuration of an agent that sees the site's files at `site`;
 /// `has_ca` and `has_password` say whether render wrote Harbor's CA and
-/// admin password there.
+/// admin password there. The webhook runs on the installed node only.
 pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: bool) -> AgentConfig {
     let live = *site == AgentSite::LIVE;
     AgentConfig {
@@ -28,5 +29,13 @@ pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: b
         // waits as long as Harbor takes.
         wait_timeout: live.then_some(LIVE_WAIT_TIMEOUT),
         deadline: live.then_some(LIVE_DEADLINE),
+        webhook: match spec.site.image_redirect_webhook {
+            Some(true) if !live => WebhookConfig {
+                listen: None,
+                tls_cert: Some(site.site_file(out::WEBHOOK_CERT).into()),
+                tls_key: Some(site.site_file(out::WEBHOOK_KEY).into()),
+            },
+            _ => WebhookConfig::default(),
+        },
     }
 }

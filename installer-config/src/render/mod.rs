@@ -9,6 +9,7 @@ pub mod harbor;
 pub mod mirrors;
 pub mod tls;
 pub mod userdata;
+pub mod webhook;
 
 use std::path::{Path, PathBuf};
 
@@ -285,6 +286,17 @@ fn write_all(
     let agent = agent::agent_config(spec, &AgentSite::NODE, tls.is_some(), admin_password.is_some());
     out.put(paths::AGENT_CONFIG, agent.to_yaml().as_bytes(), Mode::Public)?;
     out.put(paths::UNIT, edgeiso_contract::unit::AGENT_UNIT.as_bytes(), Mode::Public)?;
+
+    // The image-redirect webhook: its configuration for the API server, its
+    // certificate and key (the key only in the site folder, 0600), its unit.
+    if spec.site.image_redirect_webhook == Some(true) {
+        let t = tls::webhook_material(spec, &webhook::address(spec), tls::source_date_epoch()?)?;
+        out.put(paths::WEBHOOK_CERT, t.cert_pem.as_bytes(), Mode::Public)?;
+        out.put(paths::WEBHOOK_KEY, t.key_pem.as_bytes(), Mode::Secret)?;
+        let config = yaml::to_string(&webhook::configuration(spec, &t.ca_pem));
+        out.put(paths::WEBHOOK_MANIFEST, config.as_bytes(), Mode::Public)?;
+        out.put(paths::WEBHOOK_UNIT, edgeiso_contract::unit::WEBHOOK_UNIT.as_bytes(), Mode::Public)?;
+    }
 
     // The user-data, last: it embeds some of the above.
     let inputs = userdata::Inputs { admin_password, registries_yaml: &registries_yaml };

@@ -74,10 +74,25 @@ pub fn material_at(spec: &Spec, epoch: Option<u64>) -> Result<TlsMaterial, Rende
         return material(spec);
     }
     let secs = epoch.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
-    generate(&sans(spec), &spec.name, secs)
+    generate(&sans(spec), &format!("edgeiso {} Harbor CA", spec.name), HARBOR_DNS_NAME, secs)
 }
 
-fn generate(sans: &[String], site: &str, epoch: u64) -> Result<TlsMaterial, RenderError> {
+/// The image-redirect webhook's own CA (the caBundle of its
+/// MutatingWebhookConfiguration) and serving certificate, for `address` (the
+/// host of the URL the API server calls) and loopback. Always generated:
+/// nothing but the API server has to trust it.
+pub fn webhook_material(spec: &Spec, address: &str, epoch: Option<u64>) -> Result<TlsMaterial, RenderError> {
+    let secs = epoch.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    let mut names = vec![address.to_owned()];
+    for n in ["127.0.0.1", "localhost"] {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_owned());
+        }
+    }
+    generate(&names, &format!("edgeiso {} webhook CA", spec.name), address, secs)
+}
+
+fn generate(sans: &[String], ca_cn: &str, server_cn: &str, epoch: u64) -> Result<TlsMaterial, RenderError> {
     let e = |what: &str, err: rcgen::Error| RenderError::Tls(format!("{what}: {err}"));
     let (y, m, d) = civil_from_days((epoch / 86_400) as i64);
     let not_before = rcgen::date_time_ymd(y, m, d) - rcgen_days(1);
@@ -87,7 +102,7 @@ fn generate(sans: &[String], site: &str, epoch: u64) -> Result<TlsMaterial, Rend
 
     let ca_key = KeyPair::generate().map_err(|x| e("CA key", x))?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|x| e("CA", x))?;
-    ca.distinguished_name = dn(&format!("edgeiso {site} Harbor CA"));
+    ca.distinguished_name = dn(ca_cn);
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     ca.not_before = not_before;
@@ -105,7 +120,7 @@ fn generate(sans: &[String], site: &str, epoch: u64) -> Result<TlsMaterial, Rend
         })
         .collect::<Result<_, _>>()
         .map_err(|x| e("SAN", x))?;
-    params.distinguished_name = dn(HARBOR_DNS_NAME);
+    params.distinguished_name = dn(server_cn);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = not_before;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use edgeiso_contract::paths::{iso, live, node};
-use edgeiso_contract::unit::AGENT_UNIT_NAME;
+use edgeiso_contract::unit::{AGENT_UNIT_NAME, WEBHOOK_UNIT_NAME};
 
 use super::{mirrors, RenderError};
 use crate::spec::{read_secret_file, InterfaceSpec, Spec};
@@ -99,8 +99,11 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
     } else {
         stylus.insert("managementMode", "local");
     }
-    if let Some(enable) = spec.site.image_redirect_webhook {
-        stylus.insert("imageRedirectWebhook", Map::new().with("enable", enable));
+    // One webhook per site: with edgeiso's own (`true`), Palette's agent,
+    // if the base has one, is told not to install a second one that would
+    // rewrite the same pods.
+    if spec.site.image_redirect_webhook.is_some() {
+        stylus.insert("imageRedirectWebhook", Map::new().with("enable", false));
     }
     if let Some(rc) = &spec.site.registry_credentials {
         let r = spec.registry(&rc.registry).expect("validated: registryCredentials names a registry");
@@ -275,13 +278,18 @@ for f in "$site"/manifests/*.yaml; do
   install -m 0600 "$f" "/var/lib/rancher/{dist}/server/manifests/edgeiso-$(basename "$f")"
 done
 install -m 0644 {unit_src} /etc/systemd/system/{unit}
+# The image-redirect webhook, when the site has one: ordered after the load.
+if [ -f {webhook_unit_src} ]; then install -m 0644 {webhook_unit_src} /etc/systemd/system/{webhook_unit}; fi
 systemctl daemon-reload
 systemctl enable --now --no-block {unit}
+if [ -f {webhook_unit_src} ]; then systemctl enable --now --no-block {webhook_unit}; fi
 "#,
         site = node::SITE_DIR,
         images = node::IMAGES_DIR,
         unit_src = node::UNIT,
         unit = AGENT_UNIT_NAME,
+        webhook_unit_src = node::WEBHOOK_UNIT,
+        webhook_unit = WEBHOOK_UNIT_NAME,
     )
 }
 
