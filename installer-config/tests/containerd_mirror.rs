@@ -118,6 +118,54 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
     }
 }
 
+/// With the image-redirect webhook, pods name Harbor itself
+/// (`<harbor>/spectro-images/docker.io/library/app:1.0`): the rendered
+/// `hosts.toml` for Harbor's own host lets containerd pull that from the
+/// private registry (only its `Authorization` header gets through).
+#[test]
+fn ctr_pulls_the_webhooks_harbor_reference_with_the_rendered_hosts_toml() {
+    require_environment("ctr_pulls_the_webhooks_harbor_reference_with_the_rendered_hosts_toml");
+    let corpus = images::corpus();
+    let app = corpus.iter().find(|i| i.repository == "team/app").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let ctrd = Containerd::start();
+    let reg = Registry::start_with(RegistryOptions {
+        tls: false,
+        auth: Some(("admin".to_owned(), "Harbor-Test-Pw1".to_owned())),
+    });
+    push_as(&reg, app, "spectro-images/docker.io/library/app");
+    std::fs::write(d.path().join("admin.pw"), "Harbor-Test-Pw1\n").unwrap();
+    let reference = format!("{}/spectro-images/docker.io/library/app:1.0", reg.host());
+    for password in [true, false] {
+        let text = format!(
+            "name: webhook-test\nimages: [docker.io/library/app:1.0]\nsite: {{imageRedirectWebhook: true}}\nharbor:\n  url: {}\n{}",
+            reg.url(),
+            if password { "  adminPasswordFile: admin.pw\n" } else { "" }
+        );
+        let spec = Spec::from_str(&text, &d.path().join("site.yaml")).unwrap();
+        let out = d.path().join(format!("out-{password}"));
+        render_to(&spec, &out, &RenderOptions::default()).unwrap();
+        let hosts_dir = out.join("containerd/certs.d");
+        let toml = hosts_dir.join(reg.host()).join("hosts.toml");
+        assert!(toml.is_file(), "a hosts.toml for Harbor's own host");
+        let o = pull(&ctrd, &hosts_dir, &reference);
+        if password {
+            assert!(
+                o.status.success(),
+                "ctr pull {reference}:\n{}\nhosts.toml:\n{}",
+                String::from_utf8_lossy(&o.stderr),
+                shown(&toml)
+            );
+            let listed = ctrd.ctr_ok(&["images", "ls"]);
+            let line = listed.lines().find(|l| l.starts_with(&reference)).unwrap_or_else(|| panic!("{listed}"));
+            assert!(line.contains(app.digest.as_str()), "{line}");
+            ctrd.ctr_ok(&["images", "rm", &reference]);
+        } else {
+            assert!(!o.status.success(), "without the password's header the private registry refuses");
+        }
+    }
+}
+
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;

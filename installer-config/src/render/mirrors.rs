@@ -39,10 +39,7 @@ pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> Stri
     let h = &spec.harbor;
     let mirror = format!("{}/v2/{}", h.url, harbor_prefix(&h.project, host));
     let ca = if h.url.tls { format!("ca = {}\n", toml_str(node::HARBOR_CA)) } else { String::new() };
-    let auth = admin_password.map(|pw| {
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{pw}"));
-        format!("Authorization = [{}]\n", toml_str(&format!("Basic {basic}")))
-    });
+    let auth = admin_password.map(authorization);
     let mut out = format!(
         "# Written by edgeiso render for site {site}.\n\
          # Pulls of {host}/<repo> are served by the site Harbor from {mirror}/<repo>.\n",
@@ -74,6 +71,49 @@ pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> Stri
         out.push_str(&format!("server = {}\n\n{host_table}", toml_str(&upstream_server(spec, host))));
     }
     out
+}
+
+/// Every `containerd/certs.d/<host>/hosts.toml` of the site, by host: one per
+/// upstream, and, with the image-redirect webhook, one for Harbor itself
+/// (the webhook's references name it directly: containerd then needs its CA
+/// and credentials for it; k3s/RKE2 take them from `registries.yaml`'s
+/// `configs`).
+pub fn containerd_hosts(spec: &Spec, admin_password: Option<&str>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> =
+        upstream_hosts(spec).into_iter().map(|h| (h.clone(), hosts_toml(spec, &h, admin_password))).collect();
+    if spec.site.image_redirect_webhook == Some(true) {
+        let harbor = spec.harbor.url.authority();
+        if !out.iter().any(|(h, _)| *h == harbor) {
+            out.push((harbor, harbor_hosts_toml(spec, admin_password)));
+        }
+    }
+    out
+}
+
+/// `hosts.toml` for pulls that name Harbor itself.
+fn harbor_hosts_toml(spec: &Spec, admin_password: Option<&str>) -> String {
+    let h = &spec.harbor;
+    let server = h.url.to_string();
+    let mut out = format!(
+        "# Written by edgeiso render for site {site}.\n\
+         # Pulls that name the site Harbor (the image-redirect webhook's references).\n\
+         server = {server}\n\n[host.{server}]\n  capabilities = [\"pull\", \"resolve\"]\n",
+        site = spec.name,
+        server = toml_str(&server),
+    );
+    if h.url.tls {
+        out.push_str(&format!("  ca = {}\n", toml_str(node::HARBOR_CA)));
+    }
+    if let Some(pw) = admin_password {
+        out.push_str(&format!("\n  [host.{}.header]\n    {}", toml_str(&server), authorization(pw)));
+    }
+    out
+}
+
+/// The `Authorization` header line of Harbor's admin credentials.
+fn authorization(admin_password: &str) -> String {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{admin_password}"));
+    format!("Authorization = [{}]\n", toml_str(&format!("Basic {basic}")))
 }
 
 /// k3s/RKE2 `registries.yaml`: a mirror with a rewrite per upstream host, and

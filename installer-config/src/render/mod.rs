@@ -271,10 +271,10 @@ fn write_all(
     }
 
     // Node mirrors.
-    for host in mirrors::upstream_hosts(spec) {
+    for (host, toml) in mirrors::containerd_hosts(spec, admin_password) {
         let rel = format!("{}/{host}/hosts.toml", paths::CERTS_D);
         // With credentials (an Authorization header) the file is secret.
-        out.put(&rel, mirrors::hosts_toml(spec, &host, admin_password).as_bytes(), pw_mode)?;
+        out.put(&rel, toml.as_bytes(), pw_mode)?;
     }
     let registries_yaml = yaml::to_string(&mirrors::registries_yaml(spec, admin_password));
     out.put(paths::K3S_REGISTRIES, registries_yaml.as_bytes(), pw_mode)?;

@@ -170,10 +170,10 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
     if inp.admin_password.is_some() {
         secret = true;
     }
-    for host in mirrors::upstream_hosts(spec) {
+    for (host, toml) in mirrors::containerd_hosts(spec, inp.admin_password) {
         files.push(file(
             &format!("/etc/containerd/certs.d/{host}/hosts.toml"),
-            &mirrors::hosts_toml(spec, &host, inp.admin_password),
+            &toml,
             if inp.admin_password.is_some() { MODE_0600 } else { MODE_0644 },
         ));
     }
