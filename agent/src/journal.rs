@@ -208,6 +208,43 @@ pub fn read_records(path: &Path) -> io::Result<(Vec<Record>, u64)> {
     Ok((records, good_len as u64))
 }
 
+/// The images a journal file records as loaded, by target (later records
+/// win; a `Failed` after an `Image` removes it): `(reference, digest)`.
+/// Read line by line, keeping nothing else, for the webhook, which must
+/// stay small on a node with thousands of images and many blob records.
+pub fn loaded_images(path: &Path) -> io::Result<HashMap<String, (String, Digest)>> {
+    use std::io::BufRead as _;
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = HashMap::new();
+    let mut reader = io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') {
+            break; // a torn last line: not yet written whole
+        }
+        match serde_json::from_slice::<Record>(&line) {
+            Ok(Record::Image { reference, target, digest, .. }) => {
+                out.insert(target, (reference, digest));
+            }
+            Ok(Record::Failed { target, .. }) => {
+                out.remove(&target);
+            }
+            Ok(_) => {}
+            Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+            Err(e) => warn!(path = %path.display(), %e, "skipping an unreadable journal line"),
+        }
+    }
+    Ok(out)
+}
+
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -412,5 +449,45 @@ mod tests {
         let (records, _) = read_records(&path).unwrap();
         assert_eq!(records.len(), 1, "compacted");
         assert_eq!(j.state().images, before.images);
+    }
+
+    #[test]
+    fn loaded_images_keeps_only_what_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.jsonl");
+        let d = Digest::of(b"m");
+        let image = |target: &str| Record::Image {
+            bundle: "b".into(),
+            reference: format!("docker.io/{target}"),
+            target: target.into(),
+            digest: d.clone(),
+            at: "t".into(),
+        };
+        let mut text = String::new();
+        for r in [
+            image("a:1"),
+            Record::Blob { repo: "a".into(), digest: d.clone() },
+            image("b:1"),
+            Record::Failed {
+                bundle: "b".into(),
+                reference: "x".into(),
+                target: "b:1".into(),
+                error: "e".into(),
+                at: "t".into(),
+            },
+            image("c:1"),
+        ] {
+            text.push_str(&serde_json::to_string(&r).unwrap());
+            text.push('\n');
+        }
+        text.push_str("not json\n");
+        text.push_str(&serde_json::to_string(&image("torn:1")).unwrap()); // no newline: torn
+        std::fs::write(&path, text).unwrap();
+        let got = loaded_images(&path).unwrap();
+        let mut targets: Vec<_> = got.keys().cloned().collect();
+        targets.sort();
+        assert_eq!(targets, ["a:1", "c:1"]);
+        assert_eq!(got["a:1"], ("docker.io/a:1".to_owned(), d));
+        assert!(loaded_images(&dir.path().join("none")).unwrap().is_empty());
     }
 }

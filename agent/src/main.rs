@@ -51,11 +51,12 @@ fn run_load(args: &LoadArgs) -> Result<(), AgentError> {
     result
 }
 
-/// `webhook`: serve until stopped.
+/// `webhook`: serve until stopped. One thread: a review takes microseconds,
+/// and one thread (one allocator arena, no cross-thread wake-ups) is what
+/// kept its memory and tail latency low (docs/benchmarks.md).
 fn run_webhook(args: &WebhookArgs) -> Result<(), AgentError> {
     let settings = webhook::WebhookSettings::resolve(args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;

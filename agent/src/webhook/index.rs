@@ -5,15 +5,9 @@
 //! with). Bootstrap images (Harbor's own, the CNI) are never rewritten:
 //! Harbor cannot serve its own start.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use edgeiso_bundle::{harbor_target, ImageRef};
-
-#[derive(Debug, Default)]
-struct Held {
-    tags: HashSet<String>,
-    digests: HashSet<String>,
-}
 
 /// One image the journal says is in Harbor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +23,18 @@ pub struct KnownImages {
     /// Harbor's `host:port`, lower case, as pods will name it.
     harbor: String,
     project: String,
-    held: HashMap<String, Held>,
+    /// `name:tag` and `name@digest` of every held image: one flat set keeps
+    /// thousands of images in a few hundred KiB.
+    held: HashSet<Box<str>>,
+    images: usize,
+}
+
+fn by_tag(name: &str, tag: &str) -> String {
+    format!("{name}:{tag}")
+}
+
+fn by_digest(name: &str, digest: &str) -> String {
+    format!("{name}@{digest}")
 }
 
 impl KnownImages {
@@ -40,31 +45,33 @@ impl KnownImages {
         loaded: impl IntoIterator<Item = LoadedImage>,
         bootstrap_names: &HashSet<String>,
     ) -> KnownImages {
-        let mut held: HashMap<String, Held> = HashMap::new();
+        let mut held = HashSet::new();
+        let mut images = 0;
         for img in loaded {
             let name = img.reference.name();
             if bootstrap_names.contains(&name) {
                 continue;
             }
-            let entry = held.entry(name).or_default();
+            images += 1;
             if let Some(t) = img.reference.tag() {
-                entry.tags.insert(t.to_owned());
+                held.insert(by_tag(&name, t).into_boxed_str());
             }
             if let Some(d) = img.reference.digest() {
-                entry.digests.insert(d.to_owned());
+                held.insert(by_digest(&name, d).into_boxed_str());
             }
-            entry.digests.insert(img.digest);
+            held.insert(by_digest(&name, &img.digest).into_boxed_str());
         }
-        KnownImages { harbor: harbor_authority.to_ascii_lowercase(), project: project.to_owned(), held }
+        held.shrink_to_fit();
+        KnownImages { harbor: harbor_authority.to_ascii_lowercase(), project: project.to_owned(), held, images }
     }
 
-    /// How many image names are known.
+    /// How many loaded images are known.
     pub fn len(&self) -> usize {
-        self.held.len()
+        self.images
     }
 
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.images == 0
     }
 
     /// The Harbor reference for a pod's `image`, or `None` to leave it:
@@ -76,13 +83,12 @@ impl KnownImages {
         if r.registry().eq_ignore_ascii_case(&self.harbor) {
             return None;
         }
-        let held = self.held.get(&r.name())?;
-        let holds = match (r.digest(), r.tag()) {
-            (Some(d), _) => held.digests.contains(d),
-            (None, Some(t)) => held.tags.contains(t),
-            (None, None) => false,
+        let key = match (r.digest(), r.tag()) {
+            (Some(d), _) => by_digest(&r.name(), d),
+            (None, Some(t)) => by_tag(&r.name(), t),
+            (None, None) => return None,
         };
-        if !holds {
+        if !self.held.contains(key.as_str()) {
             return None;
         }
         let mut out = format!("{}/{}", self.harbor, harbor_target(&self.project, &r).repository);

@@ -22,7 +22,7 @@ use tracing::{info, warn};
 pub use index::{KnownImages, LoadedImage};
 pub use settings::WebhookSettings;
 
-use crate::journal::{read_records, JournalState};
+use crate::journal::loaded_images;
 use crate::AgentError;
 
 /// How often the journal is looked at for a load that added images.
@@ -43,17 +43,19 @@ pub fn build_index(s: &WebhookSettings) -> KnownImages {
         }
         Err(e) => warn!("bundles: {e}; bootstrap images are known only by the journal's absence of them"),
     }
-    let mut state = JournalState::default();
-    match read_records(&s.journal) {
-        Ok((records, _)) => records.into_iter().for_each(|r| state.apply_public(r)),
-        Err(e) => warn!(journal = %s.journal.display(), %e, "cannot read the load journal; no image is redirected"),
-    }
-    let loaded = state.images.into_values().filter_map(|e| {
-        let reference = ImageRef::parse(&e.reference).ok()?;
+    let loaded = match loaded_images(&s.journal) {
+        Ok(images) => images,
+        Err(e) => {
+            warn!(journal = %s.journal.display(), %e, "cannot read the load journal; no image is redirected");
+            Default::default()
+        }
+    };
+    let loaded = loaded.into_iter().filter_map(|(target, (reference, digest))| {
+        let reference = ImageRef::parse(&reference).ok()?;
         // Only what went to this project: the journal names the target.
         let repo = harbor_target(&s.project, &reference).repository;
-        let here = e.target.strip_prefix(&repo).is_some_and(|rest| rest.starts_with([':', '@']));
-        here.then(|| LoadedImage { reference, digest: e.digest.to_string() })
+        let here = target.strip_prefix(&repo).is_some_and(|rest| rest.starts_with([':', '@']));
+        here.then(|| LoadedImage { reference, digest: digest.to_string() })
     });
     KnownImages::new(&s.registry.host_port, &s.project, loaded, &bootstrap)
 }
@@ -68,12 +70,8 @@ fn journal_stamp(s: &WebhookSettings) -> Option<(u64, SystemTime)> {
 pub async fn run(settings: WebhookSettings) -> Result<(), AgentError> {
     let acceptor = server::tls_acceptor(&settings.tls_cert, &settings.tls_key)?;
     let settings = Arc::new(settings);
-    let first = {
-        let s = settings.clone();
-        tokio::task::spawn_blocking(move || (journal_stamp(&s), build_index(&s)))
-            .await
-            .map_err(|e| AgentError::Usage(format!("indexing failed: {e}")))?
-    };
+    // Before serving: nothing else runs yet.
+    let first = (journal_stamp(&settings), build_index(&settings));
     info!(images = first.1.len(), registry = %settings.registry, "serving what Harbor holds");
     let index: server::Shared = Arc::new(RwLock::new(Arc::new(first.1)));
     let listener = TcpListener::bind(settings.listen)
