@@ -11,20 +11,17 @@
 //! `EDGEISO-AGENT: failed: ...` (`edgeiso_contract::console::Marker`) ends
 //! the test early.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
-use edgeiso_bundle::{harbor_target, Bundle, Digest, Role};
+use edgeiso_bundle::Bundle;
 use edgeiso_contract::console::Marker;
 use edgeiso_contract::RegistryUrl;
 use edgeiso_overlay::qemu::{BootSpec, Firmware, Media, QemuError, Vm};
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use regex::Regex;
 
 use crate::exit::{self, with_code};
+use crate::registry_check::{expectations, Checker, Expected, Finding};
 use crate::ui::events::Missing;
 use crate::ui::{Event, Ui};
 
@@ -51,97 +48,6 @@ pub struct BootTestOptions {
     pub cpus: u32,
     /// Where the serial console goes [default: beside the ISO].
     pub serial_log: Option<PathBuf>,
-}
-
-/// One manifest that must be in the registry.
-#[derive(Debug, Clone)]
-struct Expected {
-    image: String,
-    repository: String,
-    /// Tag or digest to GET.
-    reference: String,
-    digest: Digest,
-}
-
-/// Everything the registry must hold for `bundle`'s workload images.
-fn expectations(bundle: &Bundle, project: &str) -> anyhow::Result<Vec<Expected>> {
-    let mut out = Vec::new();
-    for img in bundle.meta.images.iter().filter(|i| i.role == Role::Workload) {
-        let target = harbor_target(project, &img.reference);
-        let graph = bundle.image_graph(img)?;
-        for m in &graph.manifests {
-            let by_tag = m.digest == img.digest && target.tag.is_some();
-            out.push(Expected {
-                image: img.reference.to_string(),
-                repository: target.repository.clone(),
-                reference: if by_tag { target.tag.clone().unwrap_or_default() } else { m.digest.to_string() },
-                digest: m.digest.clone(),
-            });
-        }
-    }
-    Ok(out)
-}
-
-struct Checker {
-    client: Client,
-    auth: RegistryAuth,
-    host: String,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Checker {
-    fn new(url: &RegistryUrl, ca: Option<&Path>, insecure: bool) -> anyhow::Result<Checker> {
-        let protocol = if url.tls { ClientProtocol::Https } else { ClientProtocol::Http };
-        let mut certs = Vec::new();
-        if let Some(ca) = ca {
-            let data = std::fs::read(ca)
-                .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--ca {}: {e}", ca.display())))?;
-            certs.push(Certificate { encoding: CertificateEncoding::Pem, data });
-        }
-        let config = ClientConfig {
-            protocol,
-            accept_invalid_certificates: insecure,
-            extra_root_certificates: certs,
-            connect_timeout: Some(Duration::from_secs(5)),
-            read_timeout: Some(Duration::from_secs(20)),
-            ..Default::default()
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        Ok(Checker { client: Client::new(config), auth: RegistryAuth::Anonymous, host: url.authority(), runtime })
-    }
-
-    /// The expectations not met yet, each with why.
-    fn missing(&self, want: &[Expected]) -> Vec<(Expected, String)> {
-        self.runtime.block_on(async {
-            let mut out = Vec::new();
-            for e in want {
-                let r = if e.reference.starts_with("sha256:") {
-                    Reference::with_digest(self.host.clone(), e.repository.clone(), e.reference.clone())
-                } else {
-                    Reference::with_tag(self.host.clone(), e.repository.clone(), e.reference.clone())
-                };
-                match self.client.pull_manifest_raw(&r, &self.auth, ACCEPTED_MANIFEST_TYPES).await {
-                    Ok((bytes, _)) => {
-                        let got = Digest::of(&bytes);
-                        if got != e.digest {
-                            out.push((e.clone(), format!("digest {got}, want {}", e.digest)));
-                        }
-                    }
-                    Err(err) => out.push((e.clone(), short(&err.to_string()))),
-                }
-            }
-            out
-        })
-    }
-}
-
-fn short(s: &str) -> String {
-    let s = s.lines().next().unwrap_or("");
-    if s.len() > 160 {
-        format!("{}...", &s[..160])
-    } else {
-        s.to_string()
-    }
 }
 
 fn tail(text: &str, n: usize) -> String {
@@ -178,7 +84,7 @@ pub fn boot_test(ui: &Ui, args: &BootTestOptions) -> anyhow::Result<()> {
     let needs_marker = args.marker.is_some() || outcome_is_verdict;
     let marker = args.marker.clone();
     let checker = match &args.registry {
-        Some(url) => Some(Checker::new(url, args.ca.as_deref(), args.insecure)?),
+        Some(url) => Some(Checker::new(url, args.ca.as_deref(), args.insecure, None)?),
         None => None,
     };
     let (firmware, media) = (args.firmware.name(), args.media.name());
@@ -219,7 +125,7 @@ pub fn boot_test(ui: &Ui, args: &BootTestOptions) -> anyhow::Result<()> {
         other => with_code(exit::INVALID_INPUT, other),
     })?;
     let mut shown_lines = 0usize;
-    let mut last_missing: Vec<(Expected, String)> = Vec::new();
+    let mut last_missing: Vec<(Expected, Finding)> = Vec::new();
     let mut marker_line: Option<String> = None;
     let mut failure: Option<String> = None;
     let mut exited = false;
@@ -249,7 +155,7 @@ pub fn boot_test(ui: &Ui, args: &BootTestOptions) -> anyhow::Result<()> {
         let marker_ok = !needs_marker || marker_line.is_some();
         let registry_ok = match &checker {
             Some(c) => {
-                last_missing = c.missing(&want);
+                last_missing = c.problems(&want);
                 let arrived = want.len() - last_missing.len();
                 if arrived != last_arrived && arrived > 0 {
                     ui.line(format!(
@@ -342,7 +248,7 @@ pub fn boot_test(ui: &Ui, args: &BootTestOptions) -> anyhow::Result<()> {
                 image: e.image.clone(),
                 repository: e.repository.clone(),
                 reference: e.reference.clone(),
-                error: r.clone(),
+                error: r.to_string(),
             })
             .collect(),
         log: log_path.clone(),

@@ -14,12 +14,15 @@
 //! | [`iso_build`] | `iso`, `build`: overlay + remaster + read-back |
 //! | [`site_iso`] | `site-iso`: the `cidata` ISO |
 //! | [`boot_test`] | `boot-test`: QEMU + registry check |
+//! | [`check`] | `check`: a site's Harbor holds the bundle's images |
+//! | [`registry_check`] | what a registry must hold for a bundle, and the check (boot-test, check) |
 //! | [`ui`], [`exit`], [`work`] | output for people and pipelines, exit codes, work folders |
 
 pub mod boot_test;
 pub mod bundle_check;
 pub mod bundle_input;
 pub mod cache;
+pub mod check;
 pub mod cli;
 pub mod create;
 pub mod exit;
@@ -27,6 +30,7 @@ pub mod import;
 pub mod iso_build;
 pub mod lockfile;
 pub mod overlay_tree;
+pub mod registry_check;
 pub mod render_site;
 pub mod site_iso;
 pub mod source;

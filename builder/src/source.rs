@@ -55,6 +55,57 @@ fn retry_base() -> Duration {
     Duration::from_millis(ms)
 }
 
+/// What a registry's answer (an oci-client error) means to a user: the one
+/// reading of registry errors, used by pulls and by registry checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401/403, UNAUTHORIZED, DENIED: the credentials (or none) were refused.
+    Refused,
+    /// 404, MANIFEST_UNKNOWN, NAME_UNKNOWN, BLOB_UNKNOWN.
+    NotFound,
+    /// No answer, 408, 429, 5xx, TOOMANYREQUESTS: worth another try.
+    Transient,
+    Other,
+}
+
+pub fn error_kind(e: &OciDistributionError) -> ErrorKind {
+    match e {
+        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
+            ErrorKind::Refused
+        }
+        OciDistributionError::ImageManifestNotFoundError(_) => ErrorKind::NotFound,
+        OciDistributionError::RegistryError { envelope, .. } => {
+            let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+            if codes.iter().any(|c| matches!(c, OciErrorCode::Toomanyrequests)) {
+                // Rate limits (Docker Hub) pass: wait and try again.
+                ErrorKind::Transient
+            } else if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
+                ErrorKind::Refused
+            } else if codes.iter().any(|c| {
+                matches!(
+                    c,
+                    OciErrorCode::ManifestUnknown
+                        | OciErrorCode::NameUnknown
+                        | OciErrorCode::BlobUnknown
+                        | OciErrorCode::NotFound
+                )
+            }) {
+                ErrorKind::NotFound
+            } else {
+                ErrorKind::Other
+            }
+        }
+        OciDistributionError::ServerError { code, .. } => match code {
+            401 | 403 => ErrorKind::Refused,
+            404 => ErrorKind::NotFound,
+            408 | 429 | 500..=599 => ErrorKind::Transient,
+            _ => ErrorKind::Other,
+        },
+        OciDistributionError::RequestError(_) => ErrorKind::Transient,
+        _ => ErrorKind::Other,
+    }
+}
+
 pub struct Source {
     client: Client,
     /// Per-registry credentials, resolved once.
@@ -120,37 +171,6 @@ impl Source {
             |detail: String| PullError::NotFound { image: image.to_string(), registry: registry.clone(), detail };
         let other = |detail: String| PullError::Other { registry: registry.clone(), what: what.to_owned(), detail };
         match e {
-            OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
-                Classified::Final(auth())
-            }
-            OciDistributionError::ImageManifestNotFoundError(d) => Classified::Final(not_found(d)),
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                if codes.iter().any(|c| matches!(c, OciErrorCode::Toomanyrequests)) {
-                    // Rate limits (Docker Hub) pass: wait and try again.
-                    Classified::Transient(envelope.to_string())
-                } else if codes.iter().any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied)) {
-                    Classified::Final(auth())
-                } else if codes.iter().any(|c| {
-                    matches!(
-                        c,
-                        OciErrorCode::ManifestUnknown
-                            | OciErrorCode::NameUnknown
-                            | OciErrorCode::BlobUnknown
-                            | OciErrorCode::NotFound
-                    )
-                }) {
-                    Classified::Final(not_found(envelope.to_string()))
-                } else {
-                    Classified::Final(other(envelope.to_string()))
-                }
-            }
-            OciDistributionError::ServerError { code, message, .. } => match code {
-                401 | 403 => Classified::Final(auth()),
-                404 => Classified::Final(not_found(message)),
-                408 | 429 | 500..=599 => Classified::Transient(format!("HTTP {code}: {message}")),
-                _ => Classified::Final(other(format!("HTTP {code}: {message}"))),
-            },
             // Without the URL: a redirect to a CDN carries a signed query.
             OciDistributionError::RequestError(e) => Classified::Transient(error_chain(&e.without_url())),
             // The only io in a pull is writing our own file: local, final.
@@ -160,7 +180,20 @@ impl Source {
                 what: what.to_owned(),
                 digest: image.digest().unwrap_or("?").to_owned(),
             }),
-            e => Classified::Final(other(e.to_string())),
+            e => {
+                let detail = match &e {
+                    OciDistributionError::ImageManifestNotFoundError(d) => d.clone(),
+                    OciDistributionError::RegistryError { envelope, .. } => envelope.to_string(),
+                    OciDistributionError::ServerError { code, message, .. } => format!("HTTP {code}: {message}"),
+                    e => e.to_string(),
+                };
+                match error_kind(&e) {
+                    ErrorKind::Refused => Classified::Final(auth()),
+                    ErrorKind::NotFound => Classified::Final(not_found(detail)),
+                    ErrorKind::Transient => Classified::Transient(detail),
+                    ErrorKind::Other => Classified::Final(other(detail)),
+                }
+            }
         }
     }
 

@@ -7,16 +7,18 @@ use edgeiso_overlay::initramfs::Compression;
 use regex::Regex;
 
 use super::{
-    AgentArgs, BootTestArgs, BundleBuildArgs, BundleCommand, Cli, Command, CreateArgs, ImportArgs, InitrdCompression,
-    IsoArgs, LintArgs, OutputArgs, OverlayArgs, RenderArgs, SiteIsoArgs,
+    AgentArgs, BootTestArgs, BundleBuildArgs, BundleCommand, CheckArgs, Cli, Command, CreateArgs, ImportArgs,
+    InitrdCompression, IsoArgs, LintArgs, OutputArgs, OverlayArgs, RenderArgs, SiteIsoArgs,
 };
 use crate::boot_test::{boot_test, parse_forward, BootTestOptions};
 use crate::bundle_input::BundleInput;
+use crate::check::{check, CheckOptions};
 use crate::create::{create_bundle, CreateOptions, OutputOptions};
 use crate::exit::{self, with_code};
 use crate::import::{import, ImportOptions};
 use crate::iso_build::{iso, IsoOptions};
 use crate::overlay_tree::{overlay, AgentOptions, OverlayOptions};
+use crate::registry_check::Login;
 use crate::render_site::{lint, render_site, LintOptions, RenderSiteOptions};
 use crate::site_iso::{site_iso, SiteIsoOptions};
 use crate::ui::Ui;
@@ -53,6 +55,7 @@ fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<()> {
         Command::Build(a) => iso(ui, &iso_options(a, true)),
         Command::SiteIso(a) => site_iso(ui, &site_iso_options(a)),
         Command::BootTest(a) => boot_test(ui, &boot_test_options(a)?),
+        Command::Check(a) => check(ui, check_options(a)?),
         Command::Docs(docs) => Ok(docs.run(<Cli as clap::CommandFactory>::command())?),
     }
 }
@@ -160,6 +163,20 @@ fn boot_test_options(a: BootTestArgs) -> anyhow::Result<BootTestOptions> {
         cpus: a.cpus,
         serial_log: a.serial_log,
     })
+}
+
+fn check_options(a: CheckArgs) -> anyhow::Result<CheckOptions> {
+    let invalid = |m: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!(m));
+    let registry = RegistryUrl::parse(&a.registry).map_err(|e| invalid(format!("--registry {}: {e}", a.registry)))?;
+    let login = match &a.password_file {
+        Some(p) => Some(Login {
+            username: a.username.unwrap_or_else(|| "admin".into()),
+            password: edgeiso_installer_config::spec::read_secret_file(p, "registry password file")
+                .map_err(|e| invalid(e.to_string()))?,
+        }),
+        None => None,
+    };
+    Ok(CheckOptions { bundle: a.bundle, registry, project: a.project, ca: a.ca, insecure: a.insecure, login })
 }
 
 fn init_logging(verbose: u8) {

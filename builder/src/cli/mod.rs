@@ -93,6 +93,19 @@ digests (every child of an index too) and the --marker line, if given, appeared.
 is missing and prints the end of the serial console."
     )]
     BootTest(BootTestArgs),
+    /// Check that a site's registry (its Harbor) holds every workload image
+    /// of a bundle, with the bundle's digests.
+    #[command(after_help = "Examples:
+  edgeiso check --bundle build/content-store-042.tar --registry https://10.0.0.5:30003 \\
+      --ca build/site/harbor/ca.crt --username admin --password-file harbor.pw
+  edgeiso check --bundle build/content-store-042.tar --registry http://127.0.0.1:5000 --json
+
+Checks every manifest of every workload image (an index and each child) under
+PROJECT/<source host>/<path>, the top-level one by tag, with the bundle's digests.
+Exit codes: 0 all there; 4 some missing or different (each named); 5 the registry
+refused the credentials; 1 the registry did not answer; 3 the bundle is unreadable.
+The password is read from --password-file, never from the command line.")]
+    Check(CheckArgs),
     #[command(flatten)]
     Docs(edgeiso_contract::cli_docs::DocsCommand),
 }
@@ -241,6 +254,31 @@ pub struct BootTestArgs {
     /// Keep the serial console here [default: a file beside the ISO, ISO.boot-test.log].
     #[arg(long, value_name = "FILE")]
     pub serial_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The bundle (a tar, or its first part).
+    #[arg(long, value_name = "PATH")]
+    pub bundle: PathBuf,
+    /// The site's registry: https://NODE_IP:30003 (or http://host:port).
+    #[arg(long, value_name = "URL")]
+    pub registry: String,
+    /// Harbor project the images are under.
+    #[arg(long, default_value = edgeiso_contract::agent_config::DEFAULT_PROJECT)]
+    pub project: String,
+    /// PEM CA to trust for an https registry (render writes harbor/ca.crt).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the registry's TLS certificate.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry user [default: admin when a password file is given].
+    #[arg(long, value_name = "USER", requires = "password_file")]
+    pub username: Option<String>,
+    /// File holding the registry password (one line).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -72,8 +72,29 @@ pub enum Event {
     /// `boot-test` failed.
     #[serde(rename = "boot-test")]
     BootFailed { pass: bool, seconds: f64, reasons: Vec<String>, missing: Vec<Missing>, log: PathBuf },
+    /// `check`: what the registry holds of the bundle's workload images.
+    Check {
+        registry: String,
+        project: String,
+        pass: bool,
+        images: usize,
+        manifests: usize,
+        present: usize,
+        problems: Vec<CheckProblem>,
+    },
     /// Any command failed.
     Error { message: String, code: i32 },
+}
+
+/// One manifest `check` did not find as the bundle has it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckProblem {
+    pub image: String,
+    pub repository: String,
+    pub reference: String,
+    /// `missing`, `different`, `refused`, `unreachable` or `other`.
+    pub kind: &'static str,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
