@@ -424,6 +424,24 @@ fn mirrors_agent_config_and_unit() {
     }
 }
 
+/// Reboots do not import the bootstrap archive again: the boot stage opts
+/// k3s/RKE2 into skipping unchanged archives (`.cache.json`, created only
+/// when absent so their record survives) and copies the archive only when
+/// it changed (so its mtime, which the skip keys on, holds).
+#[test]
+fn the_boot_stage_lets_k3s_skip_an_unchanged_bootstrap_archive() {
+    let (_site, out, _) = render_full();
+    let c = yaml::parse(&std::fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
+    let boot = c.path(&["stages", "boot"]).unwrap().as_seq().unwrap();
+    let script = boot[0].path(&["commands"]).unwrap().as_seq().unwrap()[0].as_str().unwrap();
+    let images = "/var/lib/rancher/k3s/agent/images";
+    let cache = format!("[ -e {images}/.cache.json ] || : > {images}/.cache.json");
+    let copy = format!("cmp -s \"$f\" \"{images}/$(basename \"$f\")\" || cp \"$f\" {images}/");
+    let at = |needle: &str| script.find(needle).unwrap_or_else(|| panic!("{needle} in:\n{script}"));
+    assert!(at(&cache) < at(&copy), "the cache file exists before the first archive lands");
+    assert_eq!(script.matches(".cache.json ]").count(), 1, "written only where it is absent: k3s' record survives");
+}
+
 #[test]
 fn core_manifests_pass_kubernetes_validate_strict() {
     if !edgeiso_testkit::tools_present("core_manifests_pass_kubernetes_validate_strict", &["kubernetes-validate"]) {

@@ -266,8 +266,13 @@ fn boot_script(dist: &str) -> String {
 site={site}
 [ -d "$site" ] || exit 0
 # Images that must run before Harbor does (Harbor's own): k3s/RKE2 import
-# every archive in agent/images/ when they start.
+# every archive in agent/images/ when they start, unless .cache.json exists
+# there: then (k3s >= 1.30.13, 1.31.9, 1.32.5, 1.33.1; k3s #12243) an archive
+# whose size and mtime did not change since its import is skipped. They never
+# create the file themselves. The archive is copied only when it changed, so
+# its mtime, and the skip, hold from boot to boot.
 mkdir -p /var/lib/rancher/{dist}/agent/images
+[ -e /var/lib/rancher/{dist}/agent/images/.cache.json ] || : > /var/lib/rancher/{dist}/agent/images/.cache.json
 for f in {images}/*.tar; do
   [ -e "$f" ] || continue
   cmp -s "$f" "/var/lib/rancher/{dist}/agent/images/$(basename "$f")" || cp "$f" /var/lib/rancher/{dist}/agent/images/
