@@ -108,13 +108,15 @@ async fn run(
 ) -> (Vec<Duration>, Vec<Duration>) {
     let total = (2 * rate * seconds) as usize;
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..256).map(|i| review(i * 17, images)).collect());
-    let start = Instant::now() + Duration::from_millis(50);
+    // One ticker spawns each request at its time (open loop: a slow answer
+    // does not delay the next request); latency counts from the tick.
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / (2 * rate) as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
-        let due = start + Duration::from_secs_f64(i as f64 / (2 * rate) as f64);
+        let due = tick.tick().await;
         let (client, bodies) = (client.clone(), bodies.clone());
         tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until(due.into()).await;
             let mutate = i % 2 == 0;
             let r = if mutate {
                 client
