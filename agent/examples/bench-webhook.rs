@@ -7,8 +7,9 @@
 //! starts the webhook on loopback with a fresh certificate, then sends pod
 //! AdmissionReviews at a fixed RATE per second for SECONDS over TLS with
 //! keep-alive connections (as the API server does), open loop: each request
-//! leaves at its scheduled time whether or not earlier ones are done, and
-//! its latency counts from then (no coordinated omission). The peer, run
+//! leaves at its scheduled time whether or not earlier ones are done (how
+//! far behind schedule the latest one left is printed), and its latency
+//! counts from when it left until its whole answer is read. The peer, run
 //! side by side on the same connections and schedule: `GET /healthz`, the
 //! same TLS and HTTP with no admission work. Prints one line of figures per
 //! run and the server's peak RSS (VmHWM).
@@ -24,6 +25,8 @@ use edgeiso_bundle::{harbor_target, Digest, ImageRef};
 use serde_json::json;
 
 const REGISTRY: &str = "https://10.0.0.5:30003";
+/// Requests (and so connections) in flight at most.
+const CONNECTIONS: usize = 16;
 
 fn write_journal(state: &Path, images: usize) {
     let path = journal_path(state, "10.0.0.5:30003");
@@ -92,6 +95,14 @@ fn peak_rss_kib(child: &Child) -> u64 {
         .unwrap()
 }
 
+/// CPU seconds the process has used (user + system).
+fn cpu_seconds(child: &Child) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -105,18 +116,28 @@ async fn run(
     rate: u32,
     seconds: u32,
     images: usize,
-) -> (Vec<Duration>, Vec<Duration>) {
+) -> (Vec<Duration>, Vec<Duration>, Duration) {
     let total = (2 * rate * seconds) as usize;
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..256).map(|i| review(i * 17, images)).collect());
     // One ticker spawns each request at its time (open loop: a slow answer
     // does not delay the next request); latency counts from the tick.
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / (2 * rate) as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // At most this many requests in flight, so at most this many keep-alive
+    // connections, as an API server keeps a few to a webhook (without the
+    // cap reqwest opens one more connection per request it cannot place).
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         let due = tick.tick().await;
-        let (client, bodies) = (client.clone(), bodies.clone());
+        let (client, bodies, slots) = (client.clone(), bodies.clone(), slots.clone());
         tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire().await.expect("never closed");
+            // Latency from the moment the request leaves; how late that was
+            // against the schedule (tokio's timer has 1 ms granularity) is
+            // reported apart, to show the generator kept up.
+            let sent = Instant::now();
+            let late = sent.saturating_duration_since(due.into_std());
             let mutate = i % 2 == 0;
             let r = if mutate {
                 client
@@ -134,12 +155,13 @@ async fn run(
             if mutate {
                 assert!(body.windows(9).any(|w| w == b"JSONPatch"), "every pod has one held image");
             }
-            (mutate, due.elapsed())
+            (mutate, sent.elapsed(), late)
         }));
     }
-    let (mut m, mut h) = (Vec::new(), Vec::new());
+    let (mut m, mut h, mut late) = (Vec::new(), Vec::new(), Duration::ZERO);
     for t in tasks {
-        let (mutate, d) = t.await.unwrap();
+        let (mutate, d, l) = t.await.unwrap();
+        late = late.max(l);
         if mutate {
             m.push(d)
         } else {
@@ -148,7 +170,7 @@ async fn run(
     }
     m.sort();
     h.sort();
-    (m, h)
+    (m, h, late)
 }
 
 fn ms(d: Duration) -> String {
@@ -182,7 +204,7 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the webhook");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let tls = edgeiso_agent::tls::client_config(Some(&ca), false).unwrap();
         let client = reqwest::Client::builder().tls_backend_preconfigured(tls).no_proxy().build().unwrap();
@@ -193,9 +215,11 @@ fn main() {
         }
         // Warm the connections up, then measure.
         run(&client, port, rate, 1, images).await;
-        let (m, h) = run(&client, port, rate, seconds, images).await;
+        let cpu_before = cpu_seconds(&child);
+        let (m, h, late) = run(&client, port, rate, seconds, images).await;
+        let server_cpu = cpu_seconds(&child) - cpu_before;
         println!(
-            "images={images} rate={rate}/s seconds={seconds} mutate: n={} p50={} p90={} p99={} max={} ms | healthz: n={} p50={} p99={} ms | p99 ratio mutate/healthz={:.2} | server peak RSS {:.1} MiB",
+            "images={images} rate={rate}/s seconds={seconds} mutate: n={} p50={} p90={} p99={} max={} ms | healthz: n={} p50={} p99={} ms | p99 ratio mutate/healthz={:.2} | latest send {} ms behind schedule | server CPU {:.0}% of one core ({:.0} us/request) | server peak RSS {:.1} MiB",
             m.len(),
             ms(percentile(&m, 0.50)),
             ms(percentile(&m, 0.90)),
@@ -205,6 +229,9 @@ fn main() {
             ms(percentile(&h, 0.50)),
             ms(percentile(&h, 0.99)),
             percentile(&m, 0.99).as_secs_f64() / percentile(&h, 0.99).as_secs_f64(),
+            ms(late),
+            server_cpu / seconds as f64 * 100.0,
+            server_cpu / (m.len() + h.len()) as f64 * 1e6,
             peak_rss_kib(&child) as f64 / 1024.0
         );
     });

@@ -398,7 +398,7 @@ mod tests {
         cases.push(format!("a:{}", "t".repeat(129)));
         cases.push(format!("h.io/{}", "a".repeat(255)));
         cases.push(format!("h.io/{}", "a".repeat(256)));
-        cases.push(format!("{}", "a".repeat(248)));
+        cases.push("a".repeat(248));
         let (mut both_ok, mut both_err) = (0, 0);
         for c in &cases {
             let theirs = c.parse::<oci_spec::distribution::Reference>();
