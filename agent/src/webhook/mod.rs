@@ -29,8 +29,10 @@ use crate::AgentError;
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 /// What Harbor holds by the journal, minus the bundles' bootstrap images.
-/// Neither a missing journal nor an unreadable bundle stops the webhook:
-/// it then rewrites less, never more.
+/// Neither a missing journal nor an unreadable bundle stops the webhook: a
+/// missing journal means nothing is rewritten; an unreadable bundle loses
+/// only the exclusion of images that are bootstrap there and workload in
+/// another bundle (bootstrap images are never pushed, so never in the journal).
 pub fn build_index(s: &WebhookSettings) -> KnownImages {
     let mut bootstrap = HashSet::new();
     match crate::discover::find_bundles(&s.bundles, DEFAULT_BUNDLE_SEARCH) {
@@ -41,7 +43,7 @@ pub fn build_index(s: &WebhookSettings) -> KnownImages {
                 }
             }
         }
-        Err(e) => warn!("bundles: {e}; bootstrap images are known only by the journal's absence of them"),
+        Err(e) => warn!("bundles: {e}; only the journal says what is held"),
     }
     let loaded = match loaded_images(&s.journal) {
         Ok(images) => images,
