@@ -120,7 +120,11 @@ async fn handle(req: Request<Incoming>, index: &Shared) -> Response<Full<Bytes>>
     let body = match tokio::time::timeout(IO_TIMEOUT, Limited::new(req.into_body(), MAX_BODY_BYTES).collect()).await {
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {MAX_BODY_BYTES} bytes"))
+            // The rest of the body is not read: the connection cannot carry
+            // another request, and the client must be told so.
+            let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {MAX_BODY_BYTES} bytes"));
+            r.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+            return r;
         }
         Ok(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("cannot read the body: {e}")),
         Err(_) => return text(StatusCode::REQUEST_TIMEOUT, "body too slow".into()),
