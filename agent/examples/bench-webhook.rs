@@ -5,13 +5,15 @@
 //!
 //! Writes a load journal holding IMAGES images (what a site's Harbor holds),
 //! starts the webhook on loopback with a fresh certificate, then sends pod
-//! AdmissionReviews at a fixed RATE per second for SECONDS over TLS with
-//! keep-alive connections (as the API server does), open loop: each request
-//! leaves at its scheduled time whether or not earlier ones are done (how
-//! far behind schedule the latest one left is printed), and its latency
-//! counts from when it left until its whole answer is read. The peer, run
-//! side by side on the same connections and schedule: `GET /healthz`, the
-//! same TLS and HTTP with no admission work. Prints one line of figures per
+//! AdmissionReviews at a fixed RATE per second for SECONDS over TLS on 16
+//! keep-alive connections (as the API server keeps a few), open loop: each
+//! request is due at its time on one schedule, a free connection sends it
+//! then, and its latency counts from that due time until its whole answer
+//! is read (a wait for a free connection counts too). The peer, on the same
+//! connections and schedule, is every 11th request: `GET /healthz`, the same
+//! TLS and HTTP with no admission work. The client is plain threads with
+//! blocking rustls, light enough not to set the tail it measures on 2
+//! shared cores. Prints one line of figures per
 //! run and the server's peak RSS (VmHWM).
 
 use std::io::Write as _;
@@ -25,8 +27,11 @@ use edgeiso_bundle::{harbor_target, Digest, ImageRef};
 use serde_json::json;
 
 const REGISTRY: &str = "https://10.0.0.5:30003";
-/// Requests (and so connections) in flight at most.
+/// Requests (and so connections) in flight at most, as an API server keeps
+/// a few keep-alive connections to a webhook.
 const CONNECTIONS: usize = 16;
+/// Every this many requests of the schedule, one is the peer (healthz).
+const PEER_EVERY: usize = 11;
 
 fn write_journal(state: &Path, images: usize) {
     let path = journal_path(state, "10.0.0.5:30003");
@@ -95,9 +100,9 @@ fn peak_rss_kib(child: &Child) -> u64 {
         .unwrap()
 }
 
-/// CPU seconds the process has used (user + system).
-fn cpu_seconds(child: &Child) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+/// CPU seconds process `pid` has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     ticks as f64 / 100.0
@@ -107,70 +112,115 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-/// Send `rate` AdmissionReviews per second for `seconds`, and between each
-/// two a healthz request (so 2 x `rate` requests/s in all, on one
-/// schedule); the latencies of each kind.
-async fn run(
-    client: &reqwest::Client,
-    port: u16,
-    rate: u32,
-    seconds: u32,
-    images: usize,
-) -> (Vec<Duration>, Vec<Duration>, Duration) {
-    let total = (2 * rate * seconds) as usize;
-    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..256).map(|i| review(i * 17, images)).collect());
-    // One ticker spawns each request at its time (open loop: a slow answer
-    // does not delay the next request); latency counts from the tick.
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / (2 * rate) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    // At most this many requests in flight, so at most this many keep-alive
-    // connections, as an API server keeps a few to a webhook (without the
-    // cap reqwest opens one more connection per request it cannot place).
-    let slots = Arc::new(tokio::sync::Semaphore::new(CONNECTIONS));
-    let mut tasks = Vec::with_capacity(total);
-    for i in 0..total {
-        let due = tick.tick().await;
-        let (client, bodies, slots) = (client.clone(), bodies.clone(), slots.clone());
-        tasks.push(tokio::spawn(async move {
-            let _slot = slots.acquire().await.expect("never closed");
-            // Latency from the moment the request leaves; how late that was
-            // against the schedule (tokio's timer has 1 ms granularity) is
-            // reported apart, to show the generator kept up.
-            let sent = Instant::now();
-            let late = sent.saturating_duration_since(due.into_std());
-            let mutate = i % 2 == 0;
-            let r = if mutate {
-                client
-                    .post(format!("https://localhost:{port}/mutate"))
-                    .header("content-type", "application/json")
-                    .body(bodies[i % bodies.len()].clone())
-                    .send()
-                    .await
-            } else {
-                client.get(format!("https://localhost:{port}/healthz")).send().await
-            };
-            let r = r.expect("request");
-            assert_eq!(r.status(), 200);
-            let body = r.bytes().await.expect("body");
-            if mutate {
-                assert!(body.windows(9).any(|w| w == b"JSONPatch"), "every pod has one held image");
+/// One request's kind and timings.
+struct Sample {
+    mutate: bool,
+    /// From its scheduled time to its whole answer: includes any wait for a
+    /// free connection (open loop, no coordinated omission).
+    from_due: Duration,
+    /// How late it left against the schedule.
+    late: Duration,
+}
+
+/// One keep-alive HTTPS connection driven by blocking reads and writes: a
+/// load generator far lighter than an async client, so that on 2 shared
+/// cores the client's own scheduling does not set the tail it measures.
+struct Connection {
+    tls: rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    fn open(config: &Arc<rustls::ClientConfig>, port: u16) -> Connection {
+        let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        tcp.set_nodelay(true).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let conn = rustls::ClientConnection::new(config.clone(), name).unwrap();
+        Connection { tls: rustls::StreamOwned::new(conn, tcp), buf: Vec::with_capacity(8192) }
+    }
+
+    /// Send one request, read its whole answer; the answer's body.
+    fn request(&mut self, head: &[u8], body: &[u8]) -> &[u8] {
+        use std::io::Read as _;
+        let mut out = Vec::with_capacity(head.len() + body.len());
+        out.extend_from_slice(head);
+        out.extend_from_slice(body);
+        self.tls.write_all(&out).expect("send");
+        self.tls.flush().unwrap();
+        self.buf.clear();
+        let mut chunk = [0u8; 8192];
+        let (head_end, length) = loop {
+            let n = self.tls.read(&mut chunk).expect("read");
+            assert!(n > 0, "the webhook closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap();
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())
+                    })
+                    .expect("content-length");
+                break (end + 4, length);
             }
-            (mutate, sent.elapsed(), late)
-        }));
-    }
-    let (mut m, mut h, mut late) = (Vec::new(), Vec::new(), Duration::ZERO);
-    for t in tasks {
-        let (mutate, d, l) = t.await.unwrap();
-        late = late.max(l);
-        if mutate {
-            m.push(d)
-        } else {
-            h.push(d)
+        };
+        while self.buf.len() < head_end + length {
+            let n = self.tls.read(&mut chunk).expect("read");
+            assert!(n > 0, "the webhook closed the connection");
+            self.buf.extend_from_slice(&chunk[..n]);
         }
+        &self.buf[head_end..head_end + length]
     }
-    m.sort();
-    h.sort();
-    (m, h, late)
+}
+
+/// Send `rate` AdmissionReviews per second for `seconds`, and every
+/// `PEER_EVERY`th request of the schedule a healthz instead (the peer, on
+/// the same connections and schedule); every sample.
+fn run(config: &Arc<rustls::ClientConfig>, port: u16, rate: u32, seconds: u32, images: usize) -> Vec<Sample> {
+    let total = (rate * seconds) as usize * PEER_EVERY / (PEER_EVERY - 1);
+    let period = Duration::from_secs_f64(seconds as f64 / total as f64);
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..256).map(|i| review(i * 17, images)).collect());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let start = Instant::now() + Duration::from_millis(20);
+    let workers: Vec<_> = (0..CONNECTIONS)
+        .map(|_| {
+            let (config, bodies, next) = (config.clone(), bodies.clone(), next.clone());
+            std::thread::spawn(move || {
+                let mut conn = Connection::open(&config, port);
+                let mut samples = Vec::new();
+                // Each free connection takes the next request of the
+                // schedule and sends it at its time.
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= total {
+                        return samples;
+                    }
+                    let due = start + period * i as u32;
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    let late = Instant::now().saturating_duration_since(due);
+                    let mutate = i % PEER_EVERY != 0;
+                    if mutate {
+                        let body = &bodies[i % bodies.len()];
+                        let head = format!(
+                            "POST /mutate HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let answer = conn.request(head.as_bytes(), body);
+                        assert!(answer.windows(9).any(|w| w == b"JSONPatch"), "every pod has one held image");
+                    } else {
+                        let answer = conn.request(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n", b"");
+                        assert_eq!(answer, b"ok\n");
+                    }
+                    samples.push(Sample { mutate, from_due: due.elapsed(), late });
+                }
+            })
+        })
+        .collect();
+    workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
 }
 
 fn ms(d: Duration) -> String {
@@ -204,37 +254,40 @@ fn main() {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the webhook");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    rt.block_on(async {
-        let tls = edgeiso_agent::tls::client_config(Some(&ca), false).unwrap();
-        let client = reqwest::Client::builder().tls_backend_preconfigured(tls).no_proxy().build().unwrap();
-        let up = Instant::now();
-        while client.get(format!("https://localhost:{port}/healthz")).send().await.is_err() {
-            assert!(up.elapsed() < Duration::from_secs(20), "webhook did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // Warm the connections up, then measure.
-        run(&client, port, rate, 1, images).await;
-        let cpu_before = cpu_seconds(&child);
-        let (m, h, late) = run(&client, port, rate, seconds, images).await;
-        let server_cpu = cpu_seconds(&child) - cpu_before;
-        println!(
-            "images={images} rate={rate}/s seconds={seconds} mutate: n={} p50={} p90={} p99={} max={} ms | healthz: n={} p50={} p99={} ms | p99 ratio mutate/healthz={:.2} | latest send {} ms behind schedule | server CPU {:.0}% of one core ({:.0} us/request) | server peak RSS {:.1} MiB",
-            m.len(),
-            ms(percentile(&m, 0.50)),
-            ms(percentile(&m, 0.90)),
-            ms(percentile(&m, 0.99)),
-            ms(*m.last().unwrap()),
-            h.len(),
-            ms(percentile(&h, 0.50)),
-            ms(percentile(&h, 0.99)),
-            percentile(&m, 0.99).as_secs_f64() / percentile(&h, 0.99).as_secs_f64(),
-            ms(late),
-            server_cpu / seconds as f64 * 100.0,
-            server_cpu / (m.len() + h.len()) as f64 * 1e6,
-            peak_rss_kib(&child) as f64 / 1024.0
-        );
-    });
+    let config = Arc::new(edgeiso_agent::tls::client_config(Some(&ca), false).unwrap());
+    let up = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(up.elapsed() < Duration::from_secs(20), "webhook did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Warm up (handshakes, the index), then measure.
+    run(&config, port, rate, 1, images);
+    let (cpu_before, client_before) = (cpu_seconds(child.id()), cpu_seconds(std::process::id()));
+    let samples = run(&config, port, rate, seconds, images);
+    let server_cpu = cpu_seconds(child.id()) - cpu_before;
+    let client_cpu = cpu_seconds(std::process::id()) - client_before;
+    let mut m: Vec<Duration> = samples.iter().filter(|s| s.mutate).map(|s| s.from_due).collect();
+    let mut h: Vec<Duration> = samples.iter().filter(|s| !s.mutate).map(|s| s.from_due).collect();
+    let late = samples.iter().map(|s| s.late).max().unwrap();
+    m.sort();
+    h.sort();
+    println!(
+        "images={images} mutate rate={rate}/s seconds={seconds} mutate: n={} p50={} p90={} p99={} max={} ms | healthz: n={} p50={} p99={} ms | p99 ratio mutate/healthz={:.2} | latest send {} ms behind schedule | server CPU {:.0}% of one core ({:.0} us/request), client {:.0}% | server peak RSS {:.1} MiB",
+        m.len(),
+        ms(percentile(&m, 0.50)),
+        ms(percentile(&m, 0.90)),
+        ms(percentile(&m, 0.99)),
+        ms(*m.last().unwrap()),
+        h.len(),
+        ms(percentile(&h, 0.50)),
+        ms(percentile(&h, 0.99)),
+        percentile(&m, 0.99).as_secs_f64() / percentile(&h, 0.99).as_secs_f64(),
+        ms(late),
+        server_cpu / seconds as f64 * 100.0,
+        server_cpu / samples.len() as f64 * 1e6,
+        client_cpu / seconds as f64 * 100.0,
+        peak_rss_kib(&child) as f64 / 1024.0
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
