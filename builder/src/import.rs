@@ -512,8 +512,14 @@ fn store_graph(
     let mut size = 0;
     let mut platforms = Vec::new();
     let mut media_type = None;
+    // Each manifest once: an index that repeats a child (200 times on 4
+    // levels) is walked, sized and described linearly in unique nodes.
+    let mut seen: BTreeSet<Digest> = BTreeSet::new();
     let mut stack = vec![(root.clone(), Some((root_bytes, root_source)), 0)];
     while let Some((desc, read, depth)) = stack.pop() {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
         let (bytes, source) = match read {
             Some(r) => r,
             None => {
@@ -530,11 +536,18 @@ fn store_graph(
         }
         for child in &view.manifests {
             if let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown") {
-                platforms.push(p.id());
+                if !platforms.contains(&p.id()) {
+                    platforms.push(p.id());
+                }
             }
-            stack.push((child.clone(), None, depth + 1));
+            if !seen.contains(&child.digest) {
+                stack.push((child.clone(), None, depth + 1));
+            }
         }
         for b in view.blobs() {
+            if !seen.insert(b.digest.clone()) {
+                continue;
+            }
             let f = blob_of(src, image, &b.digest)?;
             if f.1 != b.size {
                 bail!("{}: image {image}: blob {} is {} bytes, its manifest says {}", src.label, b.digest, f.1, b.size);
