@@ -79,7 +79,15 @@ pub fn import(ui: &Ui, args: &ImportOptions) -> anyhow::Result<()> {
 
     let mut images: Vec<ImageRecord> = Vec::new();
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
+    let mut split_bundles = BTreeSet::new();
     for src in &args.sources {
+        // All parts of one split bundle (a shell glob names each) are one source.
+        let name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some((stem, _)) = part_number(&name) {
+            if !split_bundles.insert(src.with_file_name(stem)) {
+                continue;
+            }
+        }
         let files = if src.is_dir() { scan_dir(src)? } else { stage_archive(src, staging.path())? };
         let before = images.len();
         import_source(&files, &mut images, &mut blobs).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -160,11 +168,65 @@ fn scan_dir(dir: &Path) -> anyhow::Result<SourceFiles> {
     Ok(SourceFiles { label, files })
 }
 
+/// The number NN of a split part named `<file>_partNN`.
+fn part_number(name: &str) -> Option<(&str, u32)> {
+    let (stem, n) = name.rsplit_once("_part")?;
+    if stem.is_empty() || n.is_empty() || n.len() > 4 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem, n.parse().ok()?))
+}
+
+/// An archive as one byte stream. A Palette content bundle split by CanvOS
+/// (`<file>_part00`, `_part01`, ...) is read as the concatenation of its
+/// parts, in number order, whichever part (or the unsplit `<file>` name,
+/// when it does not exist) is given; a gap in the numbering is refused.
+fn open_parts(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    let label = path.display().to_string();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = match part_number(&file_name) {
+        Some((stem, _)) => stem.to_owned(),
+        None if !path.exists() => file_name.clone(),
+        None => return Ok(Box::new(File::open(path).with_context(|| label.clone())?)),
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut parts: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("{label}: reading {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (s, n) = part_number(&name)?;
+            (s == stem).then(|| (n, e.path()))
+        })
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        return Err(anyhow!("{label}: no such file, and no split parts {stem}_partNN beside it"));
+    }
+    let first = parts[0].0;
+    if first > 1 {
+        return Err(with_code(exit::INVALID_INPUT, anyhow!("{label}: the first part, {stem}_part00, is missing")));
+    }
+    for (i, (n, _)) in parts.iter().enumerate() {
+        if *n != first + i as u32 {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow!("{label}: split part {stem}_part{:02} is missing", first + i as u32),
+            ));
+        }
+    }
+    let mut reader: Box<dyn Read> = Box::new(std::io::empty());
+    for (_, p) in parts {
+        let f = File::open(&p).with_context(|| p.display().to_string())?;
+        reader = Box::new(reader.chain(f));
+    }
+    Ok(reader)
+}
+
 /// Stream an archive into `staging`, one content-addressed file per member.
 fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
     let label = path.display().to_string();
-    let file = File::open(path).with_context(|| label.clone())?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = BufReader::with_capacity(1 << 20, open_parts(path)?);
     let magic = {
         let buf = std::io::BufRead::fill_buf(&mut reader).with_context(|| label.clone())?;
         buf[..buf.len().min(4)].to_vec()

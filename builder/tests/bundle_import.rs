@@ -446,3 +446,51 @@ fn an_index_that_repeats_one_child_is_walked_once_per_unique_node() {
     assert_eq!(g.manifests.len(), 4, "each manifest once");
     edgeiso(&["bundle", "verify", p(&path)], &[]).ok();
 }
+
+/// Split `file` into `<file>_partNN` pieces of `size` bytes, as CanvOS does.
+fn split_parts(file: &Path, size: usize) -> Vec<std::path::PathBuf> {
+    let bytes = std::fs::read(file).unwrap();
+    std::fs::remove_file(file).unwrap();
+    let mut out = Vec::new();
+    for (n, chunk) in bytes.chunks(size).enumerate() {
+        let part = file.with_file_name(format!("{}_part{n:02}", file.file_name().unwrap().to_string_lossy()));
+        std::fs::write(&part, chunk).unwrap();
+        out.push(part);
+    }
+    out
+}
+
+/// Palette content bundles: a zstd tar holding `bundle-pkg/` (an OCI
+/// layout), bare or under a `content-<id>/` folder, whole or split into
+/// `*.zst_partNN` parts (given as the first part, every part, or the unsplit
+/// name); a missing part is named.
+#[test]
+fn palette_content_bundles_whole_and_split_into_parts() {
+    let corpus = images::corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    images::write_oci_layout(&layout, &corpus);
+    for (case, prefix) in [("new", "bundle-pkg"), ("wrapped", "content-3f9a/bundle-pkg")] {
+        let whole = dir.path().join(format!("{case}.zst"));
+        tar_dir(&layout, prefix, &whole, "zst");
+        let out = dir.path().join(format!("out-{case}"));
+        import(&[&whole], &out).ok();
+        assert_eq!(Bundle::open(&out.join("content-imp.tar")).unwrap().meta.images.len(), corpus.len(), "{case}");
+
+        let len = std::fs::metadata(&whole).unwrap().len() as usize;
+        let parts = split_parts(&whole, len / 3 + 1);
+        assert_eq!(parts.len(), 3);
+        let every: Vec<&Path> = parts.iter().map(|p| p.as_path()).collect();
+        for (how, sources) in [("first", vec![every[0]]), ("all", every.clone()), ("unsplit", vec![whole.as_path()])] {
+            let out = dir.path().join(format!("out-{case}-{how}"));
+            import(&sources, &out).ok();
+            let path = out.join("content-imp.tar");
+            assert_eq!(Bundle::open(&path).unwrap().meta.images.len(), corpus.len(), "{case} {how}");
+            edgeiso(&["bundle", "verify", p(&path)], &[]).ok();
+        }
+        std::fs::remove_file(&parts[1]).unwrap();
+        let r = import(&[&parts[0]], &dir.path().join(format!("out-{case}-gap")));
+        assert_eq!(r.code(), 3, "{}", r.stderr());
+        assert!(r.stderr().contains(&format!("{case}.zst_part01 is missing")), "{}", r.stderr());
+    }
+}
