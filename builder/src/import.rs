@@ -168,6 +168,27 @@ fn scan_dir(dir: &Path) -> anyhow::Result<SourceFiles> {
     Ok(SourceFiles { label, files })
 }
 
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// `io::copy` that tells a bad archive (read) from a full disk (write).
+fn copy_member(from: &mut impl Read, to: &mut impl std::io::Write) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}
+
 /// The number NN of a split part named `<file>_partNN`.
 fn part_number(name: &str) -> Option<(&str, u32)> {
     let (stem, n) = name.rsplit_once("_part")?;
@@ -263,7 +284,11 @@ fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
                 let (tmp, file) = edgeiso_contract::fs::create_locked(staging, "member", "tmp")?;
                 let _remove = edgeiso_contract::fs::RemoveOnDrop(tmp.clone());
                 let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-                std::io::copy(&mut entry, &mut w).map_err(|e| invalid(&shown, format!("cannot read: {e}")))?;
+                copy_member(&mut entry, &mut w).map_err(|e| match e {
+                    CopyError::Read(e) => invalid(&shown, format!("cannot read: {e}")),
+                    // A full disk is ours, not the archive's fault: exit 1.
+                    CopyError::Write(e) => anyhow!("{label}: member {shown:?}: writing to {}: {e}", staging.display()),
+                })?;
                 let (bw, digest, size) = w.finish();
                 bw.into_inner().map_err(|e| e.into_error())?;
                 let dest = staging.join(digest.hex());
@@ -693,4 +718,28 @@ fn import_docker_save(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk while staging is a write error, not a bad archive.
+    #[test]
+    fn a_full_disk_is_a_write_error_and_a_bad_archive_a_read_error() {
+        let mut full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut data: &[u8] = &[7u8; 1 << 20];
+        assert!(matches!(copy_member(&mut data, &mut full), Err(CopyError::Write(_))));
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt zstd frame"))
+            }
+        }
+        assert!(matches!(copy_member(&mut Broken, &mut Vec::new()), Err(CopyError::Read(_))));
+        let mut data: &[u8] = b"hello";
+        let mut out = Vec::new();
+        assert!(matches!(copy_member(&mut data, &mut out), Ok(5)));
+        assert_eq!(out, b"hello");
+    }
 }
