@@ -494,3 +494,20 @@ fn palette_content_bundles_whole_and_split_into_parts() {
         assert!(r.stderr().contains(&format!("{case}.zst_part01 is missing")), "{}", r.stderr());
     }
 }
+
+/// A killed import leaves its staging folder behind: the next run into the
+/// same output folder sweeps it (nobody holds its lock any more).
+#[test]
+fn a_killed_imports_staging_folder_is_swept_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    images::write_oci_layout(&layout, &[platform_image("team/one", "linux/amd64")]);
+    let out = dir.path().join("out");
+    let left = out.join(".edgeiso-import-killed");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("member-1.tmp"), vec![0u8; 4096]).unwrap();
+    std::fs::write(left.join(".lock"), b"").unwrap();
+    import(&[&layout], &out).ok();
+    assert!(!left.exists(), "{:?}", tree(&out));
+    assert!(tree(&out).iter().all(|n| !n.contains(".edgeiso-import-")), "{:?}", tree(&out));
+}
