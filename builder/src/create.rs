@@ -150,7 +150,10 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
     let mut failures = Vec::new();
     for (((img, role), (bytes, digest)), pin) in entries.iter().zip(tops).zip(&pins) {
         match plan_image(&source, pin, img.reference.clone(), *role, img.platforms.clone(), bytes, digest).await {
-            Ok(p) => planned.push(p),
+            Ok(p) => match too_large_for_harbor(&p.reference, &p.manifests) {
+                Some(e) => failures.push(e),
+                None => planned.push(p),
+            },
             Err(e) => failures.push(e),
         }
     }
@@ -280,6 +283,23 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
         unique_blob_bytes: Some(unique),
     });
     Ok(written)
+}
+
+/// The largest manifest Harbor accepts: the distribution registry under it
+/// reads at most 4 MiB of a manifest PUT (`maxManifestBodySize = 4 << 20`,
+/// registry/handlers/manifests.go) and refuses the rest, so such an image
+/// could never be loaded on the node.
+pub const HARBOR_MAX_MANIFEST_BYTES: usize = 4 << 20;
+
+/// A manifest of `image` over Harbor's cap, named with its digest and size.
+fn too_large_for_harbor(image: &ImageRef, manifests: &[(Digest, Vec<u8>)]) -> Option<PullError> {
+    let (d, bytes) = manifests.iter().find(|(_, b)| b.len() > HARBOR_MAX_MANIFEST_BYTES)?;
+    Some(PullError::Spec(format!(
+        "{image}: manifest {d} is {} bytes, over the {} bytes (4 MiB) a Harbor registry accepts: the node could not \
+         load it",
+        bytes.len(),
+        HARBOR_MAX_MANIFEST_BYTES
+    )))
 }
 
 /// Several independent failures become one error listing them all, with the
@@ -451,4 +471,25 @@ async fn download(
     bar.finish_and_clear();
     let failures: Vec<PullError> = results.into_iter().filter_map(Result::err).collect();
     fail_together(failures, "could not download blobs of")
+}
+
+#[cfg(test)]
+mod harbor_cap_tests {
+    use super::*;
+
+    #[test]
+    fn manifests_over_harbors_4_mib_are_refused_naming_the_image() {
+        let image = ImageRef::parse("docker.io/team/huge:1.0").unwrap();
+        let at_cap = vec![b'{'; HARBOR_MAX_MANIFEST_BYTES];
+        let over = vec![b'{'; HARBOR_MAX_MANIFEST_BYTES + 1];
+        assert!(too_large_for_harbor(&image, &[(Digest::of(&at_cap), at_cap)]).is_none());
+        let d = Digest::of(&over);
+        let e = too_large_for_harbor(&image, &[(Digest::of(b"x"), b"x".to_vec()), (d.clone(), over)]).unwrap();
+        assert_eq!(e.exit_code(), crate::exit::INVALID_INPUT);
+        let msg = e.to_string();
+        assert!(
+            msg.contains("docker.io/team/huge:1.0") && msg.contains(&d.to_string()) && msg.contains("4 MiB"),
+            "{msg}"
+        );
+    }
 }

@@ -79,7 +79,15 @@ pub fn import(ui: &Ui, args: &ImportOptions) -> anyhow::Result<()> {
 
     let mut images: Vec<ImageRecord> = Vec::new();
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
+    let mut split_bundles = BTreeSet::new();
     for src in &args.sources {
+        // All parts of one split bundle (a shell glob names each) are one source.
+        let name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if let Some((stem, _)) = part_number(&name) {
+            if !split_bundles.insert(src.with_file_name(stem)) {
+                continue;
+            }
+        }
         let files = if src.is_dir() { scan_dir(src)? } else { stage_archive(src, staging.path())? };
         let before = images.len();
         import_source(&files, &mut images, &mut blobs).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -160,11 +168,86 @@ fn scan_dir(dir: &Path) -> anyhow::Result<SourceFiles> {
     Ok(SourceFiles { label, files })
 }
 
+enum CopyError {
+    Read(std::io::Error),
+    Write(std::io::Error),
+}
+
+/// `io::copy` that tells a bad archive (read) from a full disk (write).
+fn copy_member(from: &mut impl Read, to: &mut impl std::io::Write) -> Result<u64, CopyError> {
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyError::Read(e)),
+        };
+        to.write_all(&buf[..n]).map_err(CopyError::Write)?;
+        total += n as u64;
+    }
+}
+
+/// The number NN of a split part named `<file>_partNN`.
+fn part_number(name: &str) -> Option<(&str, u32)> {
+    let (stem, n) = name.rsplit_once("_part")?;
+    if stem.is_empty() || n.is_empty() || n.len() > 4 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((stem, n.parse().ok()?))
+}
+
+/// An archive as one byte stream. A Palette content bundle split by CanvOS
+/// (`<file>_part00`, `_part01`, ...) is read as the concatenation of its
+/// parts, in number order, whichever part (or the unsplit `<file>` name,
+/// when it does not exist) is given; a gap in the numbering is refused.
+fn open_parts(path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    let label = path.display().to_string();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = match part_number(&file_name) {
+        Some((stem, _)) => stem.to_owned(),
+        None if !path.exists() => file_name.clone(),
+        None => return Ok(Box::new(File::open(path).with_context(|| label.clone())?)),
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut parts: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("{label}: reading {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (s, n) = part_number(&name)?;
+            (s == stem).then(|| (n, e.path()))
+        })
+        .collect();
+    parts.sort();
+    if parts.is_empty() {
+        return Err(anyhow!("{label}: no such file, and no split parts {stem}_partNN beside it"));
+    }
+    let first = parts[0].0;
+    if first > 1 {
+        return Err(with_code(exit::INVALID_INPUT, anyhow!("{label}: the first part, {stem}_part00, is missing")));
+    }
+    for (i, (n, _)) in parts.iter().enumerate() {
+        if *n != first + i as u32 {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow!("{label}: split part {stem}_part{:02} is missing", first + i as u32),
+            ));
+        }
+    }
+    let mut reader: Box<dyn Read> = Box::new(std::io::empty());
+    for (_, p) in parts {
+        let f = File::open(&p).with_context(|| p.display().to_string())?;
+        reader = Box::new(reader.chain(f));
+    }
+    Ok(reader)
+}
+
 /// Stream an archive into `staging`, one content-addressed file per member.
 fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
     let label = path.display().to_string();
-    let file = File::open(path).with_context(|| label.clone())?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = BufReader::with_capacity(1 << 20, open_parts(path)?);
     let magic = {
         let buf = std::io::BufRead::fill_buf(&mut reader).with_context(|| label.clone())?;
         buf[..buf.len().min(4)].to_vec()
@@ -201,7 +284,11 @@ fn stage_archive(path: &Path, staging: &Path) -> anyhow::Result<SourceFiles> {
                 let (tmp, file) = edgeiso_contract::fs::create_locked(staging, "member", "tmp")?;
                 let _remove = edgeiso_contract::fs::RemoveOnDrop(tmp.clone());
                 let mut w = HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, file));
-                std::io::copy(&mut entry, &mut w).map_err(|e| invalid(&shown, format!("cannot read: {e}")))?;
+                copy_member(&mut entry, &mut w).map_err(|e| match e {
+                    CopyError::Read(e) => invalid(&shown, format!("cannot read: {e}")),
+                    // A full disk is ours, not the archive's fault: exit 1.
+                    CopyError::Write(e) => anyhow!("{label}: member {shown:?}: writing to {}: {e}", staging.display()),
+                })?;
                 let (bw, digest, size) = w.finish();
                 bw.into_inner().map_err(|e| e.into_error())?;
                 let dest = staging.join(digest.hex());
@@ -512,8 +599,14 @@ fn store_graph(
     let mut size = 0;
     let mut platforms = Vec::new();
     let mut media_type = None;
+    // Each manifest once: an index that repeats a child (200 times on 4
+    // levels) is walked, sized and described linearly in unique nodes.
+    let mut seen: BTreeSet<Digest> = BTreeSet::new();
     let mut stack = vec![(root.clone(), Some((root_bytes, root_source)), 0)];
     while let Some((desc, read, depth)) = stack.pop() {
+        if !seen.insert(desc.digest.clone()) {
+            continue;
+        }
         let (bytes, source) = match read {
             Some(r) => r,
             None => {
@@ -530,11 +623,18 @@ fn store_graph(
         }
         for child in &view.manifests {
             if let Some(p) = child.platform.as_ref().filter(|p| p.os != "unknown") {
-                platforms.push(p.id());
+                if !platforms.contains(&p.id()) {
+                    platforms.push(p.id());
+                }
             }
-            stack.push((child.clone(), None, depth + 1));
+            if !seen.contains(&child.digest) {
+                stack.push((child.clone(), None, depth + 1));
+            }
         }
         for b in view.blobs() {
+            if !seen.insert(b.digest.clone()) {
+                continue;
+            }
             let f = blob_of(src, image, &b.digest)?;
             if f.1 != b.size {
                 bail!("{}: image {image}: blob {} is {} bytes, its manifest says {}", src.label, b.digest, f.1, b.size);
@@ -618,4 +718,28 @@ fn import_docker_save(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full disk while staging is a write error, not a bad archive.
+    #[test]
+    fn a_full_disk_is_a_write_error_and_a_bad_archive_a_read_error() {
+        let mut full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let mut data: &[u8] = &[7u8; 1 << 20];
+        assert!(matches!(copy_member(&mut data, &mut full), Err(CopyError::Write(_))));
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "corrupt zstd frame"))
+            }
+        }
+        assert!(matches!(copy_member(&mut Broken, &mut Vec::new()), Err(CopyError::Read(_))));
+        let mut data: &[u8] = b"hello";
+        let mut out = Vec::new();
+        assert!(matches!(copy_member(&mut data, &mut out), Ok(5)));
+        assert_eq!(out, b"hello");
+    }
 }

@@ -406,3 +406,108 @@ fn index_media_types_that_contradict_the_manifest_are_refused() {
         assert!(r.stderr().contains(want), "no {want:?} in: {}", r.stderr());
     }
 }
+
+/// Hostile input: an index that lists one child 200 times, on three index
+/// levels over one manifest (200^3 paths, 4 unique manifests). Import walks
+/// each manifest once, collapses the repeated platforms, and writes a bundle
+/// its own verify accepts (before: import ran for hours, then wrote a
+/// bundle.json of hundreds of MiB that verify refused).
+#[test]
+fn an_index_that_repeats_one_child_is_walked_once_per_unique_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let img = platform_image("team/fan", "linux/amd64");
+    images::write_oci_layout(&layout, std::slice::from_ref(&img));
+    let mut child = serde_json::json!({
+        "mediaType": img.media_type, "digest": img.digest, "size": img.top_bytes().len(),
+        "platform": { "os": "linux", "architecture": "amd64" },
+    });
+    for _ in 0..3 {
+        let index = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": vec![child.clone(); 200],
+        });
+        let bytes = serde_json::to_vec(&index).unwrap();
+        let d = Digest::of(&bytes);
+        std::fs::write(layout.join(d.blob_path()), &bytes).unwrap();
+        child = serde_json::json!({ "mediaType": OCI_INDEX, "digest": d, "size": bytes.len() });
+    }
+    edit_index(&layout, |v| {
+        child["annotations"] = serde_json::json!({ "org.opencontainers.image.ref.name": "docker.io/team/fan:1.0" });
+        v["manifests"] = serde_json::json!([child]);
+    });
+    let out = dir.path().join("out");
+    import(&[&layout], &out).ok();
+    let path = out.join("content-imp.tar");
+    let b = Bundle::open(&path).unwrap();
+    assert_eq!(b.meta.images[0].platforms, vec!["linux/amd64".to_string()]);
+    assert!(b.meta_bytes.len() < 64 * 1024, "bundle.json is {} bytes", b.meta_bytes.len());
+    let g = b.image_graph(&b.meta.images[0]).unwrap();
+    assert_eq!(g.manifests.len(), 4, "each manifest once");
+    edgeiso(&["bundle", "verify", p(&path)], &[]).ok();
+}
+
+/// Split `file` into `<file>_partNN` pieces of `size` bytes, as CanvOS does.
+fn split_parts(file: &Path, size: usize) -> Vec<std::path::PathBuf> {
+    let bytes = std::fs::read(file).unwrap();
+    std::fs::remove_file(file).unwrap();
+    let mut out = Vec::new();
+    for (n, chunk) in bytes.chunks(size).enumerate() {
+        let part = file.with_file_name(format!("{}_part{n:02}", file.file_name().unwrap().to_string_lossy()));
+        std::fs::write(&part, chunk).unwrap();
+        out.push(part);
+    }
+    out
+}
+
+/// Palette content bundles: a zstd tar holding `bundle-pkg/` (an OCI
+/// layout), bare or under a `content-<id>/` folder, whole or split into
+/// `*.zst_partNN` parts (given as the first part, every part, or the unsplit
+/// name); a missing part is named.
+#[test]
+fn palette_content_bundles_whole_and_split_into_parts() {
+    let corpus = images::corpus();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    images::write_oci_layout(&layout, &corpus);
+    for (case, prefix) in [("new", "bundle-pkg"), ("wrapped", "content-3f9a/bundle-pkg")] {
+        let whole = dir.path().join(format!("{case}.zst"));
+        tar_dir(&layout, prefix, &whole, "zst");
+        let out = dir.path().join(format!("out-{case}"));
+        import(&[&whole], &out).ok();
+        assert_eq!(Bundle::open(&out.join("content-imp.tar")).unwrap().meta.images.len(), corpus.len(), "{case}");
+
+        let len = std::fs::metadata(&whole).unwrap().len() as usize;
+        let parts = split_parts(&whole, len / 3 + 1);
+        assert_eq!(parts.len(), 3);
+        let every: Vec<&Path> = parts.iter().map(|p| p.as_path()).collect();
+        for (how, sources) in [("first", vec![every[0]]), ("all", every.clone()), ("unsplit", vec![whole.as_path()])] {
+            let out = dir.path().join(format!("out-{case}-{how}"));
+            import(&sources, &out).ok();
+            let path = out.join("content-imp.tar");
+            assert_eq!(Bundle::open(&path).unwrap().meta.images.len(), corpus.len(), "{case} {how}");
+            edgeiso(&["bundle", "verify", p(&path)], &[]).ok();
+        }
+        std::fs::remove_file(&parts[1]).unwrap();
+        let r = import(&[&parts[0]], &dir.path().join(format!("out-{case}-gap")));
+        assert_eq!(r.code(), 3, "{}", r.stderr());
+        assert!(r.stderr().contains(&format!("{case}.zst_part01 is missing")), "{}", r.stderr());
+    }
+}
+
+/// A killed import leaves its staging folder behind: the next run into the
+/// same output folder sweeps it (nobody holds its lock any more).
+#[test]
+fn a_killed_imports_staging_folder_is_swept_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    images::write_oci_layout(&layout, &[platform_image("team/one", "linux/amd64")]);
+    let out = dir.path().join("out");
+    let left = out.join(".edgeiso-import-killed");
+    std::fs::create_dir_all(&left).unwrap();
+    std::fs::write(left.join("member-1.tmp"), vec![0u8; 4096]).unwrap();
+    std::fs::write(left.join(".lock"), b"").unwrap();
+    import(&[&layout], &out).ok();
+    assert!(!left.exists(), "{:?}", tree(&out));
+    assert!(tree(&out).iter().all(|n| !n.contains(".edgeiso-import-")), "{:?}", tree(&out));
+}

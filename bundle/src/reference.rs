@@ -195,6 +195,10 @@ mod grammar {
         let all_path = |p: &str| p.split('/').try_for_each(check_path_component);
         match name.split_once('/') {
             Some((first, rest)) if check_domain(first).is_ok() && all_path(rest).is_ok() => Ok(()),
+            // A registry with a port the grammar allows but no connection can use.
+            Some((first, _)) if first.contains(':') && check_domain(first) == Err(BAD_PORT_NUMBER) => {
+                Err(BAD_PORT_NUMBER)
+            }
             _ => all_path(name),
         }
     }
@@ -203,6 +207,8 @@ mod grammar {
     fn looks_like_domain(first: &str) -> bool {
         first.contains(['.', ':']) || first == "localhost"
     }
+
+    const BAD_PORT_NUMBER: &str = "invalid registry port (1 to 65535)";
 
     /// `host[:port]`, host being dot-separated `[a-zA-Z0-9]` labels with
     /// inner `-`.
@@ -223,6 +229,10 @@ mod grammar {
         if let Some(p) = port {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
                 return Err("invalid registry port");
+            }
+            // Stricter than the grammar: no TCP connection goes to port 0 or past 65535.
+            if !p.parse::<u16>().is_ok_and(|n| n != 0) {
+                return Err(BAD_PORT_NUMBER);
             }
         }
         Ok(())
@@ -421,6 +431,17 @@ mod tests {
             }
         }
         assert!(both_ok >= 20 && both_err >= 20, "{both_ok} accepted and {both_err} refused by both");
+    }
+
+    #[test]
+    fn registry_ports_are_1_to_65535() {
+        for bad in ["h.io:0/x", "127.0.0.1:00/x", "h.io:65536/x", "h.io:99999999999/x"] {
+            let e = ImageRef::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("port"), "{bad}: {e}");
+        }
+        for good in ["h.io:1/x", "127.0.0.1:65535/x", "localhost:5000/x"] {
+            assert!(ImageRef::parse(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

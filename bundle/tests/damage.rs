@@ -10,6 +10,14 @@ use edgeiso_bundle::{Bundle, BundleError, Digest, ImageRecord, Role};
 
 /// A one-image bundle of about 40 KB, split into 4 KB parts.
 fn split_bundle(dir: &Path) -> Vec<PathBuf> {
+    let paths = bundle_claiming(dir, OCI_MANIFEST);
+    assert!(paths.len() > 5, "{paths:?}");
+    Bundle::open(&paths[0]).expect("intact bundle opens");
+    paths
+}
+
+/// The same, its image recorded in bundle.json with `media_type`.
+fn bundle_claiming(dir: &Path, media_type: &str) -> Vec<PathBuf> {
     let layer: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
@@ -31,7 +39,7 @@ fn split_bundle(dir: &Path) -> Vec<PathBuf> {
         images: vec![ImageRecord {
             reference: "example.com/team/app:1".parse().unwrap(),
             digest: md,
-            media_type: OCI_MANIFEST.into(),
+            media_type: media_type.into(),
             platforms: vec!["linux/amd64".into()],
             role: Role::Workload,
             size: 0,
@@ -41,9 +49,24 @@ fn split_bundle(dir: &Path) -> Vec<PathBuf> {
         blobs,
     };
     let w = plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() }).unwrap();
-    assert!(w.paths.len() > 5, "{:?}", w.paths);
-    Bundle::open(&w.paths[0]).expect("intact bundle opens");
     w.paths
+}
+
+/// bundle.json claims an index where an image manifest is stored: verify
+/// says so (before, it passed and the agent failed on the node).
+#[test]
+fn verify_checks_the_media_type_bundle_json_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = bundle_claiming(dir.path(), edgeiso_bundle::manifest::OCI_INDEX);
+    let b = Bundle::open(&paths[0]).unwrap();
+    let report = edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap();
+    let all: Vec<String> = report.problems.iter().map(|p| format!("{}: {}", p.member, p.message)).collect();
+    assert!(all.iter().any(|m| m.contains("media type") && m.contains(edgeiso_bundle::manifest::OCI_INDEX)), "{all:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let paths = bundle_claiming(dir.path(), OCI_MANIFEST);
+    let b = Bundle::open(&paths[0]).unwrap();
+    let report = edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
 fn err(path: &Path) -> String {

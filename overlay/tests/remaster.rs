@@ -621,3 +621,42 @@ fn kernel_args_end_every_boot_entry_of_every_layout() {
     assert!(err.to_string().contains("\"ip=dhcp; reboot\" contains whitespace"), "{err}");
     assert!(!tmp.path().join("o.iso").exists());
 }
+
+/// A trusted-boot (UKI) base, laid out as Kairos/AuroraBoot `build-uki` ISOs
+/// are: systemd-boot in the EFI image, entries that start signed `.efi`
+/// unified kernel images (initrd inside). It cannot take the initrd overlay:
+/// refused, saying why and what works instead, nothing written.
+#[test]
+fn uki_trusted_boot_bases_are_refused_with_what_works_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let overlay = tmp.path().join("overlay");
+    make_overlay(&overlay, "uki");
+    let entry = "title Kairos\nefi /EFI/kairos/kairos.efi\ncmdline install-mode\n";
+    let pe = "MZ\u{0}PE\u{0}\u{0}.osrel .cmdline .linux .initrd (not a real UKI)";
+    for (case, files, efi) in [
+        (
+            "efi-image",
+            vec![],
+            vec![
+                ("/EFI/BOOT/BOOTX64.EFI", "MZ systemd-boot"),
+                ("/EFI/kairos/kairos.efi", pe),
+                ("/loader/loader.conf", "default kairos.conf\ntimeout 5\n"),
+                ("/loader/entries/kairos.conf", entry),
+            ],
+        ),
+        ("iso-tree", vec![("/loader/entries/kairos.conf", entry), ("/EFI/kairos/kairos.efi", pe)], vec![]),
+    ] {
+        let d = tmp.path().join(case);
+        std::fs::create_dir_all(&d).unwrap();
+        let iso = fixture_iso(&d, &files, &efi);
+        let out = tmp.path().join(format!("out-{case}.iso"));
+        let err = remaster(&iso, &overlay, &out, None).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, IsoError::UnpatchableBootConfig { line: 2, .. }), "{case}: {msg}");
+        assert!(msg.contains("loader/entries/kairos.conf"), "{case}: {msg}");
+        assert!(msg.contains("unified kernel image") && msg.contains("site-iso"), "{case}: {msg}");
+        assert!(msg.contains("without UKI"), "{case}: {msg}");
+        assert!(!out.exists(), "{case}");
+    }
+    assert!(hidden_entries(tmp.path()).is_empty());
+}

@@ -24,7 +24,7 @@ mod systemd_boot;
 
 pub use grub::patch_grub_cfg;
 pub use isolinux::patch_isolinux_cfg;
-pub use systemd_boot::inspect_systemd_boot_entry;
+pub use systemd_boot::{inspect_systemd_boot_entry, UKI_ENTRY};
 
 /// The result of patching one config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,6 +3,15 @@
 
 use super::{CfgPatch, CfgProblem};
 
+/// Why an entry that starts a unified kernel image (`efi`/`uki` line: a
+/// trusted-boot base, AuroraBoot `build-uki`, CanvOS `IS_UKI`) is refused,
+/// and what works instead.
+pub const UKI_ENTRY: &str = "systemd-boot entry that starts a unified kernel image (UKI, trusted boot): its \
+     initrd is inside the signed .efi file, and an extra initrd cannot be added without re-signing it (Secure \
+     Boot would refuse it, or the entry would boot without the overlay). Instead keep this base ISO as it is \
+     and give the site its files on the separate ISO `edgeiso site-iso` writes, or use a base ISO built \
+     without UKI";
+
 /// Read a systemd-boot entry (`loader/entries/*.conf`): count its `linux`/
 /// `efi` and `initrd` lines. Entries are not patched: systemd-boot reads
 /// them, the kernel and the initrds from the EFI system partition it was
@@ -13,12 +22,17 @@ pub fn inspect_systemd_boot_entry(text: &str) -> CfgPatch {
     let mut problems = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let mut words = line.split_whitespace();
-        match words.next() {
+        let key = words.next();
+        match key {
             Some("initrd") => initrd_lines += 1,
             Some("linux" | "efi" | "uki") => kernel_lines += 1,
             _ => continue,
         }
-        if problems.is_empty() {
+        if matches!(key, Some("efi" | "uki")) {
+            // A UKI is named by the entry, whatever came before it.
+            problems.retain(|p: &CfgProblem| p.reason != UKI_ENTRY);
+            problems.insert(0, CfgProblem { line: n + 1, reason: UKI_ENTRY.into() });
+        } else if problems.is_empty() {
             problems.push(CfgProblem {
                 line: n + 1,
                 reason: "systemd-boot entry: edgeiso cannot add the initramfs overlay to systemd-boot entries \

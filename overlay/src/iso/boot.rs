@@ -322,6 +322,15 @@ pub fn check_supported(iso: &Path, setup: &BootSetup) -> Result<(), IsoError> {
     if !setup.is_bootable() {
         return Err(IsoError::NotBootable { iso: iso.to_path_buf(), found: setup.summary() });
     }
+    // A UKI (trusted boot) base: say so, and what works instead.
+    let uki = setup
+        .efi_image_configs
+        .iter()
+        .chain(&setup.configs)
+        .find_map(|c| c.problems.iter().find(|p| p.reason == crate::bootcfg::UKI_ENTRY).map(|p| (c, p)));
+    if let Some((c, p)) = uki {
+        return Err(unpatchable(iso, &c.path, p));
+    }
     if let Some(c) = setup.efi_image_configs.iter().find(|c| c.initrd_lines > 0 || c.kernel_lines > 0) {
         return Err(IsoError::EfiImageBootsKernel { iso: iso.to_path_buf(), config: c.path.clone() });
     }
