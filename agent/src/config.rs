@@ -144,15 +144,7 @@ impl LoadSettings {
 }
 
 fn read_password(path: &Path) -> Result<String, AgentError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AgentError::Usage(format!("cannot read password file {}: {e}", path.display())))?;
-    // One line; a trailing newline from `echo > file` is not part of it.
-    let pw = text.strip_suffix('\n').unwrap_or(&text);
-    let pw = pw.strip_suffix('\r').unwrap_or(pw);
-    if pw.is_empty() {
-        return Err(AgentError::Usage(format!("password file {} is empty", path.display())));
-    }
-    Ok(pw.to_owned())
+    edgeiso_contract::fs::read_secret_file(path, "--password-file").map_err(|e| AgentError::Usage(e.to_string()))
 }
 
 /// Harbor's rule for project names (`edgeiso_contract`'s, which the spec
