@@ -65,6 +65,10 @@ pub struct LoadSettings {
     pub chunk_threshold: u64,
     pub chunk_size: u64,
     pub journal: bool,
+    /// Bounds of every request (the answer bound from `--answer-timeout`).
+    pub timeouts: crate::registry::Timeouts,
+    /// `--retries`: attempts after the first of a failed request.
+    pub retries: Option<u32>,
 }
 
 /// Blobs above this go in resumable chunks. Below it one streamed PUT is
@@ -139,6 +143,15 @@ impl LoadSettings {
             chunk_threshold: args.chunk_threshold.unwrap_or(DEFAULT_CHUNK_THRESHOLD),
             chunk_size,
             journal: !args.no_journal,
+            timeouts: match args.answer_timeout {
+                Some(d) if d.is_zero() => return Err(AgentError::Usage("--answer-timeout must be longer than 0".into())),
+                Some(answer) => {
+                    let t = crate::registry::Timeouts::default();
+                    crate::registry::Timeouts { answer, idle_read: t.idle_read.min(answer), ..t }
+                }
+                None => crate::registry::Timeouts::default(),
+            },
+            retries: args.retries,
         })
     }
 }
