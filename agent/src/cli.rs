@@ -15,9 +15,11 @@ Exit status:
   0  every image is in the registry
   1  internal error
   2  bad command line or configuration file
-  3  some images failed (bad blob, manifest rejected); the others were loaded
+  3  some images failed (bad blob, manifest rejected or not confirmed by the
+     registry, Harbor's project quota exhausted or Harbor read-only); the
+     others were loaded
   4  the registry did not answer in time, or stopped answering
-  5  the registry refused the credentials
+  5  the registry refused the credentials (401, or 403 for another reason)
   6  no bundle found, or a bundle is unreadable (missing or truncated part)
   7  TLS verification failed
   8  --deadline expired before every image was loaded (a later run continues)";
@@ -104,6 +106,15 @@ pub struct LoadArgs {
     /// Do not read or write the journal (benchmarks, debugging).
     #[arg(long, hide = true)]
     pub no_journal: bool,
+
+    /// How long the registry may take to answer one request (its status
+    /// and headers; default 60 s, plus time for a request's body).
+    #[arg(long, value_name = "DURATION", hide = true, value_parser = humantime::parse_duration)]
+    pub answer_timeout: Option<std::time::Duration>,
+
+    /// Retries of a failed request (default 10: about a minute of backoff).
+    #[arg(long, value_name = "N", hide = true)]
+    pub retries: Option<u32>,
 }
 
 const WEBHOOK_EXAMPLES: &str = "\

@@ -65,6 +65,10 @@ pub struct LoadSettings {
     pub chunk_threshold: u64,
     pub chunk_size: u64,
     pub journal: bool,
+    /// Bounds of every request (the answer bound from `--answer-timeout`).
+    pub timeouts: crate::registry::Timeouts,
+    /// `--retries`: attempts after the first of a failed request.
+    pub retries: Option<u32>,
 }
 
 /// Blobs above this go in resumable chunks. Below it one streamed PUT is
@@ -139,20 +143,21 @@ impl LoadSettings {
             chunk_threshold: args.chunk_threshold.unwrap_or(DEFAULT_CHUNK_THRESHOLD),
             chunk_size,
             journal: !args.no_journal,
+            timeouts: match args.answer_timeout {
+                Some(d) if d.is_zero() => return Err(AgentError::Usage("--answer-timeout must be longer than 0".into())),
+                Some(answer) => {
+                    let t = crate::registry::Timeouts::default();
+                    crate::registry::Timeouts { answer, idle_read: t.idle_read.min(answer), ..t }
+                }
+                None => crate::registry::Timeouts::default(),
+            },
+            retries: args.retries,
         })
     }
 }
 
 fn read_password(path: &Path) -> Result<String, AgentError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| AgentError::Usage(format!("cannot read password file {}: {e}", path.display())))?;
-    // One line; a trailing newline from `echo > file` is not part of it.
-    let pw = text.strip_suffix('\n').unwrap_or(&text);
-    let pw = pw.strip_suffix('\r').unwrap_or(pw);
-    if pw.is_empty() {
-        return Err(AgentError::Usage(format!("password file {} is empty", path.display())));
-    }
-    Ok(pw.to_owned())
+    edgeiso_contract::fs::read_secret_file(path, "--password-file").map_err(|e| AgentError::Usage(e.to_string()))
 }
 
 /// Harbor's rule for project names (`edgeiso_contract`'s, which the spec

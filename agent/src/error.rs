@@ -17,12 +17,14 @@ pub enum ExitStatus {
     /// Bad command line or configuration file (clap also uses 2).
     Usage = 2,
     /// The load ran to the end but some images failed (bad blob, manifest
-    /// rejected, ...); the others were loaded.
+    /// rejected, not confirmed by the registry, Harbor's project quota
+    /// exhausted or Harbor in read-only mode, ...); the others were loaded.
     ImagesFailed = 3,
     /// The registry did not answer within `--wait-timeout`, or stopped
     /// answering for longer than the retry budget.
     RegistryUnavailable = 4,
-    /// The registry refused the credentials (401/403): retrying cannot help.
+    /// The registry refused the credentials (401, or a 403 that is not
+    /// Harbor's quota or read-only refusal): retrying cannot help.
     AuthFailed = 5,
     /// No bundle found, or a bundle is unreadable (missing or truncated part).
     BadBundle = 6,
@@ -54,6 +56,8 @@ pub enum AgentError {
     Registry { url: String, message: String },
     #[error("registry {url} refused the credentials{user}: {message}")]
     Auth { url: String, user: String, message: String },
+    #[error("registry {url} refuses writes: {message}")]
+    Refused { url: String, message: String },
     #[error("TLS verification of {url} failed: {message} (pass the registry's CA with --ca FILE, or --insecure to skip verification)")]
     Tls { url: String, message: String },
     #[error("state directory {path}: {source}")]
@@ -71,6 +75,8 @@ pub enum AgentError {
         if *failed > 0 { format!(", {failed} failed otherwise (see above)") } else { String::new() }
     )]
     Deadline { deadline: String, not_loaded: usize, failed: usize, total: usize },
+    #[error("--deadline {deadline} expired and the load did not stop within {grace}: ended (run again to continue)")]
+    DeadlineOverrun { deadline: String, grace: String },
 }
 
 impl AgentError {
@@ -82,8 +88,8 @@ impl AgentError {
             AgentError::Auth { .. } => ExitStatus::AuthFailed,
             AgentError::Tls { .. } => ExitStatus::Tls,
             AgentError::State { .. } => ExitStatus::Internal,
-            AgentError::ImagesFailed { .. } => ExitStatus::ImagesFailed,
-            AgentError::Deadline { .. } => ExitStatus::Deadline,
+            AgentError::ImagesFailed { .. } | AgentError::Refused { .. } => ExitStatus::ImagesFailed,
+            AgentError::Deadline { .. } | AgentError::DeadlineOverrun { .. } => ExitStatus::Deadline,
         }
     }
 }

@@ -216,6 +216,10 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
+/// How long after `--deadline` the process is ended if the load has not
+/// stopped by itself (it stops at the deadline; this is the backstop).
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(15);
+
 /// How long one probe of the registry may take while waiting for it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -272,6 +276,7 @@ fn registry_error_to_agent(url: &str, user: &str, e: RegistryError) -> AgentErro
     match e {
         RegistryError::Tls { message, .. } => AgentError::Tls { url: url.into(), message },
         RegistryError::Auth { .. } => AgentError::Auth { url: url.into(), user: user.into(), message: e.to_string() },
+        RegistryError::Refused { .. } => AgentError::Refused { url: url.into(), message: e.to_string() },
         other => AgentError::Registry { url: url.into(), message: other.to_string() },
     }
 }
@@ -297,9 +302,14 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
             ca: settings.ca.as_deref(),
             insecure: settings.insecure,
             credentials: settings.credentials.clone(),
+            timeouts: settings.timeouts,
         },
     )
     .map_err(|e| AgentError::Usage(e.to_string()))?;
+    let mut client = client;
+    if let Some(retries) = settings.retries {
+        client.retry.retries = retries;
+    }
     let url = settings.registry.to_string();
     let user = settings.credentials.as_ref().map(|c| format!(" for user {}", c.username())).unwrap_or_default();
 

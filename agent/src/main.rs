@@ -39,7 +39,15 @@ fn run_load(args: &LoadArgs) -> Result<(), AgentError> {
             .build()
             .map_err(|e| AgentError::Usage(format!("cannot start the async runtime: {e}")))?;
         registry = settings.registry.to_string();
-        let report = runtime.block_on(load::run(settings))?;
+        if let Some(deadline) = settings.deadline {
+            deadline_watchdog(deadline, registry.clone(), args.outcome_file.clone());
+        }
+        let report = runtime.block_on(load::run(settings));
+        // Work the deadline (or a failure) abandoned in blocking threads (a
+        // read from a slow medium, a bundle walk) must not hold the process:
+        // dropping the runtime would wait for it.
+        runtime.shutdown_background();
+        let report = report?;
         loaded = report.loaded;
         report.outcome(&registry)
     });
@@ -49,6 +57,25 @@ fn run_load(args: &LoadArgs) -> Result<(), AgentError> {
         }
     }
     result
+}
+
+/// The last resort of `--deadline`: the load stops itself at the deadline
+/// (exit 8, journal consistent); should anything keep it from returning,
+/// this ends the process `DEADLINE_GRACE` later, with the same exit status
+/// and outcome.
+fn deadline_watchdog(deadline: std::time::Duration, registry: String, outcome_file: Option<std::path::PathBuf>) {
+    std::thread::spawn(move || {
+        std::thread::sleep(deadline + load::DEADLINE_GRACE);
+        let e = AgentError::DeadlineOverrun {
+            deadline: humantime::format_duration(deadline).to_string(),
+            grace: humantime::format_duration(load::DEADLINE_GRACE).to_string(),
+        };
+        tracing::error!("{e}");
+        if let Some(path) = &outcome_file {
+            let _ = outcome::write(path, &outcome::marker(&registry, 0, &Err(e)));
+        }
+        std::process::exit(ExitStatus::Deadline.code().into());
+    });
 }
 
 /// `webhook`: serve until stopped. One thread: a review takes microseconds,

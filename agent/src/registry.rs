@@ -37,6 +37,50 @@ pub enum RegistryError {
     Tls { what: String, message: String },
     #[error("{what}: {message}")]
     Protocol { what: String, message: String },
+    /// The registry refuses writes for a reason of its own that credentials
+    /// cannot change (Harbor's project quota, its read-only mode): the
+    /// images it concerns fail, the others are still loaded.
+    #[error("{what}: {state} (HTTP {status}){detail}")]
+    Refused { what: String, status: u16, state: Refusal, detail: String },
+}
+
+/// Why a registry refuses writes that credentials cannot fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Harbor: `403 DENIED` "adding N of storage resource, which when updated
+    /// to current usage of M will exceed the configured upper limit of L."
+    /// (`src/pkg/quota/errors.go`, sent by `server/middleware/quota`).
+    Quota,
+    /// Harbor: `403 DENIED` "The system is in read only mode. Any
+    /// modification is prohibited." (`server/middleware/readonly`).
+    ReadOnly,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Quota => "the Harbor project's storage quota is exhausted (raise the project quota or free space)",
+            Refusal::ReadOnly => "Harbor is in read-only mode (an administrator must turn it off)",
+        })
+    }
+}
+
+impl Refusal {
+    /// What a 403 body says, if it is one of Harbor's refusals. Only a 403
+    /// that says so is one: any other 401/403 is a credentials problem.
+    pub fn of(status: u16, body: &str) -> Option<Refusal> {
+        if status != 403 {
+            return None;
+        }
+        let lower = body.to_ascii_lowercase();
+        if lower.contains("will exceed the configured upper limit") {
+            Some(Refusal::Quota)
+        } else if lower.contains("read only mode") || lower.contains("read-only mode") {
+            Some(Refusal::ReadOnly)
+        } else {
+            None
+        }
+    }
 }
 
 impl RegistryError {
@@ -50,7 +94,9 @@ impl RegistryError {
     }
     pub fn status(&self) -> Option<u16> {
         match self {
-            RegistryError::Status { status, .. } | RegistryError::Auth { status, .. } => Some(*status),
+            RegistryError::Status { status, .. }
+            | RegistryError::Auth { status, .. }
+            | RegistryError::Refused { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -63,8 +109,55 @@ pub struct Stats {
     pub retries: AtomicU64,
 }
 
+/// How long one request may take. Every request has all three bounds, so
+/// a registry that accepts a connection and then says nothing, or trickles
+/// its answer a byte at a time, costs a bounded wait and then counts as a
+/// registry that stopped answering (retried, then exit 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP (and TLS) connection set-up.
+    pub connect: Duration,
+    /// From the start of a request to the end of the answer's status line
+    /// and headers: the first-byte bound, which a trickled head cannot
+    /// stretch. A request with a body gets one more second per
+    /// [`MIN_UPLOAD_RATE`] bytes of it (and a blob's closing PUT per byte of
+    /// the blob: a registry may move or hash it before answering).
+    pub answer: Duration,
+    /// Between two pieces of an answer's body; the whole body (the agent
+    /// reads only small ones: errors, tokens) within `answer` as well.
+    pub idle_read: Duration,
+}
+
+/// The slowest upload rate a request body is granted time for (bytes/s).
+pub const MIN_UPLOAD_RATE: u64 = 512 << 10;
+
+/// The most of an answer's body the agent reads (error texts, tokens).
+const MAX_ANSWER_BODY: usize = 64 << 10;
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(10), answer: Duration::from_secs(60), idle_read: Duration::from_secs(30) }
+    }
+}
+
+impl Timeouts {
+    /// The answer bound of a request that sends (or makes the registry
+    /// process) `body_len` bytes.
+    pub fn answer_within(&self, body_len: u64) -> Duration {
+        self.answer + Duration::from_secs(body_len / MIN_UPLOAD_RATE)
+    }
+}
+
+fn no_answer(what: &str, within: Duration) -> RegistryError {
+    RegistryError::Transport {
+        what: what.to_owned(),
+        message: format!("no answer within {}", humantime::format_duration(within)),
+    }
+}
+
 pub struct RegistryClient {
     http: reqwest::Client,
+    pub timeouts: Timeouts,
     pub url: Endpoint,
     creds: Option<Credentials>,
     scheme: Mutex<Scheme>,
@@ -114,6 +207,7 @@ pub struct ClientOptions<'a> {
     pub ca: Option<&'a std::path::Path>,
     pub insecure: bool,
     pub credentials: Option<Credentials>,
+    pub timeouts: Timeouts,
 }
 
 /// Bytes a session holds, from its `Range: 0-<last byte>` header.
@@ -130,6 +224,16 @@ pub fn uploaded_bytes(range: &str) -> u64 {
         (Ok(0), Ok(end)) if end > 0 => end + 1,
         _ => 0,
     }
+}
+
+/// The `Docker-Content-Digest` an answer carries.
+fn content_digest(resp: &Response) -> Option<&str> {
+    resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+/// Whether an answer names `digest` as its content.
+fn confirms(resp: &Response, digest: &Digest) -> bool {
+    content_digest(resp) == Some(digest.as_str())
 }
 
 fn detail_of(body: &str) -> String {
@@ -151,10 +255,10 @@ impl RegistryClient {
             // The registry is local; an HTTP_PROXY meant for the outside world
             // must not capture it.
             .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            // Generous: a registry may hash a multi-GB blob before answering
-            // the final PUT.
-            .read_timeout(Duration::from_secs(600))
+            .connect_timeout(opts.timeouts.connect)
+            // No client-wide read timeout: reqwest's counts from the start of
+            // the request, upload included. Each request gets its own bound
+            // instead (`Timeouts`), and bodies are read by `read_body`.
             .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .user_agent(concat!("edgeiso-agent/", env!("CARGO_PKG_VERSION")))
@@ -162,6 +266,7 @@ impl RegistryClient {
             .map_err(|e| crate::tls::TlsSetupError::Ca { path: "(client)".into(), reason: e.to_string() })?;
         Ok(RegistryClient {
             http,
+            timeouts: opts.timeouts,
             url,
             creds: opts.credentials,
             scheme: Mutex::new(Scheme::Unknown),
@@ -189,10 +294,54 @@ impl RegistryClient {
         RegistryError::Transport { what: what.to_owned(), message }
     }
 
-    async fn status_error(what: &str, resp: Response) -> RegistryError {
+    /// At most `limit` bytes of an answer's body, each piece within
+    /// `idle_read` and all of it within `answer`. `Ok` holds what came, cut
+    /// at `limit` (the rest is not read).
+    async fn read_body(&self, what: &str, mut resp: Response, limit: usize) -> Result<Vec<u8>, RegistryError> {
+        let t = self.timeouts;
+        let read = async {
+            let mut body = Vec::new();
+            while body.len() < limit {
+                let chunk = match tokio::time::timeout(t.idle_read, resp.chunk()).await {
+                    Ok(Ok(Some(c))) => c,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => return Err(Self::transport_error(what, &e)),
+                    Err(_) => {
+                        return Err(RegistryError::Transport {
+                            what: what.to_owned(),
+                            message: format!(
+                                "the answer stalled: nothing for {}",
+                                humantime::format_duration(t.idle_read)
+                            ),
+                        })
+                    }
+                };
+                body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
+            }
+            Ok(body)
+        };
+        tokio::time::timeout(t.answer, read).await.unwrap_or_else(|_| {
+            Err(RegistryError::Transport {
+                what: what.to_owned(),
+                message: format!("the answer's body did not arrive within {}", humantime::format_duration(t.answer)),
+            })
+        })
+    }
+
+    /// The body as text for an error message (what arrived in time).
+    async fn read_text(&self, what: &str, resp: Response) -> String {
+        match self.read_body(what, resp, MAX_ANSWER_BODY).await {
+            Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+            Err(e) => format!("(body unread: {e})"),
+        }
+    }
+
+    async fn status_error(&self, what: &str, resp: Response) -> RegistryError {
         let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        if status == 401 || status == 403 {
+        let body = self.read_text(what, resp).await;
+        if let Some(state) = Refusal::of(status, &body) {
+            RegistryError::Refused { what: what.to_owned(), status, state, detail: detail_of(&body) }
+        } else if status == 401 || status == 403 {
             RegistryError::Auth { what: what.to_owned(), status, detail: detail_of(&body) }
         } else {
             RegistryError::Status { what: what.to_owned(), status, detail: detail_of(&body) }
@@ -246,9 +395,22 @@ impl RegistryClient {
                 rb = rb.header(AUTHORIZATION, sensitive(what, &c.basic_header())?);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let err = match rb.send().await {
-                Ok(resp) if resp.status().is_success() => {
-                    let body: TokenResponse = resp.json().await.map_err(|e| RegistryError::Protocol {
+            let within = self.timeouts.answer;
+            let sent = tokio::time::timeout(within, rb.send()).await.map_err(|_| no_answer(what, within));
+            let err = match sent {
+                Err(e) => e,
+                Ok(Ok(resp)) if resp.status().is_success() => {
+                    let bytes = match self.read_body(what, resp, MAX_ANSWER_BODY).await {
+                        Ok(b) if b.len() < MAX_ANSWER_BODY => b,
+                        Ok(_) => {
+                            return Err(RegistryError::Protocol {
+                                what: what.into(),
+                                message: format!("token response larger than {MAX_ANSWER_BODY} bytes"),
+                            })
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
                         what: what.into(),
                         message: format!("unreadable token response: {e}"),
                     })?;
@@ -257,8 +419,8 @@ impl RegistryClient {
                         message: "token response without a token".into(),
                     });
                 }
-                Ok(resp) => Self::status_error(what, resp).await,
-                Err(e) => Self::transport_error(what, &e),
+                Ok(Ok(resp)) => self.status_error(what, resp).await,
+                Ok(Err(e)) => Self::transport_error(what, &e),
             };
             attempt += 1;
             if !err.is_transient() || attempt > self.retry.retries {
@@ -279,10 +441,20 @@ impl RegistryClient {
         };
         match challenge {
             Challenge::Basic => {
-                if self.creds.is_none() || sent_auth {
+                // Harbor answers a refused token with `Basic realm="harbor"`
+                // (once a request carried an Authorization header, its
+                // challenge is always Basic) and takes Basic credentials on
+                // `/v2/` directly: switch to them, once. Basic credentials
+                // refused are final.
+                let mut scheme = self.scheme.lock().unwrap();
+                let after_bearer = matches!(*scheme, Scheme::Bearer { .. });
+                if self.creds.is_none() || (sent_auth && !after_bearer) {
                     return false;
                 }
-                *self.scheme.lock().unwrap() = Scheme::Basic;
+                if after_bearer {
+                    debug!("the registry refused the Bearer token and asks for Basic credentials; switching to Basic");
+                }
+                *scheme = Scheme::Basic;
                 true
             }
             Challenge::Bearer { realm, service, scope } => {
@@ -310,14 +482,17 @@ impl RegistryClient {
     /// `replayable` (no body, or a buffered one); otherwise it is returned as
     /// a transient error after the auth state was updated, so the caller's
     /// own retry goes out with the right credentials.
+    /// `body_len`: the bytes the request sends (or makes the registry
+    /// process), which extend its answer bound ([`Timeouts::answer_within`]).
     pub async fn send_once(
         &self,
         what: &str,
         scopes: &[String],
         replayable: bool,
+        body_len: u64,
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
-        self.send_once_as(AuthMode::Registry, what, scopes, replayable, make).await
+        self.send_once_as(AuthMode::Registry, what, scopes, replayable, body_len, make).await
     }
 
     async fn send_once_as(
@@ -326,8 +501,10 @@ impl RegistryClient {
         what: &str,
         scopes: &[String],
         replayable: bool,
+        body_len: u64,
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
+        let within = self.timeouts.answer_within(body_len);
         let mut scopes = scopes.to_vec();
         let mut auth_rounds = 0;
         loop {
@@ -342,7 +519,10 @@ impl RegistryClient {
                 rb = rb.header(AUTHORIZATION, sensitive(what, &a)?);
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            let resp = rb.send().await.map_err(|e| Self::transport_error(what, &e))?;
+            let resp = tokio::time::timeout(within, rb.send())
+                .await
+                .map_err(|_| no_answer(what, within))?
+                .map_err(|e| Self::transport_error(what, &e))?;
             if mode == AuthMode::Basic {
                 return Ok(resp);
             }
@@ -360,7 +540,7 @@ impl RegistryClient {
                 });
             }
             if resp.status() == StatusCode::UNAUTHORIZED && !sent_auth && self.creds.is_none() {
-                let body = resp.text().await.unwrap_or_default();
+                let body = self.read_text(what, resp).await;
                 return Err(RegistryError::Auth {
                     what: what.into(),
                     status: 401,
@@ -383,7 +563,7 @@ impl RegistryClient {
         scopes: &[String],
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
-        self.send_as(AuthMode::Registry, what, scopes, make).await
+        self.send_as(AuthMode::Registry, what, scopes, 0, make).await
     }
 
     /// [`send`](Self::send) with the given kind of `Authorization`.
@@ -392,18 +572,19 @@ impl RegistryClient {
         mode: AuthMode,
         what: &str,
         scopes: &[String],
+        body_len: u64,
         make: &(dyn Fn(&reqwest::Client) -> RequestBuilder + Sync),
     ) -> Result<Response, RegistryError> {
         let mut attempt = 0;
         loop {
-            let err = match self.send_once_as(mode, what, scopes, true, make).await {
+            let err = match self.send_once_as(mode, what, scopes, true, body_len, make).await {
                 Ok(resp) => {
                     let s = resp.status();
                     if s == StatusCode::UNAUTHORIZED || s == StatusCode::FORBIDDEN {
-                        return Err(Self::status_error(what, resp).await);
+                        return Err(self.status_error(what, resp).await);
                     }
                     if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT {
-                        Self::status_error(what, resp).await
+                        self.status_error(what, resp).await
                     } else {
                         return Ok(resp);
                     }
@@ -425,18 +606,22 @@ impl RegistryClient {
     /// while waiting for the registry to come up.
     pub async fn probe(&self) -> Result<Flavor, RegistryError> {
         let ping = self.url.join("api/v2.0/ping");
-        let harbor = match self.http.get(ping).send().await {
-            Ok(r) if r.status().is_success() => true,
-            Ok(r) if r.status().is_server_error() => return Err(Self::status_error("GET /api/v2.0/ping", r).await),
-            Ok(_) => false,
-            Err(e) => return Err(Self::transport_error("GET /api/v2.0/ping", &e)),
+        let within = self.timeouts.answer;
+        let answer = |r: Result<reqwest::Result<Response>, _>, what: &str| {
+            r.map_err(|_| no_answer(what, within))?.map_err(|e| Self::transport_error(what, &e))
         };
-        match self.http.get(self.v2("")).send().await {
+        let harbor = match answer(tokio::time::timeout(within, self.http.get(ping).send()).await, "GET /api/v2.0/ping") {
+            Ok(r) if r.status().is_success() => true,
+            Ok(r) if r.status().is_server_error() => return Err(self.status_error("GET /api/v2.0/ping", r).await),
+            Ok(_) => false,
+            Err(e) => return Err(e),
+        };
+        match answer(tokio::time::timeout(within, self.http.get(self.v2("")).send()).await, "GET /v2/") {
             Ok(r) if r.status().is_success() || r.status() == StatusCode::UNAUTHORIZED => {
                 Ok(if harbor { Flavor::Harbor } else { Flavor::Plain })
             }
-            Ok(r) => Err(Self::status_error("GET /v2/", r).await),
-            Err(e) => Err(Self::transport_error("GET /v2/", &e)),
+            Ok(r) => Err(self.status_error("GET /v2/", r).await),
+            Err(e) => Err(e),
         }
     }
 
@@ -447,7 +632,7 @@ impl RegistryClient {
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(Self::status_error("GET /v2/", resp).await)
+            Err(self.status_error("GET /v2/", resp).await)
         }
     }
 
@@ -456,36 +641,69 @@ impl RegistryClient {
         let mut head = self.url.join("api/v2.0/projects");
         head.query_pairs_mut().append_pair("project_name", project);
         let what = format!("HEAD /api/v2.0/projects?project_name={project}");
-        let resp = self.send_as(AuthMode::Basic, &what, &[], &|c| c.head(head.clone())).await?;
+        let resp = self.send_as(AuthMode::Basic, &what, &[], 0, &|c| c.head(head.clone())).await?;
         match resp.status() {
             s if s.is_success() => return Ok(false),
             StatusCode::NOT_FOUND => {}
-            _ => return Err(Self::status_error(&what, resp).await),
+            _ => return Err(self.status_error(&what, resp).await),
         }
         let post = self.url.join("api/v2.0/projects");
         let body = serde_json::json!({ "project_name": project, "metadata": { "public": "false" } }).to_string();
         let what = format!("POST /api/v2.0/projects {project}");
         let resp = self
-            .send_as(AuthMode::Basic, &what, &[], &|c| {
+            .send_as(AuthMode::Basic, &what, &[], 0, &|c| {
                 c.post(post.clone()).header(CONTENT_TYPE, "application/json").body(body.clone())
             })
             .await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::CONFLICT => Ok(false),
-            _ => Err(Self::status_error(&what, resp).await),
+            _ => Err(self.status_error(&what, resp).await),
         }
     }
 
+    /// Whether `repo` holds blob `digest`: only a 2xx that names the digest
+    /// (`Docker-Content-Digest`) says so. A 200 without it (a proxy's page,
+    /// a catch-all server) is not "already there".
     pub async fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool, RegistryError> {
         let url = self.v2(&format!("{repo}/blobs/{digest}"));
         let what = format!("HEAD {repo} blob {digest}");
         let resp = self.send(&what, &[auth::push_scope(repo)], &|c| c.head(url.clone())).await?;
         match resp.status() {
-            s if s.is_success() => Ok(true),
+            s if s.is_success() => {
+                let confirmed = confirms(&resp, digest);
+                if !confirmed {
+                    warn!(%digest, status = %s, "the registry answered a blob HEAD without the blob's digest; not taken as present");
+                }
+                Ok(confirmed)
+            }
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(Self::status_error(&what, resp).await),
+            _ => Err(self.status_error(&what, resp).await),
         }
+    }
+
+    /// After a 2xx to a request that should have stored blob `digest`: the
+    /// answer names the digest, or a HEAD by digest confirms it.
+    async fn confirm_blob(&self, what: &str, resp: &Response, repo: &str, digest: &Digest) -> Result<(), RegistryError> {
+        if let Some(got) = content_digest(resp) {
+            if got != digest.as_str() {
+                return Err(RegistryError::Protocol {
+                    what: what.into(),
+                    message: format!("the registry stored digest {got}, expected {digest}"),
+                });
+            }
+            return Ok(());
+        }
+        if self.blob_exists(repo, digest).await? {
+            return Ok(());
+        }
+        Err(RegistryError::Protocol {
+            what: what.into(),
+            message: format!(
+                "the registry answered HTTP {} but does not confirm blob {digest} (no Docker-Content-Digest, and a HEAD by digest does not find it)",
+                resp.status()
+            ),
+        })
     }
 
     /// The digest `reference` (tag or digest) points to, if it exists.
@@ -507,7 +725,7 @@ impl RegistryClient {
                 Ok(d)
             }
             StatusCode::NOT_FOUND => Ok(None),
-            _ => Err(Self::status_error(&what, resp).await),
+            _ => Err(self.status_error(&what, resp).await),
         }
     }
 
@@ -528,18 +746,26 @@ impl RegistryClient {
                 c.put(url.clone()).header(CONTENT_TYPE, media_type).body(bytes.clone())
             })
             .await?;
-        if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
-            return Err(Self::status_error(&what, resp).await);
+        if !resp.status().is_success() {
+            return Err(self.status_error(&what, resp).await);
         }
-        if let Some(got) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
-            if got != digest.as_str() {
-                return Err(RegistryError::Protocol {
-                    what,
-                    message: format!("the registry stored digest {got}, expected {digest}"),
-                });
-            }
+        // Pushed only when the registry says so with the digest, or a HEAD
+        // by digest finds it.
+        match content_digest(&resp) {
+            Some(got) if got == digest.as_str() => Ok(()),
+            Some(got) => Err(RegistryError::Protocol {
+                what,
+                message: format!("the registry stored digest {got}, expected {digest}"),
+            }),
+            None if self.manifest_digest(repo, digest.as_str()).await?.as_ref() == Some(digest) => Ok(()),
+            None => Err(RegistryError::Protocol {
+                what,
+                message: format!(
+                    "the registry answered HTTP {} but does not confirm manifest {digest} (no Docker-Content-Digest, and a HEAD by digest does not find it)",
+                    resp.status()
+                ),
+            }),
         }
-        Ok(())
     }
 
     fn location(what: &str, resp: &Response) -> Result<Url, RegistryError> {
@@ -567,10 +793,14 @@ impl RegistryClient {
         };
         let resp = self.send(&what, &scopes, &|c| c.post(url.clone()).header(CONTENT_LENGTH, "0")).await?;
         match resp.status() {
-            StatusCode::CREATED if mount.is_some() => Ok(UploadStart::Mounted),
+            StatusCode::CREATED if mount.is_some() => {
+                let (digest, _) = mount.expect("checked");
+                self.confirm_blob(&what, &resp, repo, digest).await?;
+                Ok(UploadStart::Mounted)
+            }
             // A registry that cannot mount opens an ordinary session (202).
             StatusCode::ACCEPTED => Ok(UploadStart::Session(Self::location(&what, &resp)?)),
-            _ => Err(Self::status_error(&what, resp).await),
+            _ => Err(self.status_error(&what, resp).await),
         }
     }
 
@@ -590,7 +820,7 @@ impl RegistryClient {
                 debug!(status = %s, "upload session not resumable");
                 Ok(None)
             }
-            _ => Err(Self::status_error(&what, resp).await),
+            _ => Err(self.status_error(&what, resp).await),
         }
     }
 
@@ -612,7 +842,7 @@ impl RegistryClient {
         let url = Self::with_digest(location, digest);
         let what = format!("PUT {repo} blob {digest}");
         let resp = self
-            .send_once(&what, &[auth::push_scope(repo)], false, &|c| {
+            .send_once(&what, &[auth::push_scope(repo)], false, len, &|c| {
                 c.put(url.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, len)
@@ -620,9 +850,9 @@ impl RegistryClient {
             })
             .await?;
         if resp.status().is_success() {
-            Ok(())
+            self.confirm_blob(&what, &resp, repo, digest).await
         } else {
-            Err(Self::status_error(&what, resp).await)
+            Err(self.status_error(&what, resp).await)
         }
     }
 
@@ -638,7 +868,7 @@ impl RegistryClient {
     ) -> Result<Url, RegistryError> {
         let what = format!("PATCH {repo} bytes {start}-{}", start + len - 1);
         let resp = self
-            .send_once(&what, &[auth::push_scope(repo)], false, &|c| {
+            .send_once(&what, &[auth::push_scope(repo)], false, len, &|c| {
                 c.patch(location.clone())
                     .header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, len)
@@ -649,27 +879,38 @@ impl RegistryClient {
         if resp.status() == StatusCode::ACCEPTED || resp.status().is_success() {
             Self::location(&what, &resp)
         } else {
-            Err(Self::status_error(&what, resp).await)
+            Err(self.status_error(&what, resp).await)
         }
     }
 
     /// Close a chunked upload: `PUT <location>?digest=` with no body.
-    pub async fn finish_upload(&self, repo: &str, location: &Url, digest: &Digest) -> Result<(), RegistryError> {
+    /// `size`: the blob's, which the registry may move or hash before it
+    /// answers.
+    pub async fn finish_upload(
+        &self,
+        repo: &str,
+        location: &Url,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), RegistryError> {
         let url = Self::with_digest(location, digest);
         let what = format!("PUT {repo} blob {digest} (close upload)");
-        let resp =
-            self.send(&what, &[auth::push_scope(repo)], &|c| c.put(url.clone()).header(CONTENT_LENGTH, "0")).await?;
+        let resp = self
+            .send_as(AuthMode::Registry, &what, &[auth::push_scope(repo)], size, &|c| {
+                c.put(url.clone()).header(CONTENT_LENGTH, "0")
+            })
+            .await?;
         if resp.status().is_success() {
-            Ok(())
+            self.confirm_blob(&what, &resp, repo, digest).await
         } else {
-            Err(Self::status_error(&what, resp).await)
+            Err(self.status_error(&what, resp).await)
         }
     }
 
     /// Best effort: the registry garbage-collects abandoned sessions anyway.
     pub async fn cancel_upload(&self, repo: &str, location: &Url) {
         let what = format!("DELETE {repo} upload");
-        match self.send_once(&what, &[auth::push_scope(repo)], true, &|c| c.delete(location.clone())).await {
+        match self.send_once(&what, &[auth::push_scope(repo)], true, 0, &|c| c.delete(location.clone())).await {
             Ok(r) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => {}
             Ok(r) => warn!(status = %r.status(), "could not cancel an upload session"),
             Err(e) => debug!(%e, "could not cancel an upload session"),

@@ -225,7 +225,7 @@ pub enum Uploaded {
 
 /// After a closing PUT that failed (or whose answer was lost), or when a
 /// journaled session is gone: is the blob committed anyway? A blob HEAD is
-/// by digest, so a 200 means the right bytes are there.
+/// by digest, and counts only when its answer names the digest.
 async fn committed_anyway(client: &RegistryClient, repo: &str, digest: &Digest) -> bool {
     match client.blob_exists(repo, digest).await {
         Ok(true) => {
@@ -415,7 +415,7 @@ async fn upload_chunked(
             Err(e) => return Err(e.into()),
         }
     }
-    match client.finish_upload(repo, &loc, &blob.digest).await {
+    match client.finish_upload(repo, &loc, &blob.digest, size).await {
         Ok(()) => Ok(Uploaded::Sent),
         // The close may have been committed and its answer lost (a proxy's
         // 502, a dropped connection): a retried close then gets 404.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod harbor;
+pub mod hostile;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -8,15 +8,18 @@
 //! - [`atomic`]: a file written through such a temp and renamed into place,
 //!   with its mode set before a byte is written;
 //! - [`staged`]: a folder built under such a temp name and swapped in whole;
-//! - [`files`]: a set of files built in memory, to be written in one step.
+//! - [`files`]: a set of files built in memory, to be written in one step;
+//! - [`secret`]: reading a secret (password) file: one line of a small regular file.
 
 pub mod atomic;
 pub mod files;
+pub mod secret;
 pub mod staged;
 pub mod temp;
 
 pub use atomic::{write_atomic, write_atomic_with_mode, FileMode};
 pub use files::{FileSet, FileSetError, OutFile};
+pub use secret::{read_secret_file, SecretFileError, SECRET_FILE_MAX};
 pub use staged::{may_replace, StagedDir};
 pub use temp::{
     create_locked, create_locked_as, create_locked_dir, scratch_dir, sweep_orphan_dirs, sweep_orphans, LockedDir,

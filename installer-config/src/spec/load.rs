@@ -74,17 +74,15 @@ impl RegistrySpec {
     }
 }
 
-/// Read a small file holding a secret: the trailing newline is dropped, an
-/// empty file is an error. The content never appears in an error.
+/// Read a secret file by the one rule for them
+/// (`edgeiso_contract::fs::read_secret_file`: one line of a small regular
+/// file). The content never appears in an error.
 pub fn read_secret_file(path: &Path, what: &'static str) -> Result<String, SpecError> {
-    let bytes = std::fs::read(path).map_err(|source| SpecError::Read { what, path: path.to_owned(), source })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| SpecError::invalid(path, None, format!("the {what} is not UTF-8 text")))?;
-    let text = text.trim_end_matches(['\n', '\r']).to_owned();
-    if text.is_empty() {
-        return Err(SpecError::invalid(path, None, format!("the {what} is empty")));
-    }
-    Ok(text)
+    use edgeiso_contract::fs::SecretFileError;
+    edgeiso_contract::fs::read_secret_file(path, what).map_err(|e| match e {
+        SecretFileError::Open { source, .. } => SpecError::Read { what, path: path.to_owned(), source },
+        SecretFileError::Refused { why, .. } => SpecError::invalid(path, None, format!("the {what} {why}")),
+    })
 }
 
 /// docker's aliases of Docker Hub all mean `docker.io`; hosts compare case-insensitively.

@@ -1,0 +1,154 @@
+//! A tiny HTTP/1.1 server on loopback that answers like no registry should:
+//! hostile input for the agent's client. One thread per connection; each
+//! connection ends when the client goes away, and the listener when the
+//! server is dropped.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// `200 <html>hello</html>` to every request.
+    Html,
+    /// Success to everything, as a registry would answer (202 with a
+    /// Location to upload starts and PATCHes, 201 to PUTs, 200 to HEADs and
+    /// GETs), and never a `Docker-Content-Digest`.
+    AcceptAll,
+    /// Answers the start-up probes (`/api/v2.0/ping` 404, `GET /v2/` 200),
+    /// then trickles every other answer at one byte a second.
+    Trickle,
+}
+
+pub struct HostileServer {
+    pub url: String,
+    stop: Arc<AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl HostileServer {
+    pub fn start(behaviour: Behaviour) -> HostileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = stop.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let st = st.clone();
+                std::thread::spawn(move || serve(conn, behaviour, &st));
+            }
+        });
+        HostileServer { url: format!("http://{addr}"), stop, addr }
+    }
+}
+
+impl Drop for HostileServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// One request's method and path, its body read and dropped.
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String)> {
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut len = 0usize;
+    let mut chunked = false;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+    }
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size).ok()?;
+            let n = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut skip = vec![0; n + 2];
+            r.read_exact(&mut skip).ok()?;
+            if n == 0 {
+                break;
+            }
+        }
+    } else {
+        std::io::copy(&mut r.by_ref().take(len as u64), &mut std::io::sink()).ok()?;
+    }
+    Some((method, path))
+}
+
+fn serve(conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    let mut uploads = 0;
+    while let Some((method, path)) = read_request(&mut r) {
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let html = "<html>hello</html>";
+        let answer = match behaviour {
+            Behaviour::Html => {
+                format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{html}", html.len())
+            }
+            Behaviour::AcceptAll => {
+                uploads += 1;
+                let loc = format!("/v2/upload/{uploads}?_state=x");
+                match method.as_str() {
+                    "POST" | "PATCH" => format!(
+                        "HTTP/1.1 202 Accepted\r\nLocation: {loc}\r\nRange: 0-0\r\nContent-Length: 0\r\n\r\n"
+                    ),
+                    "PUT" => "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                    _ => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{html}", html.len()),
+                }
+            }
+            Behaviour::Trickle => {
+                if path.starts_with("/api/v2.0/ping") {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned()
+                } else if path == "/v2/" {
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_owned()
+                } else {
+                    let answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{html}", html.len());
+                    for b in answer.as_bytes() {
+                        if stop.load(Ordering::SeqCst) || w.write_all(&[*b]).and_then(|_| w.flush()).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                    continue;
+                }
+            }
+        };
+        // A HEAD's answer has the headers of a GET and no body.
+        let answer = match (method.as_str(), answer.split_once("\r\n\r\n")) {
+            ("HEAD", Some((head, _))) => format!("{head}\r\n\r\n"),
+            _ => answer,
+        };
+        if w.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
