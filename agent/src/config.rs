@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgeiso_contract::agent_config::{DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV};
+use edgeiso_contract::agent_config::{NodeMirrorsConfig, DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV};
 use edgeiso_contract::paths::node::DEFAULT_STATE_DIR;
 use edgeiso_contract::{AgentConfig, RegistryUrl};
 use reqwest::Url;
@@ -65,6 +65,9 @@ pub struct LoadSettings {
     pub chunk_threshold: u64,
     pub chunk_size: u64,
     pub journal: bool,
+    /// The node's mirror files to complete with the nodes' pull credential
+    /// and install (empty: none; `node_mirrors::install`).
+    pub node_mirrors: NodeMirrorsConfig,
 }
 
 /// Blobs above this go in resumable chunks. Below it one streamed PUT is
@@ -139,6 +142,7 @@ impl LoadSettings {
             chunk_threshold: args.chunk_threshold.unwrap_or(DEFAULT_CHUNK_THRESHOLD),
             chunk_size,
             journal: !args.no_journal,
+            node_mirrors: c.node_mirrors,
         })
     }
 }
