@@ -39,6 +39,15 @@ fn site_from_golden(site: &Path, url: &str, host: &str) {
     let hosts = std::fs::read_to_string(format!("{GOLDEN}/containerd/certs.d/docker.io/hosts.toml")).unwrap();
     let hosts: Vec<&str> = hosts.lines().filter(|l| !l.trim_start().starts_with("ca = ")).collect();
     std::fs::write(certs.join("hosts.toml"), hosts.join("\n").replace("https://127.0.0.1:30003", url)).unwrap();
+    // With the image-redirect webhook render also writes one for Harbor's
+    // own host (`mirrors::harbor_hosts_toml`): its `server` is the registry.
+    let own = site.join("containerd/certs.d").join(host);
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(
+        own.join("hosts.toml"),
+        format!("# Pulls that name the site Harbor.\nserver = \"{url}\"\n\n[host.\"{url}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
+    )
+    .unwrap();
     let reg = std::fs::read_to_string(format!("{GOLDEN}/k3s/registries.yaml")).unwrap();
     std::fs::create_dir_all(site.join("k3s")).unwrap();
     std::fs::write(
@@ -200,6 +209,11 @@ fn a_pull_only_robot_serves_the_nodes_and_is_reused_until_harbor_refuses_it() {
     let listed = ctrd.ctr_ok(&["images", "ls"]);
     assert!(listed.lines().any(|l| l.starts_with(&reference) && l.contains(app.digest.as_str())), "{listed}");
     ctrd.ctr_ok(&["images", "rm", &reference]);
+    // And a reference that names Harbor itself (the webhook's).
+    let own = format!("{host}/{PROJECT}/{reference}");
+    let o = pull(&ctrd, &node.etc_certs(), &own);
+    assert!(o.status.success(), "ctr pull {own}: {}", String::from_utf8_lossy(&o.stderr));
+    ctrd.ctr_ok(&["images", "rm", &own]);
 
     // The robot may pull and nothing else: a push is refused.
     let push = status(reqwest::Method::POST, &format!("{}/v2/{PROJECT}/docker.io/evil/blobs/uploads/", harbor.url), &robot_basic);
