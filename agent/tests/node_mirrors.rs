@@ -270,6 +270,43 @@ fn against_a_plain_registry_the_nodes_get_the_agents_credentials() {
     assert!(o.status.success(), "ctr pull {reference}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// Answers no Harbor gives: nothing is installed, the run stops before
+/// pushing with the request named, and nothing of the answer that could be
+/// a secret is printed.
+#[test]
+fn hostile_robot_answers_install_nothing() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (_, bundle) = bundle_of_corpus(work.path());
+    let huge = format!(r#"{{"name":"robot$x","secret":"{}"}}"#, "S".repeat(1 << 20));
+    for (status, body, code) in [
+        (201, r#"{"name":"robot$spectro-images+x"}"#.to_owned(), 4),
+        (201, r#"{"name":"","secret":"Leaked-Secret-1"}"#.to_owned(), 4),
+        (201, huge, 4),
+        (201, "<html>not json</html>".to_owned(), 4),
+        (403, r#"{"errors":[{"code":"FORBIDDEN","message":"no"}]}"#.to_owned(), 5),
+    ] {
+        let harbor = HarborDouble::start(
+            &reg.url(),
+            HarborOptions {
+                credentials: Some(("admin".into(), ADMIN_PW.into())),
+                robot_answer: Some((status, body.clone())),
+                ..Default::default()
+            },
+        );
+        let host = harbor.url.trim_start_matches("http://").to_owned();
+        let node = node(&harbor.url, &host, &bundle, true);
+        let out = load(&node);
+        assert_eq!(out.status.code(), Some(code), "{status} {}", &body[..body.len().min(60)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("POST /api/v2.0/robots"), "{err}");
+        assert!(!err.contains("Leaked-Secret-1") && !err.contains("SSSSSSSS"), "{err}");
+        assert!(!node.etc_certs().exists() && !node.registries_yaml().exists(), "nothing installed");
+        assert!(!node.keep().join("credential.json").exists());
+        assert!(!harbor.requests().iter().any(|r| r.contains("/blobs/uploads/")), "nothing pushed");
+    }
+}
+
 extern "C" {
     #[link_name = "geteuid"]
     fn libc_geteuid() -> u32;

@@ -55,6 +55,8 @@ pub struct HarborOptions {
     /// The robot name prefix Harbor is configured with (`robot_name_prefix`;
     /// default `robot$`): robots are answered as `<prefix><project>+<name>`.
     pub robot_name_prefix: Option<String>,
+    /// Answer `POST /api/v2.0/robots` with this status and body instead.
+    pub robot_answer: Option<(u16, String)>,
 }
 
 /// A robot account the double made (`POST /api/v2.0/robots`): pull on
@@ -239,6 +241,9 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
             return Ok(reply(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#));
         }
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        if let Some((status, answer)) = &st.opts.robot_answer {
+            return Ok(reply(StatusCode::from_u16(*status).unwrap(), answer));
+        }
         return Ok(create_robot(&st, &body));
     }
     if path == "/api/v2.0/projects" {
