@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgeiso_contract::agent_config::{NodeMirrorsConfig, DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV};
+use edgeiso_contract::agent_config::{
+    NodeMirrorsConfig, DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV,
+};
 use edgeiso_contract::paths::node::DEFAULT_STATE_DIR;
 use edgeiso_contract::{AgentConfig, RegistryUrl};
 use reqwest::Url;

@@ -75,7 +75,8 @@ pub async fn install(
             let stored = StoredCredential::read(&path, &registry);
             let reuse = match stored {
                 Some(s) => {
-                    let ok = robot::accepted(client, settings.ca.as_deref(), settings.insecure, s.credentials()).await?;
+                    let ok =
+                        robot::accepted(client, settings.ca.as_deref(), settings.insecure, s.credentials()).await?;
                     if !ok {
                         warn!(user = %s.username, "Harbor no longer accepts the nodes' robot account; making a new one");
                     }
@@ -106,7 +107,9 @@ pub async fn install(
         }
         (Flavor::Plain, c) => {
             if c.is_some() {
-                warn!("a plain registry cannot make a pull-only account: the nodes pull with the agent's own credentials");
+                warn!(
+                    "a plain registry cannot make a pull-only account: the nodes pull with the agent's own credentials"
+                );
             }
             c.clone()
         }
@@ -264,7 +267,12 @@ mod tests {
         let text = "# c\nserver = \"https://registry-1.docker.io\"\n\n[host.\"https://10.0.0.5:30003/v2/spectro-images/docker.io\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n";
         let out = hosts_toml_with(text, REGISTRY, &robot());
         assert!(out.starts_with(text.trim_end()), "{out}");
-        assert!(out.contains("\n[host.\"https://10.0.0.5:30003/v2/spectro-images/docker.io\".header]\n  Authorization = [\"Basic "), "{out}");
+        assert!(
+            out.contains(
+                "\n[host.\"https://10.0.0.5:30003/v2/spectro-images/docker.io\".header]\n  Authorization = [\"Basic "
+            ),
+            "{out}"
+        );
         assert_eq!(out.matches("Authorization").count(), 1, "never to the upstream server: {out}");
         assert!(!out.contains("\n[header]"));
 

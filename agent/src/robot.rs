@@ -111,10 +111,8 @@ pub async fn create(admin: &RegistryClient, project: &str) -> Result<Credentials
             .await?;
         let status = resp.status();
         let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| RegistryError::Transport { what: what.clone(), message: e.to_string() })?
+        while let Some(chunk) =
+            resp.chunk().await.map_err(|e| RegistryError::Transport { what: what.clone(), message: e.to_string() })?
         {
             bytes.extend_from_slice(&chunk);
             if bytes.len() > MAX_ANSWER_BYTES {
@@ -140,15 +138,17 @@ pub async fn create(admin: &RegistryClient, project: &str) -> Result<Credentials
             }
         }
     }
-    Err(RegistryError::Protocol {
-        what: last.unwrap_or_default(),
-        message: "409 for three fresh robot names".into(),
-    })
+    Err(RegistryError::Protocol { what: last.unwrap_or_default(), message: "409 for three fresh robot names".into() })
 }
 
 /// Does the registry still accept `creds` (`GET /v2/` with them)? A robot
 /// deleted, disabled or expired in Harbor is refused (401).
-pub async fn accepted(admin: &RegistryClient, ca: Option<&Path>, insecure: bool, creds: Credentials) -> Result<bool, RegistryError> {
+pub async fn accepted(
+    admin: &RegistryClient,
+    ca: Option<&Path>,
+    insecure: bool,
+    creds: Credentials,
+) -> Result<bool, RegistryError> {
     let client = RegistryClient::new(admin.url.clone(), ClientOptions { ca, insecure, credentials: Some(creds) })
         .map_err(|e| RegistryError::Protocol { what: "robot check".into(), message: e.to_string() })?;
     match client.check_access().await {

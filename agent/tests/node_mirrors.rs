@@ -104,7 +104,10 @@ fn node(url: &str, host: &str, bundle: &Path, password: bool) -> Node {
             certs_d: Some(site.join("containerd/certs.d")),
             registries_yaml: Some(site.join("k3s/registries.yaml")),
             registry_host: Some(host.into()),
-            install_certs_d: vec![d.join("etc/containerd/certs.d"), d.join("var/lib/rancher/k3s/agent/etc/containerd/certs.d")],
+            install_certs_d: vec![
+                d.join("etc/containerd/certs.d"),
+                d.join("var/lib/rancher/k3s/agent/etc/containerd/certs.d"),
+            ],
             install_registries_yaml: Some(d.join("etc/rancher/k3s/registries.yaml")),
             keep_dir: Some(d.join("state/node-pull")),
         },
@@ -216,7 +219,11 @@ fn a_pull_only_robot_serves_the_nodes_and_is_reused_until_harbor_refuses_it() {
     ctrd.ctr_ok(&["images", "rm", &own]);
 
     // The robot may pull and nothing else: a push is refused.
-    let push = status(reqwest::Method::POST, &format!("{}/v2/{PROJECT}/docker.io/evil/blobs/uploads/", harbor.url), &robot_basic);
+    let push = status(
+        reqwest::Method::POST,
+        &format!("{}/v2/{PROJECT}/docker.io/evil/blobs/uploads/", harbor.url),
+        &robot_basic,
+    );
     assert_eq!(push, 403);
     let other = status(reqwest::Method::GET, &format!("{}/v2/other/x/manifests/1", harbor.url), &robot_basic);
     assert_eq!(other, 403, "no other project");

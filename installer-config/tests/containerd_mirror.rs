@@ -89,7 +89,8 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
                 if auth {
                     // No credential on the ISO: the private registry refuses the rendered file alone.
                     assert!(!o.status.success(), "auth: {reference} pulled without a credential");
-                    assert!(!shown(&hosts_dir.join(reference.split('/').next().unwrap()).join("hosts.toml")).contains("Authorization"));
+                    assert!(!shown(&hosts_dir.join(reference.split('/').next().unwrap()).join("hosts.toml"))
+                        .contains("Authorization"));
                     continue;
                 }
                 assert!(
@@ -185,8 +186,14 @@ fn kubeadm_containerd_reads_the_rendered_config_path_and_pulls_through_it() {
     let dump = |imports: &str| {
         let main = d.path().join("main.toml");
         let root = d.path().join("root");
-        std::fs::write(&main, format!("version = 2\nimports = [{imports}]\nroot = {root:?}\nstate = {root:?}\n")).unwrap();
-        let o = std::process::Command::new("containerd").arg("--config").arg(&main).args(["config", "dump"]).output().unwrap();
+        std::fs::write(&main, format!("version = 2\nimports = [{imports}]\nroot = {root:?}\nstate = {root:?}\n"))
+            .unwrap();
+        let o = std::process::Command::new("containerd")
+            .arg("--config")
+            .arg(&main)
+            .args(["config", "dump"])
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
@@ -200,7 +207,8 @@ fn kubeadm_containerd_reads_the_rendered_config_path_and_pulls_through_it() {
     assert_eq!(config_path(&merged), "/etc/containerd/certs.d");
 
     // The user-data installs the drop-in and the hosts.toml files there, and no registries.yaml.
-    let config = edgeiso_installer_config::yaml::parse(&std::fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
+    let config =
+        edgeiso_installer_config::yaml::parse(&std::fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
     let stages = config.path(&["stages", "initramfs"]).unwrap().as_seq().unwrap();
     let files = stages.iter().find_map(|s| s.path(&["files"])).unwrap().as_seq().unwrap();
     let node = d.path().join("node");

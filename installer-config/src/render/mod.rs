@@ -224,7 +224,6 @@ fn write_all(
     admin_password: Option<&str>,
     tls: Option<&tls::TlsMaterial>,
 ) -> Result<u64, RenderError> {
-
     // Harbor: CA for nodes and agent, password for the agent, the deployment.
     if let Some(t) = tls {
         out.put(paths::HARBOR_CA, t.ca_pem.as_bytes(), Mode::Public)?;
