@@ -150,7 +150,8 @@ fn completed_files(
     credential: Option<&Credentials>,
 ) -> Result<Vec<(PathBuf, String)>, NodeMirrorError> {
     let mut out = Vec::new();
-    if let Some(dir) = &cfg.certs_d {
+    // No folder: the site mirrors no host (no workload images, no webhook).
+    if let Some(dir) = cfg.certs_d.as_ref().filter(|d| d.exists()) {
         let mut hosts = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
@@ -285,6 +286,30 @@ mod tests {
         // A host that merely starts like the registry is another host.
         let other = "server = \"https://10.0.0.5:300031\"\n[host.\"https://10.0.0.5:300031/v2\"]\n";
         assert!(!hosts_toml_with(other, REGISTRY, &robot()).contains("Authorization"));
+    }
+
+    #[test]
+    fn a_site_without_mirrored_hosts_and_an_oversized_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("registries.yaml"), "mirrors: {}\n").unwrap();
+        let mut cfg = NodeMirrorsConfig {
+            certs_d: Some(d.path().join("none")),
+            registries_yaml: Some(d.path().join("registries.yaml")),
+            registry_host: Some("h:1".into()),
+            install_certs_d: vec![d.path().join("etc")],
+            install_registries_yaml: Some(d.path().join("out.yaml")),
+            keep_dir: None,
+        };
+        let files = completed_files(&cfg, "https://h:1", Some(&robot())).unwrap();
+        assert_eq!(files.len(), 1, "no certs.d folder: registries.yaml only");
+        assert!(files[0].1.contains("robot$spectro-images+n"));
+
+        let big = d.path().join("certs.d/docker.io");
+        std::fs::create_dir_all(&big).unwrap();
+        std::fs::write(big.join("hosts.toml"), vec![b'#'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
+        cfg.certs_d = Some(d.path().join("certs.d"));
+        let e = completed_files(&cfg, "https://h:1", Some(&robot())).unwrap_err().to_string();
+        assert!(e.contains("docker.io/hosts.toml") && e.contains("larger than"), "{e}");
     }
 
     #[test]
