@@ -181,6 +181,12 @@ fn kubeadm_containerd_reads_the_rendered_config_path_and_pulls_through_it() {
     assert!(!out.join("k3s").exists(), "no registries.yaml (nor the k3s strict drop-in) on kubeadm");
     assert!(!out.join("manifests/harbor.yaml").exists(), "no HelmChart on kubeadm");
     let drop_in = out.join("containerd/conf.d/90-edgeiso-registry.toml");
+    // The node's agent installs into containerd's certs.d only.
+    let agent =
+        edgeiso_contract::AgentConfig::from_yaml(&std::fs::read_to_string(out.join("agent.yaml")).unwrap()).unwrap();
+    let nm = agent.node_mirrors;
+    assert_eq!(nm.install_certs_d, [std::path::PathBuf::from("/etc/containerd/certs.d")]);
+    assert!(nm.registries_yaml.is_none() && nm.install_registries_yaml.is_none(), "{nm:?}");
 
     // Debian's containerd merges the drop-in: CRI's config_path is set.
     let dump = |imports: &str| {
