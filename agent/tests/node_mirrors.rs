@@ -277,6 +277,30 @@ fn against_a_plain_registry_the_nodes_get_the_agents_credentials() {
     assert!(o.status.success(), "ctr pull {reference}: {}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// With `/v2/` wanting Bearer tokens, the stored robot is checked through
+/// the token service with its own credentials: accepted, it is reused.
+#[test]
+fn the_stored_robot_is_checked_through_the_token_flow() {
+    let reg = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (_, bundle) = bundle_of_corpus(work.path());
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions { credentials: Some(("admin".into(), ADMIN_PW.into())), bearer: true, ..Default::default() },
+    );
+    let host = harbor.url.trim_start_matches("http://").to_owned();
+    let node = node(&harbor.url, &host, &bundle, true);
+    assert_eq!(load(&node).status.code(), Some(0));
+    assert_eq!(harbor.robots().len(), 1);
+    assert_eq!(harbor.robot_tokens(), 0, "a new robot is not checked");
+    let before = harbor.requests().len();
+    assert_eq!(load(&node).status.code(), Some(0));
+    let again = harbor.requests()[before..].to_vec();
+    assert!(!again.iter().any(|r| r.starts_with("POST /api/v2.0/robots")), "{again:#?}");
+    assert!(harbor.robot_tokens() >= 1, "the robot itself was checked: {again:#?}");
+    assert_eq!(harbor.robots().len(), 1);
+}
+
 /// Answers no Harbor gives: nothing is installed, the run stops before
 /// pushing with the request named, and nothing of the answer that could be
 /// a secret is printed.

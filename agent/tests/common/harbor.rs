@@ -143,6 +143,11 @@ impl HarborDouble {
         self.state.robots.lock().unwrap().clone()
     }
 
+    /// Tokens the token service gave robots (since the last revoke).
+    pub fn robot_tokens(&self) -> usize {
+        self.state.robot_tokens.lock().unwrap().len()
+    }
+
     /// Delete every robot account, as an administrator would in Harbor's UI:
     /// their credentials are refused from now on.
     pub fn revoke_robots(&self) {
