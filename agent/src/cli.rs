@@ -78,7 +78,9 @@ pub struct LoadArgs {
     /// Agent configuration file (YAML: the settings below, by their
     /// camelCase names: registry, project, ca, insecure, username,
     /// passwordFile, bundles, stateDir, concurrency, waitTimeout, deadline,
-    /// and the webhook's section, which load ignores). Flags override it.
+    /// the webhook's section, which load ignores, and nodeMirrors, render's
+    /// node mirror files to complete with the nodes' pull credential and
+    /// install). Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use edgeiso_contract::agent_config::{DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV};
+use edgeiso_contract::agent_config::{
+    NodeMirrorsConfig, DEFAULT_CONCURRENCY, DEFAULT_PROJECT, DEFAULT_WAIT_TIMEOUT, PASSWORD_ENV,
+};
 use edgeiso_contract::paths::node::DEFAULT_STATE_DIR;
 use edgeiso_contract::{AgentConfig, RegistryUrl};
 use reqwest::Url;
@@ -69,6 +71,9 @@ pub struct LoadSettings {
     pub timeouts: crate::registry::Timeouts,
     /// `--retries`: attempts after the first of a failed request.
     pub retries: Option<u32>,
+    /// The node's mirror files to complete with the nodes' pull credential
+    /// and install (empty: none; `node_mirrors::install`).
+    pub node_mirrors: NodeMirrorsConfig,
 }
 
 /// Blobs above this go in resumable chunks. Below it one streamed PUT is
@@ -152,6 +157,7 @@ impl LoadSettings {
                 None => crate::registry::Timeouts::default(),
             },
             retries: args.retries,
+            node_mirrors: c.node_mirrors,
         })
     }
 }

@@ -281,6 +281,15 @@ fn registry_error_to_agent(url: &str, user: &str, e: RegistryError) -> AgentErro
     }
 }
 
+fn node_mirror_error(url: &str, user: &str, e: crate::node_mirrors::NodeMirrorError) -> AgentError {
+    use crate::node_mirrors::NodeMirrorError as E;
+    match e {
+        E::Registry(e) => registry_error_to_agent(url, user, e),
+        E::Io { path, source } => AgentError::State { path, source },
+        e @ E::Input { .. } => AgentError::Usage(e.to_string()),
+    }
+}
+
 /// The whole `load` command.
 pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     // --deadline counts from here: bundle search, waiting, and pushing.
@@ -398,6 +407,13 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
                 info!(project = %settings.project, "created the Harbor project");
                 reporter.emit(&Event::ProjectCreated { project: settings.project.clone() });
             }
+        }
+        if !settings.node_mirrors.is_empty() {
+            // The nodes' pull credential and mirror files (decision 0012).
+            tokio::time::timeout(within, crate::node_mirrors::install(&client, flavor, &settings))
+                .await
+                .map_err(|_| silent("the node mirror setup"))?
+                .map_err(|e| node_mirror_error(&url, &user, e))?;
         }
         Ok::<_, AgentError>(flavor)
     };

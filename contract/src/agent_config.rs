@@ -108,6 +108,51 @@ pub struct AgentConfig {
     #[command(flatten)]
     #[serde(default, skip_serializing_if = "WebhookConfig::is_empty")]
     pub webhook: WebhookConfig,
+
+    /// The node's pull configuration the agent completes with a pull-only
+    /// credential and installs (`nodeMirrors:` in the file; no flags: render
+    /// writes it, decision 0012).
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "NodeMirrorsConfig::is_empty")]
+    pub node_mirrors: NodeMirrorsConfig,
+}
+
+/// Where the node's mirror configuration comes from and where it goes
+/// (decision 0012). Render writes the files without credentials into the
+/// site folder; the agent adds the nodes' credential (a Harbor robot
+/// account with pull access to the project only, or, against a plain
+/// registry, the agent's own) and installs them, 0600, where containerd and
+/// k3s/RKE2 read them. Nothing here is a secret.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeMirrorsConfig {
+    /// The rendered `certs.d` folder (`<host>/hosts.toml`, no credentials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certs_d: Option<PathBuf>,
+    /// The rendered k3s/RKE2 `registries.yaml` (none on kubeadm sites).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registries_yaml: Option<PathBuf>,
+    /// The `registries.yaml` `configs` key the credential goes under: the
+    /// registry's host[:port] as the mirrors' endpoints name it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_host: Option<String>,
+    /// Folders containerd reads `<host>/hosts.toml` from at every pull.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub install_certs_d: Vec<PathBuf>,
+    /// Where k3s/RKE2 read `registries.yaml` (at their start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_registries_yaml: Option<PathBuf>,
+    /// The agent's own folder for the credential and a copy of every file
+    /// it installed (0700; the boot stages put the copies back in place
+    /// before k3s/RKE2 start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_dir: Option<PathBuf>,
+}
+
+impl NodeMirrorsConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == NodeMirrorsConfig::default()
+    }
 }
 
 /// Where `edgeiso-agent webhook` serves, and with which certificate.
@@ -210,6 +255,7 @@ impl AgentConfig {
             wait_timeout: self.wait_timeout.or(file.wait_timeout),
             deadline: self.deadline.or(file.deadline),
             webhook: self.webhook.over(file.webhook),
+            node_mirrors: if self.node_mirrors.is_empty() { file.node_mirrors } else { self.node_mirrors },
         }
     }
 }
@@ -256,6 +302,14 @@ mod tests {
                 tls_cert: Some("/w.crt".into()),
                 tls_key: Some("/w.key".into()),
             },
+            node_mirrors: NodeMirrorsConfig {
+                certs_d: Some("/site/containerd/certs.d".into()),
+                registries_yaml: Some("/site/k3s/registries.yaml".into()),
+                registry_host: Some("127.0.0.1:30003".into()),
+                install_certs_d: vec!["/etc/containerd/certs.d".into()],
+                install_registries_yaml: Some("/etc/rancher/k3s/registries.yaml".into()),
+                keep_dir: Some("/state/node-pull".into()),
+            },
         }
     }
 
@@ -279,6 +333,13 @@ mod tests {
             "  listen: 0.0.0.0:8443",
             "  tlsCert: /w.crt",
             "  tlsKey: /w.key",
+            "nodeMirrors:",
+            "  certsD: /site/containerd/certs.d",
+            "  registriesYaml: /site/k3s/registries.yaml",
+            "  registryHost: 127.0.0.1:30003",
+            "  installCertsD:",
+            "  installRegistriesYaml: /etc/rancher/k3s/registries.yaml",
+            "  keepDir: /state/node-pull",
         ] {
             assert!(y.contains(key), "{key} in {y}");
         }
@@ -287,6 +348,8 @@ mod tests {
         assert!(AgentConfig::from_yaml("deadline: soon\n").is_err());
         assert!(AgentConfig::from_yaml("webhook: {tlsCrt: x}\n").is_err(), "typos in the section too");
         assert!(!AgentConfig { webhook: Default::default(), ..full() }.to_yaml().contains("webhook"));
+        assert!(AgentConfig::from_yaml("nodeMirrors: {certD: x}\n").is_err(), "typos in nodeMirrors too");
+        assert!(!AgentConfig { node_mirrors: Default::default(), ..full() }.to_yaml().contains("nodeMirrors"));
     }
 
     #[test]

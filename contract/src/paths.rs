@@ -20,6 +20,10 @@ pub mod out {
     pub const CERTS_D: &str = "containerd/certs.d";
     pub const K3S_REGISTRIES: &str = "k3s/registries.yaml";
     pub const K3S_STRICT: &str = "k3s/config.yaml.d/90-edgeiso-airgap.yaml";
+    /// kubeadm sites: the containerd setting that makes CRI read
+    /// [`super::node::CONTAINERD_CERTS_D`] (installed as
+    /// [`super::node::CONTAINERD_REGISTRY_DROP_IN`]).
+    pub const CONTAINERD_REGISTRY_DROP_IN: &str = "containerd/conf.d/90-edgeiso-registry.toml";
     /// The image-redirect webhook: its MutatingWebhookConfiguration, its
     /// serving certificate and key, and its systemd unit.
     pub const WEBHOOK_MANIFEST: &str = "manifests/image-redirect-webhook.yaml";
@@ -110,6 +114,30 @@ pub mod node {
     pub const WEBHOOK_KEY: &str = "/usr/local/edgeiso/site/webhook/tls.key";
     /// The agent's journal when no `stateDir` is given.
     pub const DEFAULT_STATE_DIR: &str = "/var/lib/edgeiso";
+    /// The nodes' pull credential and the agent's copies of the mirror files
+    /// it installed (decision 0012): `credential.json`, and each installed
+    /// file under `files/<its absolute path>` ([`kept_copy`]).
+    pub const NODE_PULL_DIR: &str = "/usr/local/edgeiso/state/node-pull";
+    /// Where containerd (plain, and on kubeadm sites) reads `<host>/hosts.toml`.
+    pub const CONTAINERD_CERTS_D: &str = "/etc/containerd/certs.d";
+    /// A containerd config drop-in (read when the main config imports
+    /// `/etc/containerd/conf.d/*.toml`).
+    pub const CONTAINERD_REGISTRY_DROP_IN: &str = "/etc/containerd/conf.d/90-edgeiso-registry.toml";
+
+    /// k3s/RKE2 read their mirrors from here when they start.
+    pub fn rancher_registries_yaml(dist: &str) -> String {
+        format!("/etc/rancher/{dist}/registries.yaml")
+    }
+    /// The `certs.d` k3s/RKE2 generate from `registries.yaml` at start and
+    /// point their embedded containerd's `config_path` at (k3s
+    /// `pkg/daemons/config`, `Containerd.Registry`).
+    pub fn rancher_certs_d(dist: &str) -> String {
+        format!("/var/lib/rancher/{dist}/agent/etc/containerd/certs.d")
+    }
+    /// Where the agent keeps the copy of a file it installed at `target`.
+    pub fn kept_copy(keep_dir: &std::path::Path, target: &std::path::Path) -> std::path::PathBuf {
+        keep_dir.join("files").join(target.strip_prefix("/").unwrap_or(target))
+    }
 }
 
 /// Where the agent looks for bundles when it is given none: the live ISO

@@ -28,6 +28,21 @@ mod tests {
         assert!(AGENT_UNIT.contains(&format!("ConditionPathExists={}", node::AGENT_CONFIG)));
         assert!(AGENT_UNIT.contains(&format!("ReadWritePaths={} -{}", node::ROOT, node::DEFAULT_STATE_DIR)));
         assert!(node::UNIT.ends_with(AGENT_UNIT_NAME));
+        // Every place the agent installs node mirror files is writable.
+        let writable: Vec<&str> = AGENT_UNIT
+            .lines()
+            .filter_map(|l| l.strip_prefix("ReadWritePaths="))
+            .flat_map(str::split_whitespace)
+            .map(|p| p.trim_start_matches('-'))
+            .collect();
+        let mut installs = vec![node::CONTAINERD_CERTS_D.to_owned(), node::CONTAINERD_REGISTRY_DROP_IN.to_owned()];
+        for dist in ["k3s", "rke2"] {
+            installs.push(node::rancher_registries_yaml(dist));
+            installs.push(node::rancher_certs_d(dist));
+        }
+        for path in installs {
+            assert!(writable.iter().any(|w| path.starts_with(&format!("{w}/"))), "{path} in {writable:?}");
+        }
     }
 
     #[test]

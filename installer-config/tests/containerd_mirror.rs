@@ -3,9 +3,11 @@
 //! only under `spectro-images/docker.io/library/app` — the place the agent
 //! pushes it to. The upstream is unreachable here, so a successful pull can
 //! only have come through the mirror. The registry runs once anonymous and
-//! once with htpasswd auth (Harbor's project is private): then the pull
-//! works only through the `Authorization` header render writes from the
-//! admin password.
+//! once with htpasswd auth (Harbor's project is private): then the rendered
+//! files alone are refused, even with the admin password in the spec, since
+//! render writes no credential (decision 0012); the agent adds the nodes'
+//! pull-only one on the node, and `agent/tests/node_mirrors.rs` pulls through
+//! the files it installs.
 //!
 //! Needs root, `docker-registry`, `containerd` and `ctr` (CI has them): it
 //! fails, never skips, without them, so a green run always means the pulls
@@ -84,6 +86,13 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
 
             for (reference, image) in [("docker.io/library/app:1.0", app), ("127.0.0.1:9/team/web:2.1", web)] {
                 let o = pull(&ctrd, &hosts_dir, reference);
+                if auth {
+                    // No credential on the ISO: the private registry refuses the rendered file alone.
+                    assert!(!o.status.success(), "auth: {reference} pulled without a credential");
+                    assert!(!shown(&hosts_dir.join(reference.split('/').next().unwrap()).join("hosts.toml"))
+                        .contains("Authorization"));
+                    continue;
+                }
                 assert!(
                     o.status.success(),
                     "auth={auth} strict={strict}: ctr pull {reference} failed:\n{}\n{}\nhosts.toml:\n{}",
@@ -98,17 +107,7 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
             }
         }
 
-        if auth {
-            // Control: without the admin password (so without the header) the
-            // private registry refuses the pull.
-            let text =
-                format!("name: mirror-test\nimages: [docker.io/library/app:1.0]\nharbor:\n  url: {}\n", reg.url());
-            let spec = Spec::from_str(&text, &d.path().join("site.yaml")).unwrap();
-            let out = d.path().join("out-noauth");
-            render_to(&spec, &out, &RenderOptions::default()).unwrap();
-            let o = pull(&ctrd, &out.join("containerd/certs.d"), "docker.io/library/app:1.0");
-            assert!(!o.status.success(), "an anonymous pull from the htpasswd registry must fail");
-        } else {
+        if !auth {
             // Strict: an image the mirror lacks fails, and never reaches an upstream.
             let o = pull(&ctrd, &d.path().join("out-false-true/containerd/certs.d"), "docker.io/library/missing:1.0");
             assert!(!o.status.success());
@@ -119,9 +118,10 @@ fn ctr_pulls_through_the_rendered_hosts_toml() {
 }
 
 /// With the image-redirect webhook, pods name Harbor itself
-/// (`<harbor>/spectro-images/docker.io/library/app:1.0`): the rendered
-/// `hosts.toml` for Harbor's own host lets containerd pull that from the
-/// private registry (only its `Authorization` header gets through).
+/// (`<harbor>/spectro-images/docker.io/library/app:1.0`): render writes a
+/// `hosts.toml` for Harbor's own host, without a credential even when the
+/// spec gives the admin password (the private registry refuses it alone);
+/// the agent adds the nodes' credential (`agent/tests/node_mirrors.rs`).
 #[test]
 fn ctr_pulls_the_webhooks_harbor_reference_with_the_rendered_hosts_toml() {
     require_environment("ctr_pulls_the_webhooks_harbor_reference_with_the_rendered_hosts_toml");
@@ -148,22 +148,100 @@ fn ctr_pulls_the_webhooks_harbor_reference_with_the_rendered_hosts_toml() {
         let hosts_dir = out.join("containerd/certs.d");
         let toml = hosts_dir.join(reg.host()).join("hosts.toml");
         assert!(toml.is_file(), "a hosts.toml for Harbor's own host");
+        assert!(std::fs::read_to_string(&toml).unwrap().contains("capabilities = [\"pull\", \"resolve\"]"));
+        assert!(!shown(&toml).contains("Authorization"), "password={password}");
         let o = pull(&ctrd, &hosts_dir, &reference);
-        if password {
-            assert!(
-                o.status.success(),
-                "ctr pull {reference}:\n{}\nhosts.toml:\n{}",
-                String::from_utf8_lossy(&o.stderr),
-                shown(&toml)
-            );
-            let listed = ctrd.ctr_ok(&["images", "ls"]);
-            let line = listed.lines().find(|l| l.starts_with(&reference)).unwrap_or_else(|| panic!("{listed}"));
-            assert!(line.contains(app.digest.as_str()), "{line}");
-            ctrd.ctr_ok(&["images", "rm", &reference]);
-        } else {
-            assert!(!o.status.success(), "without the password's header the private registry refuses");
-        }
+        assert!(!o.status.success(), "password={password}: no credential on the ISO: the private registry refuses");
     }
+}
+
+/// kubeadm sites (Palette PXK-E): no k3s/RKE2 to read `registries.yaml`, so
+/// render writes the containerd drop-in that sets CRI's `config_path` to
+/// `/etc/containerd/certs.d`, and the `hosts.toml` files there. Debian's
+/// containerd merges the rendered drop-in (its `config dump` shows the
+/// path; without the drop-in it is empty), and pulls through the files the
+/// user-data installs at that path. What is not run here: a CRI pull (no
+/// CRI client on these machines); `ctr` reads the same `hosts.toml` code.
+#[test]
+fn kubeadm_containerd_reads_the_rendered_config_path_and_pulls_through_it() {
+    require_environment("kubeadm_containerd_reads_the_rendered_config_path_and_pulls_through_it");
+    let corpus = images::corpus();
+    let app = corpus.iter().find(|i| i.repository == "team/app").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let reg = Registry::start_with(RegistryOptions { tls: false, auth: None });
+    push_as(&reg, app, "spectro-images/docker.io/library/app");
+    let text = format!(
+        "name: kubeadm-site\nkubernetes: {{distribution: kubeadm}}\nimages: [docker.io/library/app:1.0]\nharbor:\n  url: {}\n",
+        reg.url()
+    );
+    let spec = Spec::from_str(&text, &d.path().join("site.yaml")).unwrap();
+    let out = d.path().join("out");
+    let report = render_to(&spec, &out, &RenderOptions::default()).unwrap();
+    assert!(report.warnings.iter().any(|w| w.contains("kubeadm") && w.contains("manifests/")), "{:?}", report.warnings);
+    assert!(!out.join("k3s").exists(), "no registries.yaml (nor the k3s strict drop-in) on kubeadm");
+    assert!(!out.join("manifests/harbor.yaml").exists(), "no HelmChart on kubeadm");
+    let drop_in = out.join("containerd/conf.d/90-edgeiso-registry.toml");
+    // The node's agent installs into containerd's certs.d only.
+    let agent =
+        edgeiso_contract::AgentConfig::from_yaml(&std::fs::read_to_string(out.join("agent.yaml")).unwrap()).unwrap();
+    let nm = agent.node_mirrors;
+    assert_eq!(nm.install_certs_d, [std::path::PathBuf::from("/etc/containerd/certs.d")]);
+    assert!(nm.registries_yaml.is_none() && nm.install_registries_yaml.is_none(), "{nm:?}");
+
+    // Debian's containerd merges the drop-in: CRI's config_path is set.
+    let dump = |imports: &str| {
+        let main = d.path().join("main.toml");
+        let root = d.path().join("root");
+        std::fs::write(&main, format!("version = 2\nimports = [{imports}]\nroot = {root:?}\nstate = {root:?}\n"))
+            .unwrap();
+        let o = std::process::Command::new("containerd")
+            .arg("--config")
+            .arg(&main)
+            .args(["config", "dump"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let config_path = |dump: &str| {
+        let cri = dump.split("[plugins.\"io.containerd.grpc.v1.cri\".registry]").nth(1).expect("CRI registry table");
+        let line = cri.lines().find(|l| l.trim_start().starts_with("config_path")).expect("config_path");
+        line.split('"').nth(1).unwrap_or_default().to_owned()
+    };
+    assert_eq!(config_path(&dump("")), "", "containerd 1.6's own default: no hosts.toml for CRI");
+    let merged = dump(&format!("{:?}", drop_in.to_str().unwrap()));
+    assert_eq!(config_path(&merged), "/etc/containerd/certs.d");
+
+    // The user-data installs the drop-in and the hosts.toml files there, and no registries.yaml.
+    let config =
+        edgeiso_installer_config::yaml::parse(&std::fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
+    let stages = config.path(&["stages", "initramfs"]).unwrap().as_seq().unwrap();
+    let files = stages.iter().find_map(|s| s.path(&["files"])).unwrap().as_seq().unwrap();
+    let node = d.path().join("node");
+    for f in files {
+        let path = f.path(&["path"]).unwrap().as_str().unwrap();
+        assert!(!path.contains("rancher"), "{path}");
+        let content = f.path(&["content"]).unwrap().as_str().unwrap();
+        let at = node.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(&at, content).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(node.join("etc/containerd/conf.d/90-edgeiso-registry.toml")).unwrap(),
+        std::fs::read_to_string(&drop_in).unwrap()
+    );
+    let ctrd = Containerd::start();
+    let hosts_dir = node.join(config_path(&merged).trim_start_matches('/'));
+    let o = pull(&ctrd, &hosts_dir, "docker.io/library/app:1.0");
+    assert!(o.status.success(), "ctr pull through {}: {}", hosts_dir.display(), String::from_utf8_lossy(&o.stderr));
+    let listed = ctrd.ctr_ok(&["images", "ls"]);
+    assert!(listed.lines().any(|l| l.starts_with("docker.io/library/app:1.0") && l.contains(app.digest.as_str())));
+
+    // harbor.chart needs the HelmChart controller: refused, naming the line.
+    std::fs::write(d.path().join("chart.tgz"), b"x").unwrap();
+    let text = "name: s\nkubernetes:\n  distribution: kubeadm\nharbor:\n  chart: chart.tgz\n";
+    let e = Spec::from_str(text, &d.path().join("site.yaml")).unwrap_err().to_string();
+    assert!(e.contains("site.yaml:5") && e.contains("harbor.chart") && e.contains("kubeadm"), "{e}");
 }
 
 extern "C" {

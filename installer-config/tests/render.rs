@@ -264,7 +264,10 @@ fn config_yaml_parses_back_with_every_part() {
         files[0].path(&["content"]).unwrap().as_str().unwrap(),
         std::fs::read_to_string(out.join("k3s/registries.yaml")).unwrap()
     );
-    assert_eq!(files[0].path(&["permissions"]), Some(&Value::Int(0o600)));
+    assert_eq!(files[0].path(&["permissions"]), Some(&Value::Int(0o644)), "no credential in it");
+    // Then the agent's completed copies, once it made them (decision 0012).
+    let kept = initramfs[2].path(&["commands"]).unwrap().as_seq().unwrap()[0].as_str().unwrap();
+    assert!(kept.contains("keep=/usr/local/edgeiso/state/node-pull/files") && kept.contains("install -D -m 0600"));
     assert_eq!(
         files[2].path(&["content"]).unwrap().as_str().unwrap(),
         std::fs::read_to_string(out.join("containerd/certs.d/docker.io/hosts.toml")).unwrap()
@@ -388,7 +391,7 @@ fn mirrors_agent_config_and_unit() {
     assert!(local.contains("/v2/spectro-images/127.0.0.1_5000\""), "{local}");
 
     let reg = yaml::parse(&std::fs::read_to_string(out.join("k3s/registries.yaml")).unwrap()).unwrap();
-    assert_eq!(mode(&out.join("k3s/registries.yaml")), 0o600);
+    assert_eq!(mode(&out.join("k3s/registries.yaml")), 0o644);
     let m = reg.path(&["mirrors", "127.0.0.1:5000"]).unwrap();
     assert_eq!(m.path(&["endpoint"]).unwrap().as_seq().unwrap()[0].as_str(), Some("https://127.0.0.1:30003"));
     assert_eq!(m.path(&["rewrite", "^(.*)$"]).unwrap().as_str(), Some("spectro-images/127.0.0.1_5000/$1"));
@@ -397,7 +400,7 @@ fn mirrors_agent_config_and_unit() {
         Some("spectro-images/docker.io/$1")
     );
     let cfg = reg.path(&["configs", "127.0.0.1:30003"]).unwrap();
-    assert_eq!(cfg.path(&["auth", "username"]).unwrap().as_str(), Some("admin"));
+    assert!(cfg.path(&["auth"]).is_none(), "the agent adds the nodes' credential on the node");
     assert_eq!(cfg.path(&["tls", "ca_file"]).unwrap().as_str(), Some("/usr/local/edgeiso/site/harbor/ca.crt"));
     assert!(!out.join("k3s/config.yaml.d").exists());
 
@@ -409,6 +412,17 @@ fn mirrors_agent_config_and_unit() {
     assert_eq!(agent.password_file.as_deref(), Some(Path::new("/usr/local/edgeiso/site/harbor/admin-password")));
     assert_eq!(agent.bundles, [PathBuf::from("/usr/local/edgeiso/content")]);
     assert!(!agent.insecure);
+    let nm = &agent.node_mirrors;
+    assert_eq!(nm.certs_d.as_deref(), Some(Path::new("/usr/local/edgeiso/site/containerd/certs.d")));
+    assert_eq!(nm.registries_yaml.as_deref(), Some(Path::new("/usr/local/edgeiso/site/k3s/registries.yaml")));
+    assert_eq!(nm.registry_host.as_deref(), Some("127.0.0.1:30003"));
+    assert_eq!(
+        nm.install_certs_d,
+        [PathBuf::from("/etc/containerd/certs.d"), PathBuf::from("/var/lib/rancher/k3s/agent/etc/containerd/certs.d")]
+    );
+    assert_eq!(nm.install_registries_yaml.as_deref(), Some(Path::new("/etc/rancher/k3s/registries.yaml")));
+    assert_eq!(nm.keep_dir.as_deref(), Some(Path::new("/usr/local/edgeiso/state/node-pull")));
+    assert!(report.live_agent_config.node_mirrors.is_empty(), "the live system is not the node");
     assert_eq!(std::fs::read_to_string(out.join("harbor/admin-password")).unwrap(), "Harbor12345\n");
     assert_eq!(mode(&out.join("harbor/admin-password")), 0o600);
     assert_eq!(
@@ -766,49 +780,48 @@ fn prerendered_manifests_that_would_share_an_output_name_are_refused() {
     );
 }
 
+/// The admin password in every form render could write it (plain, base64
+/// alone as in a Secret, base64 of `admin:<pw>` as in a Basic header) is in
+/// no rendered file but the two that need it: the agent's password file and
+/// the chart's Secret. Node mirror files carry no credential at all: the
+/// agent adds the nodes' pull-only one on the node (decision 0012).
 #[test]
-fn containerd_mirror_files_carry_harbor_credentials_privately() {
-    // The agent creates the Harbor project private: containerd needs credentials.
+fn no_admin_password_outside_the_agents_file_and_the_charts_secret() {
     let (_site, out, _) = render_full();
-    let p = out.join("containerd/certs.d/docker.io/hosts.toml");
-    assert_eq!(mode(&p), 0o600);
-    let hosts = std::fs::read_to_string(&p).unwrap();
-    let basic = base64::engine::general_purpose::STANDARD.encode("admin:Harbor12345");
-    assert!(
-        hosts.contains(&format!(
-            "[host.\"https://127.0.0.1:30003/v2/spectro-images/docker.io\".header]\n    Authorization = [\"Basic {basic}\"]\n"
-        )),
-        "{hosts}"
-    );
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let forms = ["Harbor12345".to_owned(), b64("Harbor12345"), b64("admin:Harbor12345")];
+    let mut checked = 0;
+    for (rel, bytes) in read_tree(&out) {
+        let text = String::from_utf8_lossy(&bytes);
+        let holders = ["harbor/admin-password", "manifests/harbor-secrets.yaml"];
+        let holds = forms.iter().any(|form| text.contains(form.as_str()));
+        assert_eq!(holds, holders.contains(&rel.as_str()), "{rel}: does it hold the admin password?");
+        if rel.ends_with("hosts.toml") || rel.ends_with("registries.yaml") {
+            assert!(!text.contains("Authorization") && !text.contains("auth:"), "{rel}: {text}");
+            assert_eq!(mode(&out.join(&rel)), 0o644, "{rel}");
+        }
+        checked += 1;
+    }
+    assert!(checked > 10, "the whole tree was read");
     let c = yaml::parse(&std::fs::read_to_string(out.join("config.yaml")).unwrap()).unwrap();
     let files = c.path(&["stages", "initramfs"]).unwrap().as_seq().unwrap()[1].path(&["files"]).unwrap();
     for f in files.as_seq().unwrap() {
         let path = f.path(&["path"]).unwrap().as_str().unwrap();
-        if path.ends_with("hosts.toml") {
-            assert_eq!(f.path(&["permissions"]), Some(&Value::Int(0o600)), "{path}");
-            assert!(f.path(&["content"]).unwrap().as_str().unwrap().contains("Authorization"), "{path}");
-        }
+        assert_eq!(f.path(&["permissions"]), Some(&Value::Int(0o644)), "{path}");
+        assert!(!f.path(&["content"]).unwrap().as_str().unwrap().contains("Authorization"), "{path}");
     }
 
-    // Strict: the mirror is the server too, with the header at the top level.
+    // Strict too: the mirror is the server, and still no header.
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("pw"), "s3cret\n").unwrap();
     let text = "name: s\nairgapStrict: true\nimages: [nginx:1.25]\nharbor: {adminPasswordFile: pw}\n";
     let spec = Spec::from_str(text, &d.path().join("site.yaml")).unwrap();
     render_to(&spec, &d.path().join("out"), &RenderOptions::default()).unwrap();
     let p = d.path().join("out/containerd/certs.d/docker.io/hosts.toml");
-    assert_eq!(mode(&p), 0o600);
     let hosts = std::fs::read_to_string(&p).unwrap();
-    let basic = base64::engine::general_purpose::STANDARD.encode("admin:s3cret");
-    assert_eq!(hosts.matches(&format!("Authorization = [\"Basic {basic}\"]")).count(), 2, "{hosts}");
-    assert!(hosts.contains("\n[header]\n"), "{hosts}");
-
-    // Without a password: no header, and the file is public.
-    let spec = Spec::from_str("name: s\nimages: [nginx:1.25]\n", &d.path().join("site.yaml")).unwrap();
-    render_to(&spec, &d.path().join("out2"), &RenderOptions::default()).unwrap();
-    let p = d.path().join("out2/containerd/certs.d/docker.io/hosts.toml");
-    assert_eq!(mode(&p), 0o644);
-    assert!(!std::fs::read_to_string(&p).unwrap().contains("Authorization"));
+    assert!(!hosts.contains("Authorization") && !hosts.contains("[header]"), "{hosts}");
+    let config = std::fs::read_to_string(d.path().join("out/config.yaml")).unwrap();
+    assert!(!config.contains("s3cret") && !config.contains(&b64("admin:s3cret")), "{config}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! A small double of Harbor in front of a real registry: Harbor's ping and
-//! project API (HEAD/POST `/api/v2.0/projects`), its token service, Basic
+//! project API (HEAD/POST `/api/v2.0/projects`), its robot accounts (POST
+//! `/api/v2.0/robots`: pull-only on one project), its token service, Basic
 //! or Bearer auth on `/v2/`, and `/v2/*` reverse-proxied to the real
 //! `docker-registry`. Every request is recorded so tests can assert what the
 //! agent asked for (and in which order).
@@ -51,6 +52,20 @@ pub struct HarborOptions {
     /// Read the Nth whole-blob PUT (1-based; a PUT with a body) and answer
     /// 502 without passing it on: the registry's session stays empty.
     pub fail_blob_put: Option<usize>,
+    /// The robot name prefix Harbor is configured with (`robot_name_prefix`;
+    /// default `robot$`): robots are answered as `<prefix><project>+<name>`.
+    pub robot_name_prefix: Option<String>,
+    /// Answer `POST /api/v2.0/robots` with this status and body instead.
+    pub robot_answer: Option<(u16, String)>,
+}
+
+/// A robot account the double made (`POST /api/v2.0/robots`): pull on
+/// `project` and nothing else, like Harbor's project-level robots.
+#[derive(Clone, Debug)]
+pub struct Robot {
+    pub name: String,
+    pub secret: String,
+    pub project: String,
 }
 
 struct State {
@@ -64,6 +79,8 @@ struct State {
     closes_lost: Mutex<usize>,
     blob_puts: Mutex<usize>,
     http: reqwest::Client,
+    robots: Mutex<Vec<Robot>>,
+    robot_tokens: Mutex<BTreeSet<String>>,
 }
 
 pub struct HarborDouble {
@@ -88,6 +105,8 @@ impl HarborDouble {
             patches: Mutex::default(),
             closes_lost: Mutex::default(),
             blob_puts: Mutex::default(),
+            robots: Mutex::default(),
+            robot_tokens: Mutex::default(),
             http: {
                 // The workspace's one crypto provider (decision 0009).
                 let _ = rustls::crypto::ring::default_provider().install_default();
@@ -118,6 +137,74 @@ impl HarborDouble {
     pub fn projects(&self) -> BTreeSet<String> {
         self.state.projects.lock().unwrap().clone()
     }
+
+    /// The robot accounts made so far (and not revoked).
+    pub fn robots(&self) -> Vec<Robot> {
+        self.state.robots.lock().unwrap().clone()
+    }
+
+    /// Tokens the token service gave robots (since the last revoke).
+    pub fn robot_tokens(&self) -> usize {
+        self.state.robot_tokens.lock().unwrap().len()
+    }
+
+    /// Delete every robot account, as an administrator would in Harbor's UI:
+    /// their credentials are refused from now on.
+    pub fn revoke_robots(&self) {
+        self.state.robots.lock().unwrap().clear();
+        self.state.robot_tokens.lock().unwrap().clear();
+    }
+}
+
+/// The robot whose Basic credentials `authz` carries, if any.
+fn robot_of(st: &State, authz: Option<&str>) -> Option<Robot> {
+    let authz = authz?;
+    st.robots.lock().unwrap().iter().find(|r| basic(&r.name, &r.secret) == authz).cloned()
+}
+
+/// May a pull-only robot of `project` make this `/v2/` request? Reads
+/// (GET, HEAD) of the base or of the project's repositories only.
+fn robot_may(project: &str, method: &hyper::Method, path: &str) -> bool {
+    let read = *method == hyper::Method::GET || *method == hyper::Method::HEAD;
+    read && (path == "/v2/" || path.starts_with(&format!("/v2/{project}/")))
+}
+
+fn denied() -> Response<Full<Bytes>> {
+    reply(StatusCode::FORBIDDEN, r#"{"errors":[{"code":"DENIED","message":"robot: pull only"}]}"#)
+}
+
+/// `POST /api/v2.0/robots` as Harbor v2.2+ answers it for a project-level
+/// robot: only the admin may call it; level `project`, one permission of
+/// kind `project` on an existing project; 201 with `name` and `secret`.
+fn create_robot(st: &State, body: &[u8]) -> Response<Full<Bytes>> {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let name = v["name"].as_str().unwrap_or("");
+    let perms = v["permissions"].as_array().cloned().unwrap_or_default();
+    let ok = !name.is_empty()
+        && v["level"] == "project"
+        && perms.len() == 1
+        && perms[0]["kind"] == "project"
+        && v["duration"].as_i64().is_some_and(|d| d == -1 || d > 0);
+    if !ok {
+        return reply(StatusCode::BAD_REQUEST, r#"{"errors":[{"code":"BAD_REQUEST","message":"bad robot"}]}"#);
+    }
+    let project = perms[0]["namespace"].as_str().unwrap_or("").to_owned();
+    if !st.projects.lock().unwrap().contains(&project) {
+        return reply(StatusCode::NOT_FOUND, r#"{"errors":[{"code":"NOT_FOUND","message":"project"}]}"#);
+    }
+    let prefix = st.opts.robot_name_prefix.clone().unwrap_or_else(|| "robot$".into());
+    let full = format!("{prefix}{project}+{name}");
+    let mut robots = st.robots.lock().unwrap();
+    if robots.iter().any(|r| r.name == full) {
+        return reply(StatusCode::CONFLICT, r#"{"errors":[{"code":"CONFLICT","message":"exists"}]}"#);
+    }
+    let secret = format!("Robot-Secret-{}-{}", robots.len(), name.len());
+    robots.push(Robot { name: full.clone(), secret: secret.clone(), project });
+    let answer = serde_json::json!({
+        "id": robots.len(), "name": full, "secret": secret,
+        "creation_time": "2026-01-01T00:00:00.000Z", "expires_at": -1,
+    });
+    reply(StatusCode::CREATED, &answer.to_string())
 }
 
 fn basic(user: &str, pass: &str) -> String {
@@ -154,6 +241,16 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     if path == "/api/v2.0/ping" {
         return Ok(reply(StatusCode::OK, "Pong"));
     }
+    if path == "/api/v2.0/robots" && req.method() == hyper::Method::POST {
+        if st.opts.credentials.is_some() && !basic_ok {
+            return Ok(reply(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#));
+        }
+        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        if let Some((status, answer)) = &st.opts.robot_answer {
+            return Ok(reply(StatusCode::from_u16(*status).unwrap(), answer));
+        }
+        return Ok(create_robot(&st, &body));
+    }
     if path == "/api/v2.0/projects" {
         if !basic_ok {
             return Ok(reply(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#));
@@ -179,6 +276,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         }
     }
     if path == "/service/token" {
+        if let Some(r) = robot_of(&st, authz.as_deref()) {
+            let token = format!("robot-tok-{}-{}", r.name.len(), st.robot_tokens.lock().unwrap().len());
+            st.robot_tokens.lock().unwrap().insert(format!("{token} {}", r.project));
+            return Ok(reply(StatusCode::OK, &format!(r#"{{"token":"{token}","expires_in":1800}}"#)));
+        }
         if !basic_ok {
             return Ok(reply(StatusCode::UNAUTHORIZED, "bad credentials"));
         }
@@ -189,10 +291,17 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
     }
     if path.starts_with("/v2/") {
         if st.opts.bearer {
-            let ok = authz
-                .as_deref()
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .is_some_and(|t| st.tokens.lock().unwrap().contains(t));
+            let bearer = authz.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+            let robot_project = bearer.and_then(|t| {
+                let tokens = st.robot_tokens.lock().unwrap();
+                tokens.iter().find_map(|e| e.strip_prefix(&format!("{t} ")).map(str::to_owned))
+            });
+            if let Some(project) = &robot_project {
+                if !robot_may(project, req.method(), &path) {
+                    return Ok(denied());
+                }
+            }
+            let ok = robot_project.is_some() || bearer.is_some_and(|t| st.tokens.lock().unwrap().contains(t));
             if !ok {
                 let repo = path
                     .strip_prefix("/v2/")
@@ -208,6 +317,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
                     r#"Bearer realm="{}/service/token",service="harbor-registry"{scope}"#,
                     st.base
                 )));
+            }
+        } else if let Some(r) = robot_of(&st, authz.as_deref()) {
+            if !robot_may(&r.project, req.method(), &path) {
+                return Ok(denied());
             }
         } else if !basic_ok {
             return Ok(unauthorized(r#"Basic realm="harbor""#.into()));

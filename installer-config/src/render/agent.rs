@@ -3,9 +3,9 @@
 //! overlay's), which differ only in where the agent finds the site's files
 //! and how long a live load may hold the boot.
 
-use edgeiso_contract::agent_config::WebhookConfig;
+use edgeiso_contract::agent_config::{NodeMirrorsConfig, WebhookConfig};
 use edgeiso_contract::agent_config::{LIVE_DEADLINE, LIVE_WAIT_TIMEOUT};
-use edgeiso_contract::paths::{out, AgentSite};
+use edgeiso_contract::paths::{node, out, AgentSite};
 use edgeiso_contract::AgentConfig;
 
 use crate::spec::Spec;
@@ -37,5 +37,28 @@ pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: b
             },
             _ => WebhookConfig::default(),
         },
+        node_mirrors: if live { NodeMirrorsConfig::default() } else { node_mirrors(spec, site) },
+    }
+}
+
+/// What the node's agent completes with the nodes' pull credential and
+/// installs (decision 0012): render's credential-free files from the site
+/// folder, to where containerd and k3s/RKE2 read them.
+fn node_mirrors(spec: &Spec, site: &AgentSite) -> NodeMirrorsConfig {
+    let dist = spec.kubernetes.distribution;
+    let rancher = dist.is_rancher();
+    let mut install_certs_d = vec![node::CONTAINERD_CERTS_D.into()];
+    if rancher {
+        // k3s/RKE2's containerd reads its own certs.d at every pull; they
+        // regenerate it from registries.yaml (credential included) at start.
+        install_certs_d.push(node::rancher_certs_d(dist.as_str()).into());
+    }
+    NodeMirrorsConfig {
+        certs_d: Some(site.site_file(out::CERTS_D).into()),
+        registries_yaml: rancher.then(|| site.site_file(out::K3S_REGISTRIES).into()),
+        registry_host: Some(spec.harbor.url.authority()),
+        install_certs_d,
+        install_registries_yaml: rancher.then(|| node::rancher_registries_yaml(dist.as_str()).into()),
+        keep_dir: Some(node::NODE_PULL_DIR.into()),
     }
 }

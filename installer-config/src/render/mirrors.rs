@@ -1,11 +1,16 @@
 //! Node-level pull redirection: containerd `hosts.toml` per upstream registry
-//! and the k3s/RKE2 `registries.yaml`. Both send a pull of
+//! and the k3s/RKE2 `registries.yaml` (on kubeadm sites, the containerd
+//! setting that makes CRI read `hosts.toml` instead). Both send a pull of
 //! `docker.io/library/nginx:1.25` to `<harbor>/v2/spectro-images/docker.io/library/nginx/...`,
 //! using `edgeiso_bundle::harbor_prefix`, the mapping the agent pushes with.
+//!
+//! None of these files carries a credential: the ISO and the user-data
+//! (which Palette copies to `/oem/userdata`) never hold one. On the node the
+//! agent adds a pull-only credential and installs the completed files 0600
+//! (`agent/src/node_mirrors.rs`, decision 0012).
 
 use std::collections::BTreeSet;
 
-use base64::Engine as _;
 use edgeiso_bundle::harbor_prefix;
 use edgeiso_contract::paths::node;
 
@@ -32,27 +37,23 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
 }
 
-/// `containerd/certs.d/<host>/hosts.toml` for one upstream host. With Harbor's
-/// admin password, requests to the mirror carry `Authorization: Basic ...`
-/// (the agent creates the project private): the file then holds a secret.
-pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> String {
+/// `containerd/certs.d/<host>/hosts.toml` for one upstream host. The agent
+/// adds the nodes' credential to every `[host."<harbor>..."]` table (and, with
+/// `airgapStrict`, to the top level, whose `server` is then Harbor too).
+pub fn hosts_toml(spec: &Spec, host: &str) -> String {
     let h = &spec.harbor;
     let mirror = format!("{}/v2/{}", h.url, harbor_prefix(&h.project, host));
     let ca = if h.url.tls { format!("ca = {}\n", toml_str(node::HARBOR_CA)) } else { String::new() };
-    let auth = admin_password.map(authorization);
     let mut out = format!(
         "# Written by edgeiso render for site {site}.\n\
          # Pulls of {host}/<repo> are served by the site Harbor from {mirror}/<repo>.\n",
         site = spec.name,
     );
-    let mut host_table = format!(
+    let host_table = format!(
         "[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n{}",
         toml_str(&mirror),
         if ca.is_empty() { String::new() } else { format!("  {ca}") },
     );
-    if let Some(a) = &auth {
-        host_table.push_str(&format!("\n  [host.{}.header]\n    {a}", toml_str(&mirror)));
-    }
     if spec.airgap_strict {
         // containerd 1.6 refuses a hosts.toml without a `host` table (and then
         // silently uses the upstream), so the mirror is listed as a host AND
@@ -62,9 +63,6 @@ pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> Stri
             "server = {}\ncapabilities = [\"pull\", \"resolve\"]\noverride_path = true\n{ca}",
             toml_str(&mirror)
         ));
-        if let Some(a) = &auth {
-            out.push_str(&format!("\n[header]\n  {a}"));
-        }
         out.push_str(&format!("\n{host_table}"));
     } else {
         out.push_str("# containerd tries the mirror first and the upstream `server` last.\n");
@@ -76,22 +74,22 @@ pub fn hosts_toml(spec: &Spec, host: &str, admin_password: Option<&str>) -> Stri
 /// Every `containerd/certs.d/<host>/hosts.toml` of the site, by host: one per
 /// upstream, and, with the image-redirect webhook, one for Harbor itself
 /// (the webhook's references name it directly: containerd then needs its CA
-/// and credentials for it; k3s/RKE2 take them from `registries.yaml`'s
-/// `configs`).
-pub fn containerd_hosts(spec: &Spec, admin_password: Option<&str>) -> Vec<(String, String)> {
+/// and the nodes' credential for it; k3s/RKE2 take them from
+/// `registries.yaml`'s `configs`).
+pub fn containerd_hosts(spec: &Spec) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> =
-        upstream_hosts(spec).into_iter().map(|h| (h.clone(), hosts_toml(spec, &h, admin_password))).collect();
+        upstream_hosts(spec).into_iter().map(|h| (h.clone(), hosts_toml(spec, &h))).collect();
     if spec.site.image_redirect_webhook == Some(true) {
         let harbor = spec.harbor.url.authority();
         if !out.iter().any(|(h, _)| *h == harbor) {
-            out.push((harbor, harbor_hosts_toml(spec, admin_password)));
+            out.push((harbor, harbor_hosts_toml(spec)));
         }
     }
     out
 }
 
 /// `hosts.toml` for pulls that name Harbor itself.
-fn harbor_hosts_toml(spec: &Spec, admin_password: Option<&str>) -> String {
+fn harbor_hosts_toml(spec: &Spec) -> String {
     let h = &spec.harbor;
     let server = h.url.to_string();
     let mut out = format!(
@@ -104,21 +102,13 @@ fn harbor_hosts_toml(spec: &Spec, admin_password: Option<&str>) -> String {
     if h.url.tls {
         out.push_str(&format!("  ca = {}\n", toml_str(node::HARBOR_CA)));
     }
-    if let Some(pw) = admin_password {
-        out.push_str(&format!("\n  [host.{}.header]\n    {}", toml_str(&server), authorization(pw)));
-    }
     out
 }
 
-/// The `Authorization` header line of Harbor's admin credentials.
-fn authorization(admin_password: &str) -> String {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{admin_password}"));
-    format!("Authorization = [{}]\n", toml_str(&format!("Basic {basic}")))
-}
-
 /// k3s/RKE2 `registries.yaml`: a mirror with a rewrite per upstream host, and
-/// the Harbor endpoint's TLS and credentials (the project is private).
-pub fn registries_yaml(spec: &Spec, admin_password: Option<&str>) -> Value {
+/// the Harbor endpoint's TLS. The agent adds `configs.<harbor>.auth` on the
+/// node (the project is private).
+pub fn registries_yaml(spec: &Spec) -> Value {
     let h = &spec.harbor;
     let mut mirrors = Map::new();
     for host in upstream_hosts(spec) {
@@ -130,9 +120,6 @@ pub fn registries_yaml(spec: &Spec, admin_password: Option<&str>) -> Value {
         );
     }
     let mut config = Map::new();
-    if let Some(pw) = admin_password {
-        config.insert("auth", Map::new().with("username", "admin").with("password", pw));
-    }
     if h.url.tls {
         config.insert("tls", Map::new().with("ca_file", node::HARBOR_CA));
     }
@@ -147,4 +134,37 @@ pub fn registries_yaml(spec: &Spec, admin_password: Option<&str>) -> Value {
 /// that is a server flag, given as a config drop-in.
 pub fn strict_config() -> Value {
     Value::Map(Map::new().with("disable-default-registry-endpoint", true))
+}
+
+/// kubeadm sites: containerd 1.x reads `hosts.toml` for CRI pulls only with
+/// `config_path` set (its default is empty); containerd 2.x defaults it to
+/// `/etc/containerd/certs.d:/etc/docker/certs.d` (config version 3, table
+/// `plugins."io.containerd.cri.v1.images".registry`), so this version-2
+/// drop-in is for 1.x. It takes effect where the main config imports
+/// `/etc/containerd/conf.d/*.toml`.
+pub fn containerd_registry_drop_in() -> String {
+    format!(
+        "# Written by edgeiso render: CRI pulls read {dir}/<host>/hosts.toml.\n\
+         version = 2\n\n\
+         [plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = {path}\n",
+        dir = node::CONTAINERD_CERTS_D,
+        path = toml_str(node::CONTAINERD_CERTS_D),
+    )
+}
+
+/// Runs at every boot before k3s/RKE2 start (the `initramfs` stage): puts
+/// back the completed mirror files the agent installed (it keeps a copy of
+/// each under `files/<absolute path>` of its 0700 folder), over the
+/// credential-free ones the stage just wrote. Nothing to do before the
+/// agent's first run.
+pub fn reinstall_kept_script() -> String {
+    format!(
+        r#"set -eu
+keep={keep}/files
+[ -d "$keep" ] || exit 0
+cd "$keep"
+find . -type f | while IFS= read -r f; do install -D -m 0600 "$f" "/${{f#./}}"; done
+"#,
+        keep = node::NODE_PULL_DIR,
+    )
 }

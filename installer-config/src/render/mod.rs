@@ -162,6 +162,14 @@ pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderE
             "no Harbor admin password in the spec: the agent and the nodes get no registry credentials".to_owned(),
         );
     }
+    if !spec.kubernetes.distribution.is_rancher() {
+        // k3s/RKE2 deploy server/manifests/ and import agent/images/ by
+        // themselves; kubeadm has neither, and the boot stage does not stand in.
+        warnings.push(format!(
+            "kubernetes.distribution {}: nodes pull through /etc/containerd/certs.d, but nothing applies manifests/ or imports the bootstrap images at boot: let the cluster profile's Harbor pack deploy Harbor",
+            spec.kubernetes.distribution.as_str()
+        ));
+    }
     let https = spec.harbor.url.tls;
     let tls_material = match deployment {
         HarborDeployment::Manifests(dir) if https => {
@@ -216,8 +224,6 @@ fn write_all(
     admin_password: Option<&str>,
     tls: Option<&tls::TlsMaterial>,
 ) -> Result<u64, RenderError> {
-    let pw_mode = if admin_password.is_some() { Mode::Secret } else { Mode::Public };
-
     // Harbor: CA for nodes and agent, password for the agent, the deployment.
     if let Some(t) = tls {
         out.put(paths::HARBOR_CA, t.ca_pem.as_bytes(), Mode::Public)?;
@@ -270,16 +276,21 @@ fn write_all(
         out.put(paths::REGISTRY_CREDENTIALS, docs_to_string(&creds).as_bytes(), Mode::Secret)?;
     }
 
-    // Node mirrors.
-    for (host, toml) in mirrors::containerd_hosts(spec, admin_password) {
+    // Node mirrors, without credentials: the agent adds the nodes' pull-only
+    // credential on the node (decision 0012).
+    for (host, toml) in mirrors::containerd_hosts(spec) {
         let rel = format!("{}/{host}/hosts.toml", paths::CERTS_D);
-        // With credentials (an Authorization header) the file is secret.
-        out.put(&rel, toml.as_bytes(), pw_mode)?;
+        out.put(&rel, toml.as_bytes(), Mode::Public)?;
     }
-    let registries_yaml = yaml::to_string(&mirrors::registries_yaml(spec, admin_password));
-    out.put(paths::K3S_REGISTRIES, registries_yaml.as_bytes(), pw_mode)?;
-    if spec.airgap_strict {
-        out.put(paths::K3S_STRICT, yaml::to_string(&mirrors::strict_config()).as_bytes(), Mode::Public)?;
+    let rancher = spec.kubernetes.distribution.is_rancher();
+    let registries_yaml = rancher.then(|| yaml::to_string(&mirrors::registries_yaml(spec)));
+    if let Some(r) = &registries_yaml {
+        out.put(paths::K3S_REGISTRIES, r.as_bytes(), Mode::Public)?;
+        if spec.airgap_strict {
+            out.put(paths::K3S_STRICT, yaml::to_string(&mirrors::strict_config()).as_bytes(), Mode::Public)?;
+        }
+    } else {
+        out.put(paths::CONTAINERD_REGISTRY_DROP_IN, mirrors::containerd_registry_drop_in().as_bytes(), Mode::Public)?;
     }
 
     // The agent.
@@ -299,7 +310,7 @@ fn write_all(
     }
 
     // The user-data, last: it embeds some of the above.
-    let inputs = userdata::Inputs { admin_password, registries_yaml: &registries_yaml };
+    let inputs = userdata::Inputs { registries_yaml: registries_yaml.as_deref() };
     let (mut config, mut secret) = userdata::build(spec, &inputs)?;
     if let Some(user_file) = &spec.user_data {
         let user = userdata::read_user_data(user_file)?;

@@ -11,12 +11,11 @@ use crate::yaml::{self, Map, Value};
 
 /// Go's yaml reads a plain `0644` as octal; we write decimal to be unambiguous.
 const MODE_0644: u64 = 0o644;
-const MODE_0600: u64 = 0o600;
 
 /// Everything user-data needs that render computed elsewhere.
 pub struct Inputs<'a> {
-    pub admin_password: Option<&'a str>,
-    pub registries_yaml: &'a str,
+    /// k3s/RKE2 only; without credentials (the agent adds them on the node).
+    pub registries_yaml: Option<&'a str>,
 }
 
 /// The cloud-config as a value (before the user's file is merged in), and
@@ -164,20 +163,20 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
         }
         initramfs.push(Value::Map(Map::new().with("name", "edgeiso: OS users").with("users", users)));
     }
-    // Node mirror configuration, written at every boot before any runtime starts.
+    // Node mirror configuration, written at every boot before any runtime
+    // starts: without credentials; then the agent's completed copies (with
+    // the nodes' pull-only credential, 0600) over them, once it made them.
     let dist = spec.kubernetes.distribution.as_str();
-    let mut files = vec![file(&format!("/etc/rancher/{dist}/registries.yaml"), inp.registries_yaml, MODE_0600)];
-    if inp.admin_password.is_some() {
-        secret = true;
+    let mut files = Vec::new();
+    if let Some(r) = inp.registries_yaml {
+        files.push(file(&node::rancher_registries_yaml(dist), r, MODE_0644));
     }
-    for (host, toml) in mirrors::containerd_hosts(spec, inp.admin_password) {
-        files.push(file(
-            &format!("/etc/containerd/certs.d/{host}/hosts.toml"),
-            &toml,
-            if inp.admin_password.is_some() { MODE_0600 } else { MODE_0644 },
-        ));
+    for (host, toml) in mirrors::containerd_hosts(spec) {
+        files.push(file(&format!("{}/{host}/hosts.toml", node::CONTAINERD_CERTS_D), &toml, MODE_0644));
     }
-    if spec.airgap_strict {
+    if inp.registries_yaml.is_none() {
+        files.push(file(node::CONTAINERD_REGISTRY_DROP_IN, &mirrors::containerd_registry_drop_in(), MODE_0644));
+    } else if spec.airgap_strict {
         files.push(file(
             &format!("/etc/rancher/{dist}/config.yaml.d/90-edgeiso-airgap.yaml"),
             &yaml::to_string(&mirrors::strict_config()),
@@ -186,6 +185,11 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
     }
     initramfs
         .push(Value::Map(Map::new().with("name", "edgeiso: pull images through the site Harbor").with("files", files)));
+    initramfs.push(Value::Map(
+        Map::new()
+            .with("name", "edgeiso: the nodes' pull credential, once the agent made it")
+            .with("commands", vec![mirrors::reinstall_kept_script()]),
+    ));
 
     let after_install = vec![Value::Map(
         Map::new()

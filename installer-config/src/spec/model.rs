@@ -284,6 +284,9 @@ pub enum Distribution {
     #[default]
     K3s,
     Rke2,
+    /// kubeadm-based (Palette PXK-E): plain containerd, no `registries.yaml`,
+    /// no HelmChart controller, no auto-deploy manifests folder.
+    Kubeadm,
 }
 
 impl Distribution {
@@ -291,7 +294,14 @@ impl Distribution {
         match self {
             Distribution::K3s => "k3s",
             Distribution::Rke2 => "rke2",
+            Distribution::Kubeadm => "kubeadm",
         }
+    }
+
+    /// k3s or RKE2: `registries.yaml`, the `HelmChart` CRD, `agent/images/`
+    /// and `server/manifests/` exist only there.
+    pub fn is_rancher(self) -> bool {
+        matches!(self, Distribution::K3s | Distribution::Rke2)
     }
 }
 

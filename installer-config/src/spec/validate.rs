@@ -99,6 +99,17 @@ impl Validator<'_> {
         let user_data = raw.user_data.as_ref().map(|p| self.path(p, "userData", Want::File)).transpose()?;
         let harbor = self.harbor(raw.harbor.as_ref())?;
         let kubernetes = KubernetesSpec { distribution: raw.kubernetes.map(|k| k.distribution).unwrap_or_default() };
+        if !kubernetes.distribution.is_rancher() {
+            if let Some(c) = raw.harbor.as_ref().and_then(|h| h.value.chart.as_ref()) {
+                return Err(self.err(
+                    pos(c),
+                    format!(
+                        "harbor.chart needs k3s or RKE2 (their HelmChart controller deploys it); with kubernetes.distribution {} give harbor.manifests, or leave both out and let the cluster profile's Harbor pack deploy it",
+                        kubernetes.distribution.as_str()
+                    ),
+                ));
+            }
+        }
         let hardware = raw
             .hardware
             .as_ref()
