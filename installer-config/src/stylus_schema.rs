@@ -370,45 +370,35 @@ pub fn locate(text: &str, path: &[Step]) -> Option<u64> {
         let mut hit = None;
         match step {
             Step::Key(k) => {
-                for j in start..lines.len() {
-                    if !block(j) {
-                        break;
-                    }
-                    let c = lines[j].3;
-                    let key_here = [format!("{k}:"), format!("\"{k}\":"), format!("'{k}':")]
-                        .iter()
-                        .any(|p| c.starts_with(p.as_str()));
-                    if key_here && parent.is_none_or(|p| lines[j].1 > p) {
-                        hit = Some(j);
-                        break;
-                    }
-                }
-                let j = hit?;
+                let heads = [format!("{k}:"), format!("\"{k}\":"), format!("'{k}':")];
+                hit = lines
+                    .iter()
+                    .enumerate()
+                    .skip(start)
+                    .take_while(|(j, _)| block(*j))
+                    .find(|(_, (_, eff, _, c))| {
+                        heads.iter().any(|h| c.starts_with(h.as_str())) && parent.is_none_or(|p| *eff > p)
+                    })
+                    .map(|(j, _)| j);
+                let Some(j) = hit else { return found };
                 parent = Some(lines[j].1);
                 item_dash = None;
                 start = j + 1;
             }
             Step::Index(n) => {
                 let mut seen = 0;
-                for j in start..lines.len() {
-                    if !block(j) {
-                        break;
-                    }
-                    if let Some(d) = lines[j].2 {
-                        if item_dash.is_none_or(|x| x == d) {
-                            item_dash = Some(d);
-                            if seen == *n {
-                                hit = Some(j);
-                                break;
-                            }
-                            seen += 1;
+                for (j, (_, _, dash, _)) in lines.iter().enumerate().skip(start).take_while(|(j, _)| block(*j)) {
+                    let Some(d) = *dash else { continue };
+                    if item_dash.is_none_or(|x| x == d) {
+                        item_dash = Some(d);
+                        if seen == *n {
+                            hit = Some(j);
+                            break;
                         }
+                        seen += 1;
                     }
                 }
-                let j = match hit {
-                    Some(j) => j,
-                    None => return found,
-                };
+                let Some(j) = hit else { return found };
                 let d = item_dash.unwrap_or_default();
                 parent = Some(d);
                 item_dash = Some(d);
@@ -433,7 +423,8 @@ mod tests {
         assert_eq!(at("stylus.externalRegistries.registries[1].insecur"), Some(10));
         assert_eq!(at("stylus.externalRegistries.registries[1].domain"), Some(9));
         assert_eq!(at("stylus.localUI.prot"), Some(12));
-        assert_eq!(at("stylus.nothere"), None);
+        assert_eq!(at("stylus.nothere"), Some(2), "the deepest enclosing key");
+        assert_eq!(at("other"), None);
     }
 
     #[test]
