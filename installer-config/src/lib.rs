@@ -6,8 +6,10 @@
 pub mod auth;
 pub mod error;
 pub mod lint;
+pub mod profile_harbor;
 pub mod render;
 pub mod spec;
+pub mod stylus_schema;
 pub mod suggest;
 pub mod yaml;
 

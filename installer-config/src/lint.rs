@@ -477,10 +477,29 @@ pub fn check_site(spec: &Spec, bundle_bytes: Option<u64>) -> LintReport {
     let file = Some(spec.source_path.as_path());
     if let Some(bundle) = bundle_bytes {
         let need = bundle + bundle * STORAGE_HEADROOM_PERCENT / 100;
-        let (size, defaulted) = match (&spec.harbor.storage.registry, &spec.harbor.deployment) {
-            (Some(s), _) => (Some(s.clone()), false),
-            (None, HarborDeployment::Chart(_)) => (Size::parse(CHART_DEFAULT_REGISTRY_SIZE).ok(), true),
-            (None, _) => (None, false),
+        // Harbor from the profile's pack gets the pack's size, when it sets one.
+        let from_pack = match (&spec.harbor.deployment, &spec.profile) {
+            (HarborDeployment::External, Some(profile)) => crate::profile_harbor::registry_size(profile),
+            _ => None,
+        };
+        if let Some(crate::profile_harbor::PackRegistrySize::Unreadable(text)) = &from_pack {
+            r.push(
+                Severity::Error,
+                spec.profile.as_deref(),
+                None,
+                format!("the Harbor pack's harbor-config.storage.registry `{text}` is not a size (GB, or a quantity like 300Gi)"),
+            );
+        }
+        let (size, defaulted) = match (&from_pack, &spec.harbor.storage.registry, &spec.harbor.deployment) {
+            (Some(crate::profile_harbor::PackRegistrySize::Size(s)), _, _) => (Some(s.clone()), false),
+            (_, Some(s), _) => (Some(s.clone()), false),
+            (_, None, HarborDeployment::Chart(_)) => (Size::parse(CHART_DEFAULT_REGISTRY_SIZE).ok(), true),
+            (_, None, _) => (None, false),
+        };
+        let file = if matches!(from_pack, Some(crate::profile_harbor::PackRegistrySize::Size(_))) {
+            spec.profile.as_deref()
+        } else {
+            file
         };
         match size {
             Some(s) if s.bytes < need => r.push(
@@ -488,7 +507,8 @@ pub fn check_site(spec: &Spec, bundle_bytes: Option<u64>) -> LintReport {
                 file,
                 None,
                 format!(
-                    "harbor.storage.registry {}{} ({}) cannot hold the bundle: {} of unique image bytes + {STORAGE_HEADROOM_PERCENT}% headroom = {}",
+                    "{} {}{} ({}) cannot hold the bundle: {} of unique image bytes + {STORAGE_HEADROOM_PERCENT}% headroom = {}",
+                    if file == spec.profile.as_deref() { "the Harbor pack's harbor-config.storage.registry" } else { "harbor.storage.registry" },
                     s.text,
                     if defaulted { " (the chart's default)" } else { "" },
                     human(s.bytes),
@@ -506,6 +526,21 @@ pub fn check_site(spec: &Spec, bundle_bytes: Option<u64>) -> LintReport {
                     human(bundle)
                 ),
             ),
+        }
+    }
+    let file = Some(spec.source_path.as_path());
+    // Kairos >= 3.3 wants an admin user (see render::kairos_users); a
+    // userData file may bring one, which render sees and lint does not.
+    if spec.user_data.is_none() && !crate::render::kairos_users::spec_has_admin_user(spec) {
+        match spec.install.no_users {
+            None => r.push(Severity::Warning, file, None, crate::render::kairos_users::NOUSERS_WARNING.to_owned()),
+            Some(false) => r.push(
+                Severity::Error,
+                file,
+                spec.install.no_users_pos.map(|p| p.line),
+                "install.noUsers is false but no user is in group `admin`: Kairos (>= 3.3) would refuse to install; add an admin user or remove install.noUsers".to_owned(),
+            ),
+            Some(true) => {}
         }
     }
     if let Some(hw) = &spec.hardware {

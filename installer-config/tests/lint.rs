@@ -229,15 +229,21 @@ fn harbor_storage_must_hold_the_bundle_plus_headroom() {
         .unwrap();
     let r = check_site(&chart, Some(6 << 30));
     assert!(r.errors().any(|f| f.message.contains("5Gi (the chart's default)")), "{r}");
-    // Unset without a chart: cannot tell, warn.
-    let r = check_site(&Spec::from_str("name: s\n", &d.path().join("site.yaml")).unwrap(), Some(bundle));
+    // Unset without a chart: cannot tell, warn (no user is meant: no other warning).
+    let r = check_site(
+        &Spec::from_str("name: s\ninstall: {noUsers: true}\n", &d.path().join("site.yaml")).unwrap(),
+        Some(bundle),
+    );
     assert!(!r.has_errors() && r.warnings().count() == 1, "{r}");
 }
 
 #[test]
 fn host_prerequisites_warn() {
     let d = tempfile::tempdir().unwrap();
-    let spec = |hw: &str| Spec::from_str(&format!("name: s\nhardware: {hw}\n"), &d.path().join("site.yaml")).unwrap();
+    let spec = |hw: &str| {
+        Spec::from_str(&format!("name: s\ninstall: {{noUsers: true}}\nhardware: {hw}\n"), &d.path().join("site.yaml"))
+            .unwrap()
+    };
     let r = check_site(&spec("{nodes: 1, cpus: 4, memoryGiB: 8, diskGiB: 120}"), None);
     assert!(r.findings.iter().all(|f| f.severity == Severity::Warning));
     let text = r.to_string();
@@ -248,5 +254,6 @@ fn host_prerequisites_warn() {
     let r = check_site(&spec("{nodes: 3, cpus: 2}"), None);
     assert!(r.to_string().contains("4 CPU for each node"), "{r}");
     // No hardware described: nothing to say.
-    assert!(check_site(&Spec::from_str("name: s\n", &d.path().join("site.yaml")).unwrap(), None).findings.is_empty());
+    let no_hw = Spec::from_str("name: s\ninstall: {noUsers: true}\n", &d.path().join("site.yaml")).unwrap();
+    assert!(check_site(&no_hw, None).findings.is_empty());
 }

@@ -232,8 +232,12 @@ fn config_yaml_parses_back_with_every_part() {
     assert_eq!(s(&["stylus", "site", "name"]), "store-042");
     assert_eq!(s(&["stylus", "site", "hostName"]), "edge-042");
     assert_eq!(s(&["stylus", "site", "tags", "store"]), "042");
-    assert_eq!(s(&["stylus", "site", "network", "interfaces", "eth0", "ipAddress"]), "10.0.0.5");
-    assert_eq!(c.path(&["stylus", "site", "network", "interfaces", "eth0", "mask"]), Some(&Value::Int(24)));
+    // CanvOS' user-data.template form: CIDR in ipAddress, no mask.
+    assert_eq!(s(&["stylus", "site", "network", "interfaces", "eth0", "ipAddress"]), "10.0.0.5/24");
+    assert_eq!(c.path(&["stylus", "site", "network", "interfaces", "eth0", "mask"]), None);
+    // Kairos installs unattended; the spec has an admin user, so no nousers.
+    assert_eq!(c.path(&["install", "auto"]), Some(&Value::Bool(true)));
+    assert_eq!(c.path(&["install", "nousers"]), None);
     let ca = std::fs::read_to_string(site.path().join("tls/ca.crt")).unwrap();
     assert_eq!(c.path(&["stylus", "site", "caCerts"]).unwrap().as_seq().unwrap()[0].as_str(), Some(ca.as_str()));
     assert_eq!(s(&["stylus", "registryCredentials", "domain"]), "registry.example.com/spectro-images");
@@ -488,9 +492,17 @@ fn minimal_spec_renders_with_generated_tls() {
     assert!(report.warnings.iter().any(|w| w.contains("no Harbor admin password")), "{:?}", report.warnings);
     assert!(!out.join("manifests/harbor.yaml").exists());
     assert!(!out.join("manifests/registry-credentials.yaml").exists());
-    let secrets =
-        yaml::parse_all(&std::fs::read_to_string(out.join("manifests/harbor-secrets.yaml")).unwrap()).unwrap();
-    assert_eq!(secrets.len(), 2, "namespace and TLS only, no admin Secret without a password");
+    // Harbor from the profile's pack: no Secret of ours (the pack makes
+    // `harbor/harbor-tls` itself), its values instead, 0600, no password.
+    assert!(!out.join("manifests/harbor-secrets.yaml").exists());
+    let pack = out.join(harbor::PACK_VALUES);
+    assert_eq!(mode(&pack), 0o600);
+    let values = yaml::parse(&std::fs::read_to_string(&pack).unwrap()).unwrap();
+    assert!(values.path(&["harbor-config", "auth", "password"]).is_none());
+    let certs = values.path(&["harbor-config", "auth", "certs"]).unwrap();
+    assert!(certs.path(&["tls.key"]).and_then(Value::as_str).unwrap().contains("PRIVATE KEY"));
+    let ca = std::fs::read_to_string(out.join("harbor/ca.crt")).unwrap();
+    assert_eq!(certs.path(&["ca.crt"]).and_then(Value::as_str), Some(ca.as_str()));
     // Config without passwords is not secret.
     assert_eq!(mode(&out.join("config.yaml")), 0o644);
     let agent = AgentConfig::from_yaml(&std::fs::read_to_string(out.join("agent.yaml")).unwrap()).unwrap();
@@ -499,7 +511,7 @@ fn minimal_spec_renders_with_generated_tls() {
     // The generated certificate: signed by the CA, with Palette's SANs.
     if edgeiso_testkit::tools_present("minimal_spec_renders_with_generated_tls", &["openssl"]) {
         let crt = out.join("tls.crt");
-        std::fs::write(&crt, b64d(secrets[1].path(&["data", "tls.crt"]).unwrap())).unwrap();
+        std::fs::write(&crt, certs.path(&["tls.crt"]).and_then(Value::as_str).unwrap()).unwrap();
         let v = Command::new("openssl")
             .args(["verify", "-CAfile"])
             .arg(out.join("harbor/ca.crt"))
@@ -702,10 +714,15 @@ fn bad_inputs_give_clear_errors() {
     let e = err("name: s\nharbor: {tls: {certFile: c.pem, keyFile: c.pem}}\n");
     assert!(e.contains("c.pem") && e.contains("not a PEM"), "{e}");
 
-    // A broken user-data file: file and line, but not its lines (they may hold secrets).
-    std::fs::write(p.join("ud.yaml"), "stylus:\n  registryCredentials:\n    password: TOPSECRET\n   bad: [\n").unwrap();
-    let e = err("name: s\nuserData: ud.yaml\n");
-    assert!(e.contains("ud.yaml:"), "{e}");
+    // A broken user-data file, refused when the spec is read: the spec's
+    // line, the file and its line, but not its lines (they may hold secrets).
+    std::fs::write(
+        p.join("ud.yaml"),
+        "#cloud-config\nstylus:\n  registryCredentials:\n    password: TOPSECRET\n   bad: [\n",
+    )
+    .unwrap();
+    let e = Spec::from_str("name: s\nuserData: ud.yaml\n", &p.join("site.yaml")).unwrap_err().to_string();
+    assert!(e.contains("site.yaml:2:") && e.contains("userData") && e.contains("ud.yaml:"), "{e}");
     assert!(!e.contains("TOPSECRET"), "{e}");
 }
 

@@ -19,6 +19,9 @@ pub const CHART_DEFAULT_REGISTRY_SIZE: &str = "5Gi";
 pub const TLS_SECRET: &str = "harbor-tls";
 pub const ADMIN_SECRET: &str = "harbor-admin";
 pub const ADMIN_SECRET_KEY: &str = "HARBOR_ADMIN_PASSWORD";
+/// Values for the Harbor Edge Native Config pack, when Harbor comes from the
+/// cluster profile (a site file: it holds the admin password and the key).
+pub const PACK_VALUES: &str = "harbor/pack-values.yaml";
 
 /// What a chart archive holds that render cares about.
 #[derive(Debug)]
@@ -325,4 +328,51 @@ pub fn secrets(spec: &Spec, tls: Option<&super::tls::TlsMaterial>, admin_passwor
             .with("data", Map::new().with(ADMIN_SECRET_KEY, b64(admin_password))),
     ));
     docs
+}
+
+/// What the Harbor Edge Native Config pack takes (spectrocloud/librarium
+/// `docs/docs-content/integrations/harbor-edge.md`): `harbor-config.auth.password`
+/// (the admin password; the pack makes a random one without it),
+/// `harbor-config.auth.certs` (the certificate and key it puts in its own
+/// `harbor-tls` Secret; they must name `spectro.registry.local` and the VIP,
+/// and the certificate render makes also names `harbor.url`'s host, where the
+/// agent pushes), and `harbor-config.storage` (PVC sizes, `registry` first).
+/// The docs name the keys but not the inside of `certs`: the Secret's own
+/// keys (`tls.crt`, `tls.key`, `ca.crt`) are used. `None` when the spec gives
+/// none of these.
+pub fn pack_values(spec: &Spec, tls: Option<&super::tls::TlsMaterial>, admin_password: Option<&str>) -> Option<Value> {
+    let mut auth = Map::new();
+    if let Some(pw) = admin_password {
+        auth.insert("password", pw);
+    }
+    if let Some(t) = tls.filter(|t| !t.key_pem.is_empty()) {
+        auth.insert(
+            "certs",
+            Map::new()
+                .with("tls.crt", t.cert_pem.as_str())
+                .with("tls.key", t.key_pem.as_str())
+                .with("ca.crt", t.ca_pem.as_str()),
+        );
+    }
+    let mut storage = Map::new();
+    let st = &spec.harbor.storage;
+    for (key, size) in [
+        ("registry", &st.registry),
+        ("jobService", &st.job_service),
+        ("database", &st.database),
+        ("redis", &st.redis),
+        ("trivy", &st.trivy),
+    ] {
+        if let Some(s) = size {
+            storage.insert(key, s.text.as_str());
+        }
+    }
+    let mut config = Map::new();
+    if !auth.is_empty() {
+        config.insert("auth", auth);
+    }
+    if !storage.is_empty() {
+        config.insert("storage", storage);
+    }
+    (!config.is_empty()).then(|| Value::Map(Map::new().with("harbor-config", config)))
 }

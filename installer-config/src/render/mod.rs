@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod credentials;
 pub mod harbor;
+pub mod kairos_users;
 pub mod mirrors;
 pub mod tls;
 pub mod userdata;
@@ -85,6 +86,9 @@ pub enum RenderError {
     TooLarge { path: &'static str, bytes: u64, limit: u64 },
     #[error("{0}")]
     Tls(String),
+    /// Keys of a `stylus` block Palette's agent would not read as meant.
+    #[error("{0}")]
+    Stylus(#[from] crate::stylus_schema::StylusErrors),
     #[error("checks failed:\n{0}")]
     Lint(LintReport),
 }
@@ -187,11 +191,10 @@ pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderE
         _ if https => Some(tls::material(spec)?),
         _ => None,
     };
-    if matches!(deployment, HarborDeployment::External) && tls_material.as_ref().is_some_and(|t| t.generated) {
+    if matches!(deployment, HarborDeployment::External) && tls_material.is_some() {
         warnings.push(format!(
-            "Harbor comes from the cluster profile: configure its pack to use the Secret {}/{} from manifests/harbor-secrets.yaml, or nodes will not trust it",
-            spec.harbor.namespace,
-            harbor::TLS_SECRET
+            "Harbor comes from the cluster profile's pack: put {} into the Harbor Edge Native Config pack's values, or nodes and the agent will not trust the certificate the pack makes",
+            harbor::PACK_VALUES
         ));
     }
     if tls_material.as_ref().is_some_and(|t| t.generated) && tls::source_date_epoch()?.is_some() {
@@ -202,7 +205,9 @@ pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderE
     let harbor_images = harbor_images(spec)?;
 
     let mut out = Out { files: FileSet::new() };
-    let config_yaml_bytes = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref())?;
+    let config_yaml_bytes = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref(), &mut warnings)?;
+    // Said once: a warning lint already gives is not repeated.
+    warnings.retain(|w| !lint.warnings().any(|f| f.message == *w));
     let live_agent_config =
         agent::agent_config(spec, &AgentSite::LIVE, tls_material.is_some(), admin_password.is_some());
 
@@ -223,6 +228,7 @@ fn write_all(
     out: &mut Out,
     admin_password: Option<&str>,
     tls: Option<&tls::TlsMaterial>,
+    warnings: &mut Vec<String>,
 ) -> Result<u64, RenderError> {
     // Harbor: CA for nodes and agent, password for the agent, the deployment.
     if let Some(t) = tls {
@@ -259,13 +265,11 @@ fn write_all(
                 out.put(&rel, f.text.as_bytes(), Mode::Secret)?;
             }
         }
+        // The pack makes its own `harbor-tls` Secret and admin password:
+        // render gives it the values to make them from, and no Secret.
         HarborDeployment::External => {
-            if let Some(t) = tls.filter(|t| !t.key_pem.is_empty()) {
-                let mut docs = harbor::secrets(spec, Some(t), admin_password.unwrap_or_default());
-                if admin_password.is_none() {
-                    docs.pop(); // no admin Secret without a password
-                }
-                out.put(paths::HARBOR_SECRETS, docs_to_string(&docs).as_bytes(), Mode::Secret)?;
+            if let Some(values) = harbor::pack_values(spec, tls, admin_password) {
+                out.put(harbor::PACK_VALUES, yaml::to_string(&values).as_bytes(), Mode::Secret)?;
             }
         }
     }
@@ -312,12 +316,18 @@ fn write_all(
     // The user-data, last: it embeds some of the above.
     let inputs = userdata::Inputs { registries_yaml: registries_yaml.as_deref() };
     let (mut config, mut secret) = userdata::build(spec, &inputs)?;
+    // Both `stylus` blocks, ours and the user's, as Palette documents them.
+    crate::stylus_schema::check_document(&config, Path::new(paths::CONFIG_YAML), None)?;
     if let Some(user_file) = &spec.user_data {
-        let user = userdata::read_user_data(user_file)?;
+        let (user, user_text) = userdata::read_user_data(user_file)?;
+        crate::stylus_schema::check_document(&user, user_file, Some(&user_text))?;
         let src = userdata::Sources { spec: &spec.source_path, user: user_file };
         userdata::merge(&mut config, user, spec.user_data_wins, &src)?;
         // We cannot know what the user's file holds: keep it private.
         secret = true;
+    }
+    if let Some(w) = kairos_users::apply(spec, &mut config)? {
+        warnings.push(w.to_owned());
     }
     let text = format!("#cloud-config\n{}", yaml::to_string(&config));
     let bytes = text.len() as u64;

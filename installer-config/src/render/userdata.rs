@@ -26,6 +26,7 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
 
     // install
     let mut install = Map::new()
+        .with("auto", spec.install.auto)
         .with("device", spec.install.device.as_str())
         .with("reboot", spec.install.reboot)
         .with("poweroff", spec.install.poweroff);
@@ -64,12 +65,12 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
             for (nic, i) in &n.interfaces {
                 let m = match i {
                     InterfaceSpec::Dhcp => Map::new().with("type", "dhcp"),
-                    InterfaceSpec::Static { ip_address, mask, gateway, nameserver } => {
-                        let mut m = Map::new().with("type", "static").with("ipAddress", ip_address.to_string());
-                        m.insert(
-                            "mask",
-                            mask.parse::<u64>().map(Value::UInt).unwrap_or_else(|_| Value::from(mask.as_str())),
-                        );
+                    // CanvOS' user-data.template writes the address in CIDR
+                    // form and no `mask` (the installer reference types
+                    // `mask` as a string, and shows no example of it).
+                    InterfaceSpec::Static { ip_address, prefix_len, gateway, nameserver } => {
+                        let mut m =
+                            Map::new().with("type", "static").with("ipAddress", format!("{ip_address}/{prefix_len}"));
                         if let Some(g) = gateway {
                             m.insert("gateway", g.to_string());
                         }
@@ -130,8 +131,13 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
             if let Some(n) = &e.repository_name {
                 m.insert("repositoryName", n.as_str());
             }
+            // Palette's installer reference: `insecure` (boolean) and
+            // `certificates` (a list of PEM strings, one per certificate).
+            if r.insecure {
+                m.insert("insecure", true);
+            }
             if let Some(ca) = &r.ca_file {
-                m.insert("certificates", read_pem(ca)?);
+                m.insert("certificates", pem_certificates(ca)?);
             }
             list.push(Value::Map(m));
         }
@@ -221,6 +227,24 @@ fn read_pem(p: &Path) -> Result<String, RenderError> {
         return Err(RenderError::Input { file: p.to_owned(), message: "not a PEM certificate".into() });
     }
     Ok(text)
+}
+
+/// Each certificate of a PEM file, as its own PEM string.
+fn pem_certificates(p: &Path) -> Result<Vec<String>, RenderError> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = read_pem(p)?;
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(BEGIN) {
+        let Some(len) = rest[start..].find(END) else {
+            return Err(RenderError::Input { file: p.to_owned(), message: "a certificate has no END line".into() });
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    Ok(out)
 }
 
 fn file(path: &str, content: &str, mode: u64) -> Value {
@@ -358,13 +382,14 @@ fn merge_at(
     }
 }
 
-/// Read the user's user-data file (with or without the `#cloud-config` header).
-pub fn read_user_data(p: &PathBuf) -> Result<Value, RenderError> {
+/// Read the user's user-data file (checked when the spec was read: see
+/// `spec::user_data`), as a value and as text (for the lines of errors).
+pub fn read_user_data(p: &PathBuf) -> Result<(Value, String), RenderError> {
     let text = std::fs::read_to_string(p).map_err(|e| RenderError::read(p, e))?;
     let v = yaml::parse(&text).map_err(|e| RenderError::from_yaml(p, &e))?;
     match v {
-        Value::Map(_) => Ok(v),
-        Value::Null => Ok(Value::Map(Map::new())),
+        Value::Map(_) => Ok((v, text)),
+        Value::Null => Ok((Value::Map(Map::new()), text)),
         other => Err(RenderError::Input {
             file: p.clone(),
             message: format!("user-data must be a mapping, found {}", other.kind()),

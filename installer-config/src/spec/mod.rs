@@ -13,6 +13,7 @@ mod keys;
 mod load;
 mod model;
 mod raw;
+pub mod user_data;
 mod validate;
 
 pub use checks::{check_dns_label, check_dns_subdomain};

@@ -150,7 +150,14 @@ pub struct NetworkSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InterfaceSpec {
     Dhcp,
-    Static { ip_address: IpAddr, mask: String, gateway: Option<IpAddr>, nameserver: Option<IpAddr> },
+    /// `prefix_len`: the spec's `mask` (a prefix length or a dotted IPv4
+    /// mask) as a prefix length; rendered in CanvOS' CIDR form `ipAddress: A/N`.
+    Static {
+        ip_address: IpAddr,
+        prefix_len: u8,
+        gateway: Option<IpAddr>,
+        nameserver: Option<IpAddr>,
+    },
 }
 
 /// `stylus.registryCredentials`: one external registry, credentials taken
@@ -184,11 +191,26 @@ pub struct InstallSpec {
     pub poweroff: bool,
     /// `install.partitions.persistent.size` in MiB; Kairos' default (the rest of the disk) when absent.
     pub persistent_size_mib: Option<u64>,
+    /// `install.auto`: Kairos installs without asking (kairos-agent
+    /// `internal/agent/install.go`); default true.
+    pub auto: bool,
+    /// `install.noUsers` as written, and where: `None` lets render decide
+    /// (`install.nousers: true` when no user is in group `admin`).
+    pub no_users: Option<bool>,
+    pub no_users_pos: Option<Pos>,
 }
 
 impl Default for InstallSpec {
     fn default() -> Self {
-        InstallSpec { device: "auto".into(), reboot: true, poweroff: false, persistent_size_mib: None }
+        InstallSpec {
+            device: "auto".into(),
+            reboot: true,
+            poweroff: false,
+            persistent_size_mib: None,
+            auto: true,
+            no_users: None,
+            no_users_pos: None,
+        }
     }
 }
 

@@ -253,6 +253,10 @@ pub(super) struct RawInstall {
     pub(super) poweroff: Option<bool>,
     #[serde(default, rename = "persistentSizeMiB")]
     pub(super) persistent_size_mib: Option<u64>,
+    #[serde(default)]
+    pub(super) auto: Option<bool>,
+    #[serde(default)]
+    pub(super) no_users: Option<Sp<bool>>,
 }
 
 #[derive(Deserialize)]

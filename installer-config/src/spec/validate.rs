@@ -56,9 +56,11 @@ impl Validator<'_> {
             return Err(self.err(pos(&raw.name), format!("name `{name}` {why}")));
         }
 
+        // Harbor first: where images land (its project) bounds their names.
+        let harbor = self.harbor(raw.harbor.as_ref())?;
         let mut seen: HashMap<ImageRef, (Option<Pos>, &'static str)> = HashMap::new();
-        let images = self.images(&raw.images, "images", &mut seen)?;
-        let bootstrap_images = self.images(&raw.bootstrap_images, "bootstrapImages", &mut seen)?;
+        let images = self.images(&raw.images, "images", &harbor.project, &mut seen)?;
+        let bootstrap_images = self.images(&raw.bootstrap_images, "bootstrapImages", &harbor.project, &mut seen)?;
 
         let mut registries: Vec<RegistrySpec> = Vec::new();
         let mut registry_pos: HashMap<String, Option<Pos>> = HashMap::new();
@@ -96,8 +98,15 @@ impl Validator<'_> {
         for u in &raw.users {
             users.push(self.user(u)?);
         }
-        let user_data = raw.user_data.as_ref().map(|p| self.path(p, "userData", Want::File)).transpose()?;
-        let harbor = self.harbor(raw.harbor.as_ref())?;
+        let user_data = raw
+            .user_data
+            .as_ref()
+            .map(|p| {
+                let path = self.path(p, "userData", Want::File)?;
+                super::user_data::check(&path).map_err(|why| self.err(pos(p), format!("userData: {why}")))?;
+                Ok::<_, SpecError>(path)
+            })
+            .transpose()?;
         let kubernetes = KubernetesSpec { distribution: raw.kubernetes.map(|k| k.distribution).unwrap_or_default() };
         if !kubernetes.distribution.is_rancher() {
             if let Some(c) = raw.harbor.as_ref().and_then(|h| h.value.chart.as_ref()) {
@@ -189,6 +198,7 @@ impl Validator<'_> {
         &self,
         raw: &[Sp<RawImage>],
         list: &'static str,
+        project: &str,
         seen: &mut HashMap<ImageRef, (Option<Pos>, &'static str)>,
     ) -> Result<Vec<ImageSpec>, SpecError> {
         let mut out = Vec::with_capacity(raw.len());
@@ -196,6 +206,7 @@ impl Validator<'_> {
             let at = pos(entry);
             let reference =
                 ImageRef::parse(&entry.value.reference).map_err(|e| self.err(at, format!("{list}: {e}")))?;
+            check_harbor_name(project, &reference).map_err(|why| self.err(at, format!("{list}: {why}")))?;
             if let Some((first, first_list)) = seen.get(&reference) {
                 return Err(self.err(
                     at,
@@ -418,15 +429,15 @@ impl Validator<'_> {
                     let mask = i.value.mask.clone().ok_or_else(|| {
                         self.err(at, format!("site.network.interfaces.{nic}: type static needs mask"))
                     })?;
-                    if !is_mask(&mask, ip_address) {
+                    let Some(prefix_len) = mask_prefix_len(&mask, ip_address) else {
                         return Err(self.err(
                             at,
                             format!("site.network.interfaces.{nic}.mask `{mask}`: give a prefix length for the address (IPv4 0-32, IPv6 0-128) or a dotted IPv4 mask (255.255.255.0)"),
                         ));
-                    }
+                    };
                     InterfaceSpec::Static {
                         ip_address,
-                        mask,
+                        prefix_len,
                         gateway: ip("gateway", &i.value.gateway)?,
                         nameserver: ip("nameserver", &i.value.nameserver)?,
                     }
@@ -455,7 +466,15 @@ impl Validator<'_> {
         if device != "auto" && !device.starts_with("/dev/") {
             return Err(self.err(pos(raw), format!("install.device `{device}` must be `auto` or a /dev/ path")));
         }
-        Ok(InstallSpec { device, reboot, poweroff, persistent_size_mib: i.persistent_size_mib })
+        Ok(InstallSpec {
+            device,
+            reboot,
+            poweroff,
+            persistent_size_mib: i.persistent_size_mib,
+            auto: i.auto.unwrap_or(d.auto),
+            no_users: i.no_users.as_ref().map(|n| n.value),
+            no_users_pos: i.no_users.as_ref().and_then(pos),
+        })
     }
 
     fn user(&self, raw: &Sp<RawUser>) -> Result<UserSpec, SpecError> {
