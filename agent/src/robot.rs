@@ -105,7 +105,7 @@ pub async fn create(admin: &RegistryClient, project: &str) -> Result<Credentials
         let body = robot_request(&fresh_name(), project).to_string();
         let what = format!("POST /api/v2.0/robots (pull on project {project})");
         let mut resp = admin
-            .send_as(AuthMode::Basic, &what, &[], &|c| {
+            .send_as(AuthMode::Basic, &what, &[], body.len() as u64, &|c| {
                 c.post(url.clone()).header(CONTENT_TYPE, "application/json").body(body.clone())
             })
             .await?;
@@ -149,7 +149,7 @@ pub async fn accepted(
     insecure: bool,
     creds: Credentials,
 ) -> Result<bool, RegistryError> {
-    let client = RegistryClient::new(admin.url.clone(), ClientOptions { ca, insecure, credentials: Some(creds) })
+    let client = RegistryClient::new(admin.url.clone(), ClientOptions { ca, insecure, credentials: Some(creds), timeouts: admin.timeouts })
         .map_err(|e| RegistryError::Protocol { what: "robot check".into(), message: e.to_string() })?;
     match client.check_access().await {
         Ok(()) => Ok(true),
