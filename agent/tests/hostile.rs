@@ -142,15 +142,30 @@ fn graph_bomb() -> edgeiso_testkit::TestImage {
 
 #[test]
 fn the_deadline_ends_the_process_whatever_work_it_abandons() {
+    // A registry trickling its answers at 1 byte/s keeps every request busy
+    // for 22 s (the answer bound is 60 s): the work outlasts a 3 s deadline.
+    let server = HostileServer::start(Behaviour::Trickle);
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(dir.path());
+    let mut cmd = load_cmd(&server.url, &b, &dir.path().join("s"), &["--deadline", "3s"]);
+    let outcome = dir.path().join("outcome");
+    cmd.arg("--outcome-file").arg(&outcome);
+    let out = run_bounded(cmd, Duration::from_secs(20)).expect("the agent ends at its deadline, not its timeouts");
+    assert_eq!(out.status.code(), Some(8));
+    let marker = std::fs::read_to_string(&outcome).unwrap();
+    assert!(marker.contains("edgeiso-agent exit 8") && marker.contains("--deadline 3s expired"), "{marker}");
+}
+
+#[test]
+fn an_index_repeating_one_child_on_every_level_is_walked_once() {
+    // 200 copies of one child on each of several index levels: a walk
+    // without a visited set never ends; the agent's ends and loads it.
     let reg = edgeiso_testkit::Registry::start();
     let dir = tempfile::tempdir().unwrap();
     let image = graph_bomb();
     let b = write_bundle(dir.path(), "bomb", &[Entry::workload(&image, &image.reference())], None).remove(0);
-    let mut cmd = load_cmd(&reg.url(), &b, &dir.path().join("s"), &["--deadline", "3s"]);
-    let outcome = dir.path().join("outcome");
-    cmd.arg("--outcome-file").arg(&outcome);
-    let out = run_bounded(cmd, Duration::from_secs(120)).expect("the agent ends at its deadline");
-    assert_eq!(out.status.code(), Some(8));
-    let marker = std::fs::read_to_string(&outcome).unwrap();
-    assert!(marker.contains("edgeiso-agent exit 8") && marker.contains("--deadline 3s expired"), "{marker}");
+    let cmd = load_cmd(&reg.url(), &b, &dir.path().join("s"), &[]);
+    let out = run_bounded(cmd, Duration::from_secs(120)).expect("the walk ends");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("done: 1 loaded, 0 failed"), "the image is loaded");
 }
