@@ -52,7 +52,10 @@ fn grub_commands(text: &str) -> Vec<GrubCommand> {
         match c {
             b'\\' if b.get(i + 1) == Some(&b'\n') => i += 2,
             b'\\' if b.get(i + 1) == Some(&b'\r') && b.get(i + 2) == Some(&b'\n') => i += 3,
-            b' ' | b'\t' | b'\r' => i += 1,
+            // Every blank but the newline (form feed included: the word
+            // scanner below stops at any ASCII blank, so one left to it
+            // would make an empty word forever; found by fuzz/boot_config).
+            c if c.is_ascii_whitespace() && c != b'\n' => i += 1,
             b'\n' | b';' | b'{' | b'}' => {
                 i += 1;
                 end_command(&mut cur, &mut commands, i);
@@ -268,6 +271,16 @@ menuentry "Kairos (manual)" --class os --unrestricted {
     $initrd ($root)/boot/initrd
 }
 "#;
+
+    #[test]
+    fn blanks_of_every_kind_end_a_word() {
+        // fuzz/artifacts: a form feed between words made the parser push
+        // empty words until memory ran out.
+        let text = "menuentry x {\n  linux\x0c/boot/kernel\x0b quiet\n  initrd\x0c/boot/initrd\n}\n";
+        let p = patch_grub_cfg(text, "/boot/overlay.img", &[]);
+        assert_eq!(p.kernel_lines, 1);
+        assert_eq!(p.initrd_lines, 1);
+    }
 
     #[test]
     fn kairos_grub_cfg_gains_the_overlay_on_the_same_device() {
