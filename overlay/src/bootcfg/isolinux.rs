@@ -98,7 +98,8 @@ pub fn patch_isolinux_cfg(text: &str, overlay: &str, kernel_args: &[String]) -> 
                 let mut new_body = String::with_capacity(body.len() + overlay.len() + 1);
                 let mut token_start = None;
                 let flush = |new_body: &mut String, tok: &str, changed: &mut bool, seen: &mut bool| {
-                    if tok.len() > 7 && tok[..7].eq_ignore_ascii_case("initrd=") {
+                    // `get`: a token may hold multi-byte characters (found by fuzz/boot_config).
+                    if tok.len() > 7 && tok.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("initrd=")) {
                         *seen = true;
                         if !has_overlay(&tok[7..]) {
                             new_body.push_str(tok);
@@ -253,6 +254,15 @@ mod tests {
     use crate::bootcfg::test_support::{live_args, OVERLAY};
 
     const ISOLINUX: &str = "SERIAL 0 115200\nDEFAULT live\nPROMPT 0\nTIMEOUT 1\n\nLABEL live\n  KERNEL /boot/vmlinuz\n  APPEND initrd=/boot/initrd.img console=ttyS0 root=live:CDLABEL=X\n\nLABEL live-directive\n  KERNEL /boot/vmlinuz\n  INITRD /boot/initrd.img\n  APPEND console=ttyS0 debug\n\nlabel lower\n  linux /boot/vmlinuz\n  append  quiet initrd=/boot/ucode.img,/boot/initrd.img  splash\n\nLABEL local\n  LOCALBOOT 0\n";
+
+    #[test]
+    fn tokens_with_multibyte_characters_are_not_cut_inside_one() {
+        // fuzz/artifacts: a 7-byte prefix check sliced inside a character.
+        let text = "LABEL x\n  KERNEL /k\n  APPEND initrd=/i abcdef\u{7da}x quiet\n";
+        let p = patch_isolinux_cfg(text, "/boot/overlay.img", &[]);
+        assert_eq!(p.initrd_lines, 1);
+        assert!(p.text.contains("abcdef\u{7da}x quiet"));
+    }
 
     #[test]
     fn isolinux_append_and_initrd_directive() {
