@@ -149,7 +149,9 @@ impl LoadSettings {
             chunk_size,
             journal: !args.no_journal,
             timeouts: match args.answer_timeout {
-                Some(d) if d.is_zero() => return Err(AgentError::Usage("--answer-timeout must be longer than 0".into())),
+                Some(d) if d.is_zero() => {
+                    return Err(AgentError::Usage("--answer-timeout must be longer than 0".into()))
+                }
                 Some(answer) => {
                     let t = crate::registry::Timeouts::default();
                     crate::registry::Timeouts { answer, idle_read: t.idle_read.min(answer), ..t }

@@ -136,7 +136,11 @@ const MAX_ANSWER_BODY: usize = 64 << 10;
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect: Duration::from_secs(10), answer: Duration::from_secs(60), idle_read: Duration::from_secs(30) }
+        Timeouts {
+            connect: Duration::from_secs(10),
+            answer: Duration::from_secs(60),
+            idle_read: Duration::from_secs(30),
+        }
     }
 }
 
@@ -610,7 +614,8 @@ impl RegistryClient {
         let answer = |r: Result<reqwest::Result<Response>, _>, what: &str| {
             r.map_err(|_| no_answer(what, within))?.map_err(|e| Self::transport_error(what, &e))
         };
-        let harbor = match answer(tokio::time::timeout(within, self.http.get(ping).send()).await, "GET /api/v2.0/ping") {
+        let harbor = match answer(tokio::time::timeout(within, self.http.get(ping).send()).await, "GET /api/v2.0/ping")
+        {
             Ok(r) if r.status().is_success() => true,
             Ok(r) if r.status().is_server_error() => return Err(self.status_error("GET /api/v2.0/ping", r).await),
             Ok(_) => false,
@@ -684,7 +689,13 @@ impl RegistryClient {
 
     /// After a 2xx to a request that should have stored blob `digest`: the
     /// answer names the digest, or a HEAD by digest confirms it.
-    async fn confirm_blob(&self, what: &str, resp: &Response, repo: &str, digest: &Digest) -> Result<(), RegistryError> {
+    async fn confirm_blob(
+        &self,
+        what: &str,
+        resp: &Response,
+        repo: &str,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
         if let Some(got) = content_digest(resp) {
             if got != digest.as_str() {
                 return Err(RegistryError::Protocol {

@@ -149,8 +149,11 @@ pub async fn accepted(
     insecure: bool,
     creds: Credentials,
 ) -> Result<bool, RegistryError> {
-    let client = RegistryClient::new(admin.url.clone(), ClientOptions { ca, insecure, credentials: Some(creds), timeouts: admin.timeouts })
-        .map_err(|e| RegistryError::Protocol { what: "robot check".into(), message: e.to_string() })?;
+    let client = RegistryClient::new(
+        admin.url.clone(),
+        ClientOptions { ca, insecure, credentials: Some(creds), timeouts: admin.timeouts },
+    )
+    .map_err(|e| RegistryError::Protocol { what: "robot check".into(), message: e.to_string() })?;
     match client.check_access().await {
         Ok(()) => Ok(true),
         Err(RegistryError::Auth { .. }) => Ok(false),

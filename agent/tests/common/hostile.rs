@@ -118,9 +118,9 @@ fn serve(conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
                 uploads += 1;
                 let loc = format!("/v2/upload/{uploads}?_state=x");
                 match method.as_str() {
-                    "POST" | "PATCH" => format!(
-                        "HTTP/1.1 202 Accepted\r\nLocation: {loc}\r\nRange: 0-0\r\nContent-Length: 0\r\n\r\n"
-                    ),
+                    "POST" | "PATCH" => {
+                        format!("HTTP/1.1 202 Accepted\r\nLocation: {loc}\r\nRange: 0-0\r\nContent-Length: 0\r\n\r\n")
+                    }
                     "PUT" => "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n".to_owned(),
                     _ => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{html}", html.len()),
                 }

@@ -35,8 +35,11 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<String, SecretFileErr
     let refused = |why: String| SecretFileError::Refused { what: what.to_owned(), path: path.to_owned(), why };
     // Refuse what is not a regular file before opening it: opening a FIFO
     // blocks until a writer comes.
-    let meta = std::fs::metadata(path)
-        .map_err(|source| SecretFileError::Open { what: what.to_owned(), path: path.to_owned(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| SecretFileError::Open {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
     let kind = meta.file_type();
     if !kind.is_file() {
         let is = if kind.is_dir() {
@@ -59,15 +62,20 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<String, SecretFileErr
         .custom_flags(libc_o_nonblock())
         .open(path)
         .map_err(|source| SecretFileError::Open { what: what.to_owned(), path: path.to_owned(), source })?;
-    let meta =
-        file.metadata().map_err(|source| SecretFileError::Open { what: what.to_owned(), path: path.to_owned(), source })?;
+    let meta = file.metadata().map_err(|source| SecretFileError::Open {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
     if !meta.file_type().is_file() {
         return Err(refused("is not a regular file; a secret must be one".into()));
     }
     let mut bytes = Vec::new();
-    file.take(SECRET_FILE_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| SecretFileError::Open { what: what.to_owned(), path: path.to_owned(), source })?;
+    file.take(SECRET_FILE_MAX + 1).read_to_end(&mut bytes).map_err(|source| SecretFileError::Open {
+        what: what.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
     if bytes.len() as u64 > SECRET_FILE_MAX {
         return Err(refused(format!("is larger than {SECRET_FILE_MAX} bytes; a secret file holds one line")));
     }
