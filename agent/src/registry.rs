@@ -931,7 +931,24 @@ impl RegistryClient {
 
 #[cfg(test)]
 mod tests {
-    use super::uploaded_bytes;
+    use super::{uploaded_bytes, Refusal};
+
+    #[test]
+    fn only_harbors_quota_and_read_only_403s_are_refusals() {
+        let quota = r#"{"errors":[{"code":"DENIED","message":"adding 2.1 MiB of storage resource, which when updated to current usage of 8.3 MiB will exceed the configured upper limit of 10.0 MiB."}]}"#;
+        let ro = r#"{"errors":[{"code":"DENIED","message":"The system is in read only mode. Any modification is prohibited."}]}"#;
+        assert_eq!(Refusal::of(403, quota), Some(Refusal::Quota));
+        assert_eq!(Refusal::of(403, ro), Some(Refusal::ReadOnly));
+        assert_eq!(
+            Refusal::of(
+                403,
+                r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#
+            ),
+            None
+        );
+        assert_eq!(Refusal::of(403, ""), None);
+        assert_eq!(Refusal::of(401, quota), None, "a 401 is about credentials, whatever it says");
+    }
 
     #[test]
     fn upload_range_headers_count_bytes_held() {

@@ -6,7 +6,7 @@ mod common;
 
 use common::harbor::{HarborDouble, HarborOptions};
 use common::*;
-use edgeiso_testkit::{corpus, Registry};
+use edgeiso_testkit::{corpus, image_with_layer, Registry};
 
 /// A real registry, and a bundle of the corpus in a temp dir. No silent skip:
 /// `Registry::start` says what to install when docker-registry is missing.
@@ -199,4 +199,80 @@ fn a_mount_refused_with_404_falls_back_to_an_upload() {
     for img in &images {
         assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
     }
+}
+
+/// Two images of their own repositories (no shared blobs), in a bundle.
+fn two_images(dir: &std::path::Path) -> (Vec<edgeiso_testkit::TestImage>, std::path::PathBuf) {
+    let images: Vec<_> = ["quota/full", "quota/fine"]
+        .iter()
+        .enumerate()
+        .map(|(i, r)| image_with_layer(r, "1.0", 4096, 300 + i as u64))
+        .collect();
+    let entries: Vec<Entry> = images.iter().map(|i| Entry::workload(i, &i.reference())).collect();
+    let bundle = write_bundle(dir, "two", &entries, None).remove(0);
+    (images, bundle)
+}
+
+#[test]
+fn a_project_over_its_quota_fails_those_images_with_exit_3_and_loads_the_others() {
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (images, bundle) = two_images(dir.path());
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions { credentials: creds(), quota_exceeded_for: Some("quota/full".into()), ..Default::default() },
+    );
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(3), "a quota is not wrong credentials (5)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("storage quota is exhausted") && stderr.contains("quota/full"), "{stderr}");
+    assert!(!stderr.contains("refused the credentials"), "{stderr}");
+    let done = done_event(&out);
+    assert_eq!((done["loaded"].as_u64(), done["failed"].as_u64()), (Some(1), Some(1)), "{done}");
+    assert_loaded(&reg, "spectro-images/docker.io/quota/fine", "1.0", &images[1]);
+}
+
+#[test]
+fn harbor_in_read_only_mode_fails_the_images_with_exit_3_not_as_credentials() {
+    let reg = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, bundle) = two_images(dir.path());
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions {
+            credentials: creds(),
+            read_only: true,
+            projects: vec!["spectro-images".into()],
+            ..Default::default()
+        },
+    );
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("Harbor is in read-only mode"), "{stderr}");
+    assert!(!stderr.contains("refused the credentials"), "{stderr}");
+
+    // Without the project, its creation is refused the same way: exit 3.
+    let harbor =
+        HarborDouble::start(&reg.url(), HarborOptions { credentials: creds(), read_only: true, ..Default::default() });
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s2"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only mode"));
+}
+
+#[test]
+fn a_refused_bearer_token_answered_with_basic_realm_harbor_is_retried_with_basic() {
+    let (reg, dir, images, bundle) = setup();
+    let harbor = HarborDouble::start(
+        &reg.url(),
+        HarborOptions { credentials: creds(), bearer: true, refuse_tokens: true, ..Default::default() },
+    );
+    let out = load_with_password(&harbor.url, &bundle, &dir.path().join("s"), "Harbor12345");
+    assert_eq!(out.status.code(), Some(0));
+    for img in &images {
+        assert_loaded(&reg, &format!("spectro-images/docker.io/{}", img.repository), &img.tag, img);
+    }
+    // One token was tried; after its refusal everything went with Basic.
+    let tokens = harbor.requests().iter().filter(|r| r.starts_with("GET /service/token")).count();
+    assert_eq!(tokens, 1, "{:#?}", harbor.requests());
 }

@@ -57,6 +57,17 @@ pub struct HarborOptions {
     pub robot_name_prefix: Option<String>,
     /// Answer `POST /api/v2.0/robots` with this status and body instead.
     pub robot_answer: Option<(u16, String)>,
+    /// Refuse every write (blob upload close or PUT, manifest PUT) into a
+    /// repository whose name contains this, as Harbor does for a project
+    /// over its storage quota: 403 with [`QUOTA_EXCEEDED`].
+    pub quota_exceeded_for: Option<String>,
+    /// Harbor's read-only mode: every request but GET, HEAD and OPTIONS,
+    /// on `/v2/` and the API alike, gets 403 with [`READ_ONLY`].
+    pub read_only: bool,
+    /// In bearer mode, refuse every token on `/v2/`: a request that carried
+    /// an Authorization header is challenged with `Basic realm="harbor"`
+    /// (as Harbor always does then), and Basic credentials are taken.
+    pub refuse_tokens: bool,
 }
 
 /// A robot account the double made (`POST /api/v2.0/robots`): pull on
@@ -67,6 +78,16 @@ pub struct Robot {
     pub secret: String,
     pub project: String,
 }
+
+/// Harbor's answer to a write over the project's quota: `403`, code
+/// `DENIED`, the message of `src/pkg/quota/errors.go` (sent by
+/// `src/server/middleware/quota/quota.go`).
+pub const QUOTA_EXCEEDED: &str = r#"{"errors":[{"code":"DENIED","message":"adding 4.0 KiB of storage resource, which when updated to current usage of 9.0 KiB will exceed the configured upper limit of 10.0 KiB."}]}"#;
+
+/// Harbor's answer to a write in read-only mode: `403`, code `DENIED`
+/// (`src/server/middleware/readonly/readonly.go`).
+pub const READ_ONLY: &str =
+    r#"{"errors":[{"code":"DENIED","message":"The system is in read only mode. Any modification is prohibited."}]}"#;
 
 struct State {
     upstream: String,
@@ -251,6 +272,10 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         }
         return Ok(create_robot(&st, &body));
     }
+    let safe = matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS);
+    if st.opts.read_only && !safe && path != "/service/token" {
+        return Ok(reply(StatusCode::FORBIDDEN, READ_ONLY));
+    }
     if path == "/api/v2.0/projects" {
         if !basic_ok {
             return Ok(reply(StatusCode::UNAUTHORIZED, r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#));
@@ -290,7 +315,11 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
         return Ok(reply(StatusCode::OK, &format!(r#"{{"token":"{token}","expires_in":{life}}}"#)));
     }
     if path.starts_with("/v2/") {
-        if st.opts.bearer {
+        let basic_after_refused_token = st.opts.refuse_tokens && basic_ok && authz.is_some();
+        if st.opts.refuse_tokens && authz.is_some() && !basic_ok {
+            return Ok(unauthorized(r#"Basic realm="harbor""#.into()));
+        }
+        if st.opts.bearer && !basic_after_refused_token {
             let bearer = authz.as_deref().and_then(|a| a.strip_prefix("Bearer "));
             let robot_project = bearer.and_then(|t| {
                 let tokens = st.robot_tokens.lock().unwrap();
@@ -348,6 +377,13 @@ async fn handle(st: Arc<State>, req: Request<Incoming>) -> Result<Response<Full<
                     .header("range", "0-0")
                     .body(Full::new(Bytes::new()))
                     .unwrap());
+            }
+        }
+        if let Some(repo) = &st.opts.quota_exceeded_for {
+            let write = req.method() == hyper::Method::PUT;
+            if write && path.contains(repo.as_str()) {
+                let _ = req.into_body().collect().await;
+                return Ok(reply(StatusCode::FORBIDDEN, QUOTA_EXCEEDED));
             }
         }
         if let Some(status) = st.opts.mount_status {
