@@ -6,6 +6,7 @@
 //! boot stage that starts it; Palette's own webhook is switched off.
 
 mod common;
+use common::openssl::openssl;
 use common::render_to;
 
 use std::path::Path;
@@ -31,12 +32,6 @@ fn render_site(extra_site: &str, vip: Option<&str>) -> (tempfile::TempDir, std::
 
 fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     v.path(path).and_then(Value::as_str).unwrap_or_else(|| panic!("{path:?} in {v:?}"))
-}
-
-fn openssl(args: &[&str]) -> String {
-    let o = Command::new("openssl").args(args).output().expect("openssl");
-    assert!(o.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -83,8 +78,7 @@ fn the_webhook_gets_its_configuration_certificate_unit_and_settings() {
     std::fs::write(&ca_path, ca).unwrap();
     let cert = out.join("webhook/tls.crt");
     let key = out.join("webhook/tls.key");
-    assert!(openssl(&["verify", "-CAfile", ca_path.to_str().unwrap(), cert.to_str().unwrap()]).contains(": OK"));
-    let sans = openssl(&["x509", "-in", cert.to_str().unwrap(), "-noout", "-ext", "subjectAltName"]);
+    let sans = common::openssl::verified_sans(&ca_path, &cert, None);
     assert!(sans.contains("IP Address:10.0.0.10") && sans.contains("IP Address:127.0.0.1"), "{sans}");
     // The key fits the certificate, and only root reads it.
     let pubkey = |args: &[&str]| openssl(args);

@@ -7,7 +7,6 @@ mod common;
 use common::render_to;
 
 use std::path::Path;
-use std::process::Command;
 
 use edgeiso_installer_config::render::harbor;
 use edgeiso_installer_config::yaml::{self, Value};
@@ -189,19 +188,7 @@ fn harbor_from_the_pack_gets_pack_values_not_a_secret() {
         let ca = p.join("ca.crt");
         std::fs::write(&ca, s(&["harbor-config", "auth", "certs", "ca.crt"])).unwrap();
         // openssl checks the name the agent uses against the certificate.
-        let v = Command::new("openssl")
-            .args(["verify", "-verify_hostname", "harbor.site.example", "-CAfile"])
-            .arg(&ca)
-            .arg(&crt)
-            .output()
-            .unwrap();
-        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
-        let t = Command::new("openssl")
-            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
-            .arg(&crt)
-            .output()
-            .unwrap();
-        let sans = String::from_utf8_lossy(&t.stdout);
+        let sans = common::openssl::verified_sans(&ca, &crt, Some("harbor.site.example"));
         for want in ["DNS:spectro.registry.local", "IP Address:10.1.2.3", "DNS:harbor.site.example"] {
             assert!(sans.contains(want), "{sans}");
         }
@@ -255,4 +242,79 @@ fn image_names_harbor_cannot_store_are_refused_at_spec_load() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("site.yaml:4:") && e.contains("bootstrapImages"), "{e}");
+}
+
+/// A Harbor certificate the site brings is checked when the spec is read,
+/// with the verifier the agent uses: it must chain to `caFile` and serve
+/// `harbor.url`'s host, and with Harbor from the pack also
+/// `spectro.registry.local` and the VIP. A miss names the spec line and the
+/// name; a certificate that covers everything is taken as it is.
+#[test]
+fn a_harbor_certificate_the_site_brings_must_serve_the_names_nodes_use() {
+    if !edgeiso_testkit::tools_present("a_harbor_certificate_the_site_brings", &["openssl"]) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let site = p.join("site.yaml");
+    let spec_with = |sans: &str, deploy: &str| {
+        let dir = tempfile::tempdir_in(p).unwrap().keep();
+        common::openssl::make_server_cert(&dir, sans);
+        let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+        let text = format!(
+            "name: s\nharbor:\n  url: https://harbor.site.example:30003\n  vip: 10.1.2.3\n{deploy}  tls:\n    certFile: {name}/tls.crt\n    keyFile: {name}/tls.key\n    caFile: {name}/ca.crt\n"
+        );
+        Spec::from_str(&text, &site)
+    };
+    std::fs::create_dir(p.join("m")).unwrap();
+
+    // From the pack: all three names, or the spec line says which is missing.
+    let full = "DNS:spectro.registry.local,DNS:harbor.site.example,IP:10.1.2.3";
+    let spec = spec_with(full, "").unwrap();
+    let out = p.join("out");
+    render_to(&spec, &out, &RenderOptions::default()).unwrap();
+    let values = yaml::parse(&std::fs::read_to_string(out.join("harbor/pack-values.yaml")).unwrap()).unwrap();
+    let served = values.path(&["harbor-config", "auth", "certs", "tls.crt"]).and_then(Value::as_str).unwrap();
+    assert!(served.contains("BEGIN CERTIFICATE"));
+    for (sans, missing) in [
+        ("DNS:harbor.site.example,IP:10.1.2.3", "spectro.registry.local"),
+        ("DNS:spectro.registry.local,DNS:harbor.site.example", "10.1.2.3"),
+        ("DNS:spectro.registry.local,IP:10.1.2.3", "harbor.site.example"),
+    ] {
+        let e = spec_with(sans, "").unwrap_err().to_string();
+        assert!(e.contains("site.yaml:6:") && e.contains("harbor.tls.certFile"), "{e}");
+        assert!(e.contains(&format!("does not name `{missing}`")), "{e}");
+    }
+    // A wildcard serves what it matches, as on the node.
+    spec_with("DNS:*.site.example,DNS:spectro.registry.local,IP:10.1.2.3", "").unwrap();
+
+    // Harbor from manifests: only url's host is needed.
+    spec_with("DNS:harbor.site.example", "  manifests: m\n").unwrap();
+    let e = spec_with("DNS:other.example", "  manifests: m\n").unwrap_err().to_string();
+    assert!(e.contains("does not name `harbor.site.example`") && e.contains("other.example"), "{e}");
+
+    // Signed by a CA other than the one nodes are given.
+    let a = tempfile::tempdir_in(p).unwrap();
+    let b = tempfile::tempdir_in(p).unwrap();
+    common::openssl::make_server_cert(a.path(), full);
+    common::openssl::make_server_cert(b.path(), full);
+    let text = format!(
+        "name: s\nharbor:\n  url: https://harbor.site.example:30003\n  vip: 10.1.2.3\n  tls: {{certFile: {}, keyFile: {}, caFile: {}}}\n",
+        a.path().join("tls.crt").display(),
+        a.path().join("tls.key").display(),
+        b.path().join("ca.crt").display()
+    );
+    let e = Spec::from_str(&text, &site).unwrap_err().to_string();
+    assert!(
+        e.contains("is not signed by the CA in") && e.contains(&b.path().join("ca.crt").display().to_string()),
+        "{e}"
+    );
+    // No caFile: the certificate must then be its own anchor.
+    let text = format!(
+        "name: s\nharbor:\n  url: https://harbor.site.example:30003\n  vip: 10.1.2.3\n  tls: {{certFile: {}, keyFile: {}}}\n",
+        a.path().join("tls.crt").display(),
+        a.path().join("tls.key").display(),
+    );
+    let e = Spec::from_str(&text, &site).unwrap_err().to_string();
+    assert!(e.contains("caFile"), "{e}");
 }

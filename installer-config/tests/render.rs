@@ -512,19 +512,7 @@ fn minimal_spec_renders_with_generated_tls() {
     if edgeiso_testkit::tools_present("minimal_spec_renders_with_generated_tls", &["openssl"]) {
         let crt = out.join("tls.crt");
         std::fs::write(&crt, certs.path(&["tls.crt"]).and_then(Value::as_str).unwrap()).unwrap();
-        let v = Command::new("openssl")
-            .args(["verify", "-CAfile"])
-            .arg(out.join("harbor/ca.crt"))
-            .arg(&crt)
-            .output()
-            .unwrap();
-        assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
-        let t = Command::new("openssl")
-            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
-            .arg(&crt)
-            .output()
-            .unwrap();
-        let sans = String::from_utf8_lossy(&t.stdout);
+        let sans = common::openssl::verified_sans(&out.join("harbor/ca.crt"), &crt, None);
         for want in ["DNS:spectro.registry.local", "IP Address:127.0.0.1"] {
             assert!(sans.contains(want), "{sans}");
         }
@@ -709,10 +697,12 @@ fn bad_inputs_give_clear_errors() {
     let e = err("name: s\nregistries:\n  - {host: r.example, username: u, passwordEnv: EDGEISO_TEST_UNSET_VAR, secret: {name: r}}\n");
     assert!(e.contains("EDGEISO_TEST_UNSET_VAR") && e.contains("not set"), "{e}");
 
-    // A certificate file that is not PEM.
+    // A certificate file that is not PEM: refused when the spec is read.
     std::fs::write(p.join("c.pem"), "nope").unwrap();
-    let e = err("name: s\nharbor: {tls: {certFile: c.pem, keyFile: c.pem}}\n");
-    assert!(e.contains("c.pem") && e.contains("not a PEM"), "{e}");
+    let e = Spec::from_str("name: s\nharbor: {tls: {certFile: c.pem, keyFile: c.pem}}\n", &p.join("site.yaml"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("c.pem") && e.contains("no PEM CERTIFICATE") && e.contains("site.yaml:2:"), "{e}");
 
     // A broken user-data file, refused when the spec is read: the spec's
     // line, the file and its line, but not its lines (they may hold secrets).

@@ -9,15 +9,18 @@
 //!   with its mode set before a byte is written;
 //! - [`staged`]: a folder built under such a temp name and swapped in whole;
 //! - [`files`]: a set of files built in memory, to be written in one step;
-//! - [`secret`]: reading a secret (password) file: one line of a small regular file.
+//! - [`secret`]: reading a secret (password) file: one line of a small regular file;
+//! - [`bounded`]: reading a small input file whole, with a ceiling.
 
 pub mod atomic;
+pub mod bounded;
 pub mod files;
 pub mod secret;
 pub mod staged;
 pub mod temp;
 
 pub use atomic::{write_atomic, write_atomic_with_mode, FileMode};
+pub use bounded::read_bounded;
 pub use files::{FileSet, FileSetError, OutFile};
 pub use secret::{read_secret_file, SecretFileError, SECRET_FILE_MAX};
 pub use staged::{may_replace, StagedDir};

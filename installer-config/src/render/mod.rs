@@ -183,8 +183,7 @@ pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderE
                     message: "harbor.manifests with an https url: give harbor.tls (caFile, or certFile and keyFile) so nodes and the agent trust the certificate your manifests carry".into(),
                 });
             };
-            let ca = std::fs::read_to_string(t.ca_file.as_ref().unwrap_or(&t.cert_file))
-                .map_err(|e| RenderError::read(t.ca_file.as_ref().unwrap_or(&t.cert_file), e))?;
+            let ca = tls::read_pem(t.ca_file.as_ref().unwrap_or(&t.cert_file))?;
             // Only the CA is used: the manifests carry their own certificate.
             Some(tls::TlsMaterial { cert_pem: String::new(), key_pem: String::new(), ca_pem: ca, generated: false })
         }

@@ -24,27 +24,24 @@ pub struct TlsMaterial {
     pub generated: bool,
 }
 
-/// The SANs a generated certificate carries: `spectro.registry.local`, the
-/// VIP, url's host, and the loopback address the default url uses.
+/// The SANs a generated certificate carries: every name Harbor serves
+/// (`HarborSpec::served_names`), `spectro.registry.local` and the VIP
+/// whatever deploys Harbor, and loopback, where the default url points.
 pub fn sans(spec: &Spec) -> Vec<String> {
     let mut out = vec![HARBOR_DNS_NAME.to_owned()];
-    let mut add = |s: String| {
+    let vip = spec.harbor.vip.map(|v| v.to_string());
+    let served = spec.harbor.served_names();
+    for s in vip.into_iter().chain(served).chain(["127.0.0.1".into(), "localhost".into()]) {
         if !out.contains(&s) {
             out.push(s);
         }
-    };
-    if let Some(vip) = spec.harbor.vip {
-        add(vip.to_string());
     }
-    add(spec.harbor.url.host.clone());
-    add("127.0.0.1".into());
-    add("localhost".into());
     out
 }
 
 pub fn material(spec: &Spec) -> Result<TlsMaterial, RenderError> {
     if let Some(t) = &spec.harbor.tls {
-        let read = |p: &std::path::Path| std::fs::read_to_string(p).map_err(|e| RenderError::read(p, e));
+        let read = read_pem;
         let cert_pem = read(&t.cert_file)?;
         let key_pem = read(&t.key_file)?;
         for (p, text, want) in [(&t.cert_file, &cert_pem, "CERTIFICATE"), (&t.key_file, &key_pem, "PRIVATE KEY")] {
@@ -59,6 +56,14 @@ pub fn material(spec: &Spec) -> Result<TlsMaterial, RenderError> {
         return Ok(TlsMaterial { cert_pem, key_pem, ca_pem, generated: false });
     }
     material_at(spec, source_date_epoch()?)
+}
+
+/// A PEM file the spec names, read with the spec's ceiling for PEM files.
+pub(crate) fn read_pem(p: &std::path::Path) -> Result<String, RenderError> {
+    let bytes =
+        edgeiso_contract::fs::read_bounded(p, crate::spec::MAX_PEM_BYTES).map_err(|e| RenderError::read(p, e))?;
+    String::from_utf8(bytes)
+        .map_err(|_| RenderError::Input { file: p.to_owned(), message: "not PEM text (not UTF-8)".into() })
 }
 
 /// `SOURCE_DATE_EPOCH` (reproducible-builds.org), when set and not blank.

@@ -9,6 +9,7 @@
 
 mod checks;
 mod diagnostics;
+mod harbor_cert;
 mod keys;
 mod load;
 mod model;
@@ -18,6 +19,7 @@ mod validate;
 
 pub use checks::{check_dns_label, check_dns_subdomain};
 pub(crate) use diagnostics::yaml_error_quiet;
+pub(crate) use harbor_cert::MAX_PEM_BYTES;
 pub use keys::known_keys;
 pub(crate) use load::canonical_host;
 pub use load::read_secret_file;

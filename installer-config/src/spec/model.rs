@@ -239,6 +239,24 @@ pub struct HarborSpec {
     pub deployment: HarborDeployment,
 }
 
+impl HarborSpec {
+    /// The names Harbor's certificate must serve: `harbor.url`'s host, where
+    /// the agent pushes and nodes pull; and with Harbor from the profile's
+    /// pack, also `spectro.registry.local` and the VIP, which Palette's
+    /// components use (the Harbor Edge Native Config pack's `auth.certs`).
+    pub fn served_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.deployment == HarborDeployment::External {
+            names.push(crate::render::tls::HARBOR_DNS_NAME.to_owned());
+            names.extend(self.vip.map(|v| v.to_string()));
+        }
+        if !names.contains(&self.url.host) {
+            names.push(self.url.host.clone());
+        }
+        names
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HarborStorage {
     pub registry: Option<Size>,

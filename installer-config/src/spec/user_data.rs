@@ -4,7 +4,6 @@
 //! mapping; anything else (`userData: /etc/shadow`) is refused before a byte
 //! of it can reach the ISO. Messages never quote the file's content.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use crate::yaml::{self, Value};
@@ -18,14 +17,12 @@ pub const CLOUD_CONFIG_HEADER: &str = "#cloud-config";
 
 /// Why the file at `path` cannot be a user-data file, if it cannot.
 pub fn check(path: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_USER_DATA_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    if bytes.len() as u64 > MAX_USER_DATA_FILE_BYTES {
-        return Err(format!("{} is over 2 MiB: Kairos skips cloud-config files that large", path.display()));
-    }
+    let bytes = edgeiso_contract::fs::read_bounded(path, MAX_USER_DATA_FILE_BYTES).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => {
+            format!("{} is over 2 MiB: Kairos skips cloud-config files that large", path.display())
+        }
+        _ => e.to_string(),
+    })?;
     let text = String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     if text.lines().next().map(str::trim_end) != Some(CLOUD_CONFIG_HEADER) {
         return Err(format!(

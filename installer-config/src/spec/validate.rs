@@ -598,7 +598,7 @@ impl Validator<'_> {
             (None, Some(m)) => HarborDeployment::Manifests(self.path(m, "harbor.manifests", Want::Dir)?),
             (None, None) => HarborDeployment::External,
         };
-        Ok(HarborSpec {
+        let spec = HarborSpec {
             url,
             project,
             admin_password_file,
@@ -610,7 +610,12 @@ impl Validator<'_> {
             storage_class: h.storage_class.clone(),
             tls,
             deployment,
-        })
+        };
+        if let (Some(t), Some(raw)) = (&spec.tls, &h.tls) {
+            super::harbor_cert::check(&t.cert_file, t.ca_file.as_deref(), &spec.served_names())
+                .map_err(|why| self.err(pos(&raw.value.cert_file), format!("harbor.tls.certFile: {why}")))?;
+        }
+        Ok(spec)
     }
 }
 

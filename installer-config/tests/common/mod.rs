@@ -4,6 +4,10 @@
 
 use std::path::Path;
 
+// Not every test binary asks openssl.
+#[allow(dead_code)]
+pub mod openssl;
+
 use edgeiso_contract::fs::StagedDir;
 use edgeiso_installer_config::{render, RenderError, RenderOptions, RenderReport, Spec};
 
