@@ -30,6 +30,10 @@ pub mod out {
     pub const WEBHOOK_CERT: &str = "webhook/tls.crt";
     pub const WEBHOOK_KEY: &str = "webhook/tls.key";
     pub const WEBHOOK_UNIT: &str = "systemd/edgeiso-webhook.service";
+    /// kubeadm sites: the script and unit that import the bootstrap images
+    /// and apply `manifests/` ([`crate::unit::KUBEADM_UNIT`]).
+    pub const KUBEADM_BOOTSTRAP: &str = "kubeadm-bootstrap.sh";
+    pub const KUBEADM_UNIT: &str = "systemd/edgeiso-kubeadm-bootstrap.service";
     /// Marks a folder as render output, so a re-render may replace it.
     pub const MARKER: &str = ".edgeiso-render";
 }
@@ -112,6 +116,10 @@ pub mod node {
     pub const WEBHOOK_UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-webhook.service";
     pub const WEBHOOK_CERT: &str = "/usr/local/edgeiso/site/webhook/tls.crt";
     pub const WEBHOOK_KEY: &str = "/usr/local/edgeiso/site/webhook/tls.key";
+    /// [`super::out::KUBEADM_BOOTSTRAP`] and [`super::out::KUBEADM_UNIT`] in
+    /// [`SITE_DIR`]; the unit is installed as [`crate::unit::KUBEADM_UNIT_NAME`].
+    pub const KUBEADM_BOOTSTRAP: &str = "/usr/local/edgeiso/site/kubeadm-bootstrap.sh";
+    pub const KUBEADM_UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-kubeadm-bootstrap.service";
     /// The agent's journal when no `stateDir` is given.
     pub const DEFAULT_STATE_DIR: &str = "/var/lib/edgeiso";
     /// The nodes' pull credential and the agent's copies of the mirror files

@@ -16,6 +16,13 @@ pub const AGENT_UNIT: &str = include_str!("../dist/edgeiso-agent.service");
 pub const WEBHOOK_UNIT_NAME: &str = "edgeiso-webhook.service";
 pub const WEBHOOK_UNIT: &str = include_str!("../dist/edgeiso-webhook.service");
 
+/// kubeadm sites: what k3s/RKE2 do by themselves (import the bootstrap
+/// images, apply the deploy folder), done by a script its unit retries until
+/// the API server answers. Both ship as they are.
+pub const KUBEADM_UNIT_NAME: &str = "edgeiso-kubeadm-bootstrap.service";
+pub const KUBEADM_UNIT: &str = include_str!("../dist/edgeiso-kubeadm-bootstrap.service");
+pub const KUBEADM_BOOTSTRAP: &str = include_str!("../dist/edgeiso-kubeadm-bootstrap.sh");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +63,24 @@ mod tests {
         assert!(WEBHOOK_UNIT.contains("ProtectSystem=strict") && !WEBHOOK_UNIT.contains("ReadWritePaths"));
         assert!(WEBHOOK_UNIT.lines().any(|l| l == "CapabilityBoundingSet="));
         assert!(node::WEBHOOK_UNIT.ends_with(WEBHOOK_UNIT_NAME));
+    }
+
+    #[test]
+    fn the_kubeadm_unit_runs_the_script_where_the_node_layout_puts_it() {
+        let exec = KUBEADM_UNIT.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        assert_eq!(exec, format!("/bin/sh {}", node::KUBEADM_BOOTSTRAP));
+        assert!(KUBEADM_UNIT.contains(&format!("ConditionPathExists={}", node::KUBEADM_BOOTSTRAP)));
+        assert!(node::KUBEADM_UNIT.ends_with(KUBEADM_UNIT_NAME));
+        // The script's defaults are the node layout.
+        for (var, path) in [
+            ("EDGEISO_IMAGES_DIR", node::IMAGES_DIR.to_owned()),
+            ("EDGEISO_MANIFESTS_DIR", format!("{}/{}", node::SITE_DIR, crate::paths::out::MANIFESTS)),
+            ("EDGEISO_IMPORTED_DIR", format!("{}/imported", node::DEFAULT_STATE_DIR)),
+        ] {
+            assert!(KUBEADM_BOOTSTRAP.contains(&format!("${{{var}:-{path}}}")), "{var} defaults to {path}");
+        }
+        // Waiting for the API server must not hold up boot: not a oneshot.
+        assert!(KUBEADM_UNIT.lines().any(|l| l == "Type=exec"));
+        assert!(KUBEADM_UNIT.lines().any(|l| l == "StateDirectory=edgeiso"));
     }
 }

@@ -166,14 +166,6 @@ pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderE
             "no Harbor admin password in the spec: the agent and the nodes get no registry credentials".to_owned(),
         );
     }
-    if !spec.kubernetes.distribution.is_rancher() {
-        // k3s/RKE2 deploy server/manifests/ and import agent/images/ by
-        // themselves; kubeadm has neither, and the boot stage does not stand in.
-        warnings.push(format!(
-            "kubernetes.distribution {}: nodes pull through /etc/containerd/certs.d, but nothing applies manifests/ or imports the bootstrap images at boot: let the cluster profile's Harbor pack deploy Harbor",
-            spec.kubernetes.distribution.as_str()
-        ));
-    }
     let https = spec.harbor.url.tls;
     let tls_material = match deployment {
         HarborDeployment::Manifests(dir) if https => {
@@ -294,6 +286,9 @@ fn write_all(
         }
     } else {
         out.put(paths::CONTAINERD_REGISTRY_DROP_IN, mirrors::containerd_registry_drop_in().as_bytes(), Mode::Public)?;
+        // What k3s/RKE2 do by themselves: bootstrap images and manifests/.
+        out.put(paths::KUBEADM_BOOTSTRAP, edgeiso_contract::unit::KUBEADM_BOOTSTRAP.as_bytes(), Mode::Public)?;
+        out.put(paths::KUBEADM_UNIT, edgeiso_contract::unit::KUBEADM_UNIT.as_bytes(), Mode::Public)?;
     }
 
     // The agent.

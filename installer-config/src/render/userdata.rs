@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use edgeiso_contract::paths::{iso, live, node};
-use edgeiso_contract::unit::{AGENT_UNIT_NAME, WEBHOOK_UNIT_NAME};
+use edgeiso_contract::unit::{AGENT_UNIT_NAME, KUBEADM_UNIT_NAME, WEBHOOK_UNIT_NAME};
 
 use super::{mirrors, RenderError};
 use crate::spec::{read_secret_file, InterfaceSpec, Spec};
@@ -205,7 +205,7 @@ pub fn build(spec: &Spec, inp: &Inputs<'_>) -> Result<(Value, bool), RenderError
     let boot = vec![Value::Map(
         Map::new()
             .with("name", "edgeiso: deploy Harbor manifests and start the agent")
-            .with("commands", vec![boot_script(dist)]),
+            .with("commands", vec![boot_script(dist, spec.kubernetes.distribution.is_rancher())]),
     )];
     root.insert(
         "stages",
@@ -287,13 +287,13 @@ sync
     )
 }
 
-/// Runs at every boot of the installed node: idempotent.
-fn boot_script(dist: &str) -> String {
-    format!(
-        r#"set -eu
-site={site}
-[ -d "$site" ] || exit 0
-# Images that must run before Harbor does (Harbor's own): k3s/RKE2 import
+/// Runs at every boot of the installed node: idempotent. Puts the bootstrap
+/// images and manifests where the distribution takes them (k3s/RKE2: their
+/// own folders; kubeadm: the bootstrap unit does it), then starts the units.
+fn boot_script(dist: &str, rancher: bool) -> String {
+    let handoff = if rancher {
+        format!(
+            r#"# Images that must run before Harbor does (Harbor's own): k3s/RKE2 import
 # every archive in agent/images/ when they start, unless .cache.json exists
 # there: then (k3s >= 1.30.13, 1.31.9, 1.32.5, 1.33.1; k3s #12243) an archive
 # whose size and mtime did not change since its import is skipped. They never
@@ -310,15 +310,34 @@ for f in "$site"/manifests/*.yaml; do
   [ -e "$f" ] || continue
   install -m 0600 "$f" "/var/lib/rancher/{dist}/server/manifests/edgeiso-$(basename "$f")"
 done
-install -m 0644 {unit_src} /etc/systemd/system/{unit}
+"#,
+            images = node::IMAGES_DIR,
+        )
+    } else {
+        format!(
+            r#"# kubeadm has no images folder and no deploy folder: a unit imports the
+# bootstrap images into containerd and applies manifests/ once the API
+# server answers (docs/render.md, "kubeadm sites").
+install -m 0644 {kubeadm_unit_src} /etc/systemd/system/{kubeadm_unit}
+"#,
+            kubeadm_unit_src = node::KUBEADM_UNIT,
+            kubeadm_unit = KUBEADM_UNIT_NAME,
+        )
+    };
+    let start_kubeadm =
+        if rancher { String::new() } else { format!("systemctl enable --now --no-block {KUBEADM_UNIT_NAME}\n") };
+    format!(
+        r#"set -eu
+site={site}
+[ -d "$site" ] || exit 0
+{handoff}install -m 0644 {unit_src} /etc/systemd/system/{unit}
 # The image-redirect webhook, when the site has one: ordered after the load.
 if [ -f {webhook_unit_src} ]; then install -m 0644 {webhook_unit_src} /etc/systemd/system/{webhook_unit}; fi
 systemctl daemon-reload
-systemctl enable --now --no-block {unit}
+{start_kubeadm}systemctl enable --now --no-block {unit}
 if [ -f {webhook_unit_src} ]; then systemctl enable --now --no-block {webhook_unit}; fi
 "#,
         site = node::SITE_DIR,
-        images = node::IMAGES_DIR,
         unit_src = node::UNIT,
         unit = AGENT_UNIT_NAME,
         webhook_unit_src = node::WEBHOOK_UNIT,
