@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use edgeiso_bundle::signature::VerifyingKey;
 use edgeiso_bundle::verify::verify as verify_bundle;
 use edgeiso_bundle::{Bundle, BundleError};
 
 use crate::exit::{self, with_code};
 use crate::ui::{human_bytes, Event, Ui};
 
-fn open(path: &Path) -> anyhow::Result<Bundle> {
+pub(crate) fn open(path: &Path) -> anyhow::Result<Bundle> {
     Bundle::open(path).map_err(|e| {
         let code = match e {
             BundleError::Io { .. } => exit::FAILURE,
@@ -20,9 +21,17 @@ fn open(path: &Path) -> anyhow::Result<Bundle> {
     })
 }
 
-/// Check every checksum, blob digest and manifest reference of the bundle at `path`.
-pub fn verify(ui: &Ui, path: &Path) -> anyhow::Result<()> {
+/// Check every checksum, blob digest and manifest reference of the bundle at
+/// `path`, and first, with `key`, that `bundle.json` is signed by it.
+pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>) -> anyhow::Result<()> {
     let bundle = open(path)?;
+    if let Some(key) = key {
+        let key = VerifyingKey::read(key).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+        key.verify_bundle(bundle.path(), &bundle.meta_bytes).map_err(|e| {
+            with_code(exit::VERIFY_FAILED, anyhow::anyhow!("{}: {e}", bundle.path().display()))
+        })?;
+        ui.line(format!("{}: signature OK ({})", bundle.path().display(), key.path().display()));
+    }
     let bar = ui.bytes_bar(bundle.total_len(), "verifying");
     let report = verify_bundle(&bundle, &|n| bar.inc(n))?;
     bar.finish_and_clear();

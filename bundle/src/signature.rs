@@ -1,0 +1,240 @@
+//! Bundle signatures: ECDSA P-256 over SHA-256 of the exact bytes of
+//! `bundle.json`, which pins the sha256 of every other member. The signature
+//! file is `<bundle>.sig` beside the bundle (for split bundles beside the
+//! first part, named for the bundle: `NAME.tar.sig`), holding the base64 of
+//! the DER-encoded signature: what `cosign sign-blob` writes and `cosign
+//! verify-blob --key` and `openssl dgst -sha256 -verify` (after `base64 -d`)
+//! accept. See `docs/bundle-format.md` and decision 0015.
+//!
+//! Nothing here knows what kind of bundle it signs: [`SigningKey::sign`] and
+//! [`VerifyingKey::verify`] take the bytes of a `bundle.json`, so thin and
+//! delta bundles are signed the same way.
+//!
+//! Keys are PEM files as `openssl genpkey -algorithm EC -pkeyopt
+//! ec_paramgen_curve:P-256` writes them: PKCS#8 (`PRIVATE KEY`), or encrypted
+//! PKCS#8 (`ENCRYPTED PRIVATE KEY`, PBES2, with `-aes-256-cbc`), and the
+//! public key as SubjectPublicKeyInfo (`PUBLIC KEY`, `openssl pkey -pubout`).
+//! The cryptography is ring's (the workspace's one crypto stack, decision
+//! 0009); the `pkcs8` crate only parses and decrypts key files.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use pkcs8::der::pem;
+use pkcs8::spki::SubjectPublicKeyInfoRef;
+use pkcs8::{EncryptedPrivateKeyInfo, ObjectIdentifier};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING};
+
+use crate::parts::part_base;
+
+/// Appended to the bundle's name (the tar, not a part).
+pub const SIGNATURE_SUFFIX: &str = ".sig";
+
+/// A key file larger than this is not a key.
+const MAX_KEY_BYTES: u64 = 64 << 10;
+/// A P-256 DER signature is at most 72 bytes (96 in base64); anything much
+/// larger is not a signature.
+const MAX_SIGNATURE_BYTES: u64 = 4 << 10;
+
+const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    #[error("{path}: {source}", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key {path}: {reason}", path = path.display())]
+    Key { path: PathBuf, reason: String },
+    #[error("key {path} is encrypted and no password was given", path = path.display())]
+    PasswordNeeded { path: PathBuf },
+    #[error("key {path}: cannot decrypt it (wrong password, or a damaged key)", path = path.display())]
+    WrongPassword { path: PathBuf },
+    #[error("unsigned: no signature {path}", path = path.display())]
+    Unsigned { path: PathBuf },
+    #[error("signature {path} is malformed: {reason}", path = path.display())]
+    Malformed { path: PathBuf, reason: String },
+    #[error("signature {path} does not verify with the trusted key {key}: signed by another key, or bundle.json changed after signing", path = path.display(), key = key.display())]
+    Mismatch { path: PathBuf, key: PathBuf },
+    #[error("signing failed (the system's random source failed)")]
+    Sign,
+}
+
+/// Where the signature of the bundle whose first file is `first` lives:
+/// `NAME.tar` -> `NAME.tar.sig`, `NAME.tar.part000` -> `NAME.tar.sig`.
+pub fn signature_path(first: &Path) -> PathBuf {
+    let mut s = part_base(first).unwrap_or_else(|| first.to_path_buf()).into_os_string();
+    s.push(SIGNATURE_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// A private key that signs bundles.
+pub struct SigningKey {
+    pair: EcdsaKeyPair,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
+}
+
+impl SigningKey {
+    /// Read a PKCS#8 PEM key; `password` decrypts an encrypted one.
+    pub fn read(path: &Path, password: Option<&[u8]>) -> Result<SigningKey, SignatureError> {
+        // The key is secret: its text and decoded bytes live in zeroizing
+        // buffers only.
+        let text = pkcs8::der::zeroize::Zeroizing::new(read_bounded(path, MAX_KEY_BYTES)?);
+        let bad = |reason: String| SignatureError::Key { path: path.to_owned(), reason };
+        let text = std::str::from_utf8(&text).map_err(|_| bad("not a PEM file (not text)".into()))?;
+        let (label, der) =
+            pkcs8::SecretDocument::from_pem(text).map_err(|e| bad(format!("not a PEM file ({e})")))?;
+        let plain = match label {
+            "PRIVATE KEY" => der,
+            "ENCRYPTED PRIVATE KEY" => {
+                let password = password.ok_or_else(|| SignatureError::PasswordNeeded { path: path.to_owned() })?;
+                let info = EncryptedPrivateKeyInfo::try_from(der.as_bytes())
+                    .map_err(|e| bad(format!("not an encrypted PKCS#8 key ({e})")))?;
+                info.decrypt(password).map_err(|_| SignatureError::WrongPassword { path: path.to_owned() })?
+            }
+            "EC PRIVATE KEY" => {
+                return Err(bad("a SEC1 key; convert it to PKCS#8 with `openssl pkcs8 -topk8 -in KEY -out KEY.p8` \
+                     (add -nocrypt for no password)"
+                    .into()))
+            }
+            other => return Err(bad(format!("a PEM {other:?}, not a PKCS#8 private key (PRIVATE KEY)"))),
+        };
+        let rng = SystemRandom::new();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, plain.as_bytes(), &rng)
+            .map_err(|e| bad(format!("not an ECDSA P-256 key with its public key ({e})")))?;
+        Ok(SigningKey { pair, rng })
+    }
+
+    /// The signature file's text: base64 of the DER signature of `message`
+    /// (the bytes of a `bundle.json`), no line break.
+    pub fn sign(&self, message: &[u8]) -> Result<String, SignatureError> {
+        let sig = self.pair.sign(&self.rng, message).map_err(|_| SignatureError::Sign)?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(sig.as_ref()))
+    }
+
+    /// The uncompressed public point (to compare with a [`VerifyingKey`]).
+    pub fn public_point(&self) -> &[u8] {
+        use ring::signature::KeyPair as _;
+        self.pair.public_key().as_ref()
+    }
+}
+
+/// A public key that bundles must be signed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyingKey {
+    path: PathBuf,
+    /// The uncompressed P-256 point from the SubjectPublicKeyInfo.
+    point: Vec<u8>,
+}
+
+impl VerifyingKey {
+    /// Read a `PUBLIC KEY` PEM (SubjectPublicKeyInfo of an EC P-256 key).
+    pub fn read(path: &Path) -> Result<VerifyingKey, SignatureError> {
+        let text = read_bounded(path, MAX_KEY_BYTES)?;
+        VerifyingKey::from_pem(path, &text)
+    }
+
+    /// Parse `text`, naming the key `path` in messages.
+    pub fn from_pem(path: &Path, text: &[u8]) -> Result<VerifyingKey, SignatureError> {
+        let bad = |reason: String| SignatureError::Key { path: path.to_owned(), reason };
+        let (label, der) = pem::decode_vec(text).map_err(|e| bad(format!("not a PEM file ({e})")))?;
+        if label != "PUBLIC KEY" {
+            return Err(bad(format!(
+                "a PEM {label:?}, not a public key (PUBLIC KEY; `openssl pkey -in KEY -pubout` writes one)"
+            )));
+        }
+        let spki =
+            SubjectPublicKeyInfoRef::try_from(der.as_slice()).map_err(|e| bad(format!("not a public key ({e})")))?;
+        let curve = spki.algorithm.parameters_oid().ok();
+        if spki.algorithm.oid != ID_EC_PUBLIC_KEY || curve != Some(PRIME256V1) {
+            return Err(bad(format!(
+                "not an ECDSA P-256 public key (algorithm {}, parameters {})",
+                spki.algorithm.oid,
+                curve.map_or_else(|| "none".to_owned(), |c| c.to_string())
+            )));
+        }
+        let point = spki.subject_public_key.as_bytes().ok_or_else(|| bad("the key's bit string is not whole bytes".into()))?;
+        // Uncompressed point: 0x04, then X and Y of 32 bytes each. ring
+        // checks it lies on the curve when verifying.
+        if point.len() != 65 || point[0] != 4 {
+            return Err(bad("the P-256 point is not in uncompressed form".into()));
+        }
+        Ok(VerifyingKey { path: path.to_owned(), point: point.to_vec() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn point(&self) -> &[u8] {
+        &self.point
+    }
+
+    /// Check `signature_text` (as read from the signature file `sig_path`)
+    /// over `message` (the bytes of a `bundle.json`).
+    pub fn verify(&self, message: &[u8], sig_path: &Path, signature_text: &[u8]) -> Result<(), SignatureError> {
+        let malformed = |reason: String| SignatureError::Malformed { path: sig_path.to_owned(), reason };
+        // cosign and `base64` wrap or end the text with line breaks.
+        let compact: Vec<u8> = signature_text.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+        if compact.is_empty() {
+            return Err(malformed("empty".into()));
+        }
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(&compact)
+            .map_err(|e| malformed(format!("not base64 ({e})")))?;
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &self.point)
+            .verify(message, &der)
+            .map_err(|_| SignatureError::Mismatch { path: sig_path.to_owned(), key: self.path.clone() })
+    }
+
+    /// Check the signature beside the bundle whose first file is `first`
+    /// over `bundle_json` (its bytes as stored).
+    pub fn verify_bundle(&self, first: &Path, bundle_json: &[u8]) -> Result<(), SignatureError> {
+        let sig_path = signature_path(first);
+        let text = match read_bounded(&sig_path, MAX_SIGNATURE_BYTES) {
+            Err(SignatureError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Err(SignatureError::Unsigned { path: sig_path })
+            }
+            other => other?,
+        };
+        self.verify(bundle_json, &sig_path, &text)
+    }
+}
+
+/// Read a small input file whole: a regular file only (a FIFO would block,
+/// `/dev/zero` never ends), at most `max` bytes.
+fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, SignatureError> {
+    let io = |source| SignatureError::Io { path: path.to_owned(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path).map_err(io)?.take(max + 1).read_to_end(&mut buf).map_err(io)?;
+    if buf.len() as u64 > max {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {max} bytes"))));
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_named_for_the_bundle_not_its_part() {
+        assert_eq!(signature_path(Path::new("/b/content-x.tar")), Path::new("/b/content-x.tar.sig"));
+        assert_eq!(signature_path(Path::new("/b/content-x.tar.part000")), Path::new("/b/content-x.tar.sig"));
+    }
+}
