@@ -93,8 +93,7 @@ impl SigningKey {
         let text = pkcs8::der::zeroize::Zeroizing::new(read_bounded(path, MAX_KEY_BYTES)?);
         let bad = |reason: String| SignatureError::Key { path: path.to_owned(), reason };
         let text = std::str::from_utf8(&text).map_err(|_| bad("not a PEM file (not text)".into()))?;
-        let (label, der) =
-            pkcs8::SecretDocument::from_pem(text).map_err(|e| bad(format!("not a PEM file ({e})")))?;
+        let (label, der) = pkcs8::SecretDocument::from_pem(text).map_err(|e| bad(format!("not a PEM file ({e})")))?;
         let plain = match label {
             "PRIVATE KEY" => der,
             "ENCRYPTED PRIVATE KEY" => {
@@ -164,7 +163,8 @@ impl VerifyingKey {
                 curve.map_or_else(|| "none".to_owned(), |c| c.to_string())
             )));
         }
-        let point = spki.subject_public_key.as_bytes().ok_or_else(|| bad("the key's bit string is not whole bytes".into()))?;
+        let point =
+            spki.subject_public_key.as_bytes().ok_or_else(|| bad("the key's bit string is not whole bytes".into()))?;
         // Uncompressed point: 0x04, then X and Y of 32 bytes each. ring
         // checks it lies on the curve when verifying.
         if point.len() != 65 || point[0] != 4 {
