@@ -27,8 +27,9 @@ pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>) -> anyhow::Result<()> {
     let bundle = open(path)?;
     if let Some(key) = key {
         let key = VerifyingKey::read(key).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-        key.verify_bundle(bundle.path(), &bundle.meta_bytes)
-            .map_err(|e| with_code(exit::VERIFY_FAILED, anyhow::anyhow!("{}: {e}", bundle.path().display())))?;
+        key.verify_bundle(bundle.path(), &bundle.meta_bytes).map_err(|e| {
+            with_code(exit::SIGNATURE_REFUSED, anyhow::anyhow!("bundle {} refused: {e}", bundle.path().display()))
+        })?;
         ui.line(format!("{}: signature OK ({})", bundle.path().display(), key.path().display()));
     }
     let bar = ui.bytes_bar(bundle.total_len(), "verifying");

@@ -13,10 +13,19 @@ use crate::ui::{Event, Ui};
 /// The password of an encrypted signing key, when no password file is given.
 pub const KEY_PASSWORD_ENV: &str = "EDGEISO_SIGNING_KEY_PASSWORD";
 
-/// Read the signing key; `password` decrypts an encrypted one. A key that
-/// cannot be used is invalid input (exit 3), named by its path.
-pub fn read_key(path: &Path, password: Option<&str>) -> anyhow::Result<SigningKey> {
-    SigningKey::read(path, password.map(str::as_bytes)).map_err(|e| match e {
+/// Read the signing key at `path`. An encrypted key's password comes from
+/// `password_file` (its first line), else from [`KEY_PASSWORD_ENV`]: never
+/// from the command line. A key that cannot be used is invalid input
+/// (exit 3), named by its path; the password is never in a message.
+pub fn read_key(path: &Path, password_file: Option<&Path>) -> anyhow::Result<SigningKey> {
+    let password = match password_file {
+        Some(p) => Some(
+            edgeiso_contract::fs::read_secret_file(p, "--key-password-file")
+                .map_err(|e| with_code(exit::INVALID_INPUT, e))?,
+        ),
+        None => std::env::var(KEY_PASSWORD_ENV).ok().filter(|p| !p.is_empty()),
+    };
+    SigningKey::read(path, password.as_deref().map(str::as_bytes)).map_err(|e| match e {
         SignatureError::PasswordNeeded { .. } => with_code(
             exit::INVALID_INPUT,
             anyhow::anyhow!("{e}: give it with --key-password-file FILE or {KEY_PASSWORD_ENV}"),
@@ -38,4 +47,20 @@ pub fn sign(ui: &Ui, bundle: &Path, key: &SigningKey) -> anyhow::Result<PathBuf>
     ui.print(path.display().to_string());
     ui.event(&Event::Signed { bundle: opened.path().to_path_buf(), signature: path.clone() });
     Ok(path)
+}
+
+/// After `bundle create` wrote the bundle whose first file is `first`: sign
+/// it with `key`, or, unsigned, remove the signature an earlier run left
+/// under its name (it would not match this bundle's `bundle.json`).
+pub fn sign_or_clear(ui: &Ui, first: &Path, key: Option<&SigningKey>) -> anyhow::Result<()> {
+    if let Some(key) = key {
+        return sign(ui, first, key).map(drop);
+    }
+    let stale = signature_path(first);
+    match std::fs::remove_file(&stale) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::anyhow!("cannot remove the stale signature {}: {e}", stale.display()))
+        }
+        _ => Ok(()),
+    }
 }

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::boot_test::{boot_test, parse_forward, BootTestOptions};
 use crate::bundle_input::BundleInput;
+use crate::bundle_sign::read_key;
 use crate::check::{check, CheckOptions};
 use crate::create::{create_bundle, CreateOptions, OutputOptions};
 use crate::exit::{self, with_code};
@@ -44,22 +45,12 @@ fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<()> {
         Command::Bundle(BundleCommand::Create(a)) => {
             let spec = load_spec(&a.spec)?;
             // The key first: a wrong password fails before anything is pulled.
-            let key = a.sign_key.as_deref().map(|k| signing_key(k, a.sign_key_password_file.as_deref())).transpose()?;
+            let key = a.sign_key.as_deref().map(|k| read_key(k, a.sign_key_password_file.as_deref())).transpose()?;
             let written = create_bundle(ui, &spec, &create_options(&a))?;
-            let signature = edgeiso_bundle::signature::signature_path(&written.paths[0]);
-            match key {
-                Some(key) => crate::bundle_sign::sign(ui, &written.paths[0], &key).map(drop),
-                // A signature left by an earlier run would not match this bundle.
-                None => match std::fs::remove_file(&signature) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(anyhow::anyhow!("cannot remove the stale signature {}: {e}", signature.display()))
-                    }
-                    _ => Ok(()),
-                },
-            }
+            crate::bundle_sign::sign_or_clear(ui, &written.paths[0], key.as_ref())
         }
         Command::Bundle(BundleCommand::Sign(a)) => {
-            let key = signing_key(&a.key, a.key_password_file.as_deref())?;
+            let key = read_key(&a.key, a.key_password_file.as_deref())?;
             crate::bundle_sign::sign(ui, &a.bundle, &key).map(drop)
         }
         Command::Bundle(BundleCommand::Verify(a)) => crate::bundle_check::verify(ui, &a.bundle, a.key.as_deref()),
@@ -79,21 +70,6 @@ fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<()> {
 
 fn load_spec(path: &std::path::Path) -> anyhow::Result<edgeiso_installer_config::Spec> {
     edgeiso_installer_config::Spec::load(path).map_err(|e| with_code(exit::INVALID_INPUT, e))
-}
-
-/// The signing key, its password (if any) from the file or the environment.
-fn signing_key(
-    key: &std::path::Path,
-    password_file: Option<&std::path::Path>,
-) -> anyhow::Result<edgeiso_bundle::signature::SigningKey> {
-    let password = match password_file {
-        Some(p) => Some(
-            edgeiso_installer_config::spec::read_secret_file(p, "signing key password file")
-                .map_err(|e| with_code(exit::INVALID_INPUT, e))?,
-        ),
-        None => std::env::var(crate::bundle_sign::KEY_PASSWORD_ENV).ok().filter(|p| !p.is_empty()),
-    };
-    crate::bundle_sign::read_key(key, password.as_deref())
 }
 
 fn output_options(o: &OutputArgs) -> OutputOptions {

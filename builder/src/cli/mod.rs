@@ -23,7 +23,8 @@ pub use dispatch::run;
     long_about = "edgeiso bundles every image a site needs into one verifiable content bundle, renders the \
 site's airgap configuration, and lays both into a bootable installer ISO.",
     after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid input (spec, lock, archive), \
-4 verification failed, 5 registry refused (unknown image, wrong credentials)."
+4 verification failed, 5 registry refused (unknown image, wrong credentials), \
+6 signature refused (unsigned, another key's, or bundle.json changed after signing)."
 )]
 pub struct Cli {
     /// Log more (repeat for more detail); RUST_LOG overrides.
@@ -382,7 +383,7 @@ pub struct VerifyArgs {
     pub bundle: PathBuf,
     /// Also check the bundle's signature (`NAME.tar.sig`) against this
     /// public key (PEM, EC P-256): unsigned, another key's or changed after
-    /// signing is exit 4.
+    /// signing is exit 6.
     #[arg(long, value_name = "PUB.pem")]
     pub key: Option<PathBuf>,
 }
