@@ -140,8 +140,7 @@ pub struct VerifyingKey {
 impl VerifyingKey {
     /// Read a `PUBLIC KEY` PEM (SubjectPublicKeyInfo of an EC P-256 key).
     pub fn read(path: &Path) -> Result<VerifyingKey, SignatureError> {
-        let text = read_bounded(path, MAX_KEY_BYTES)?;
-        VerifyingKey::from_pem(path, &text)
+        VerifyingKey::from_pem(path, &read_key_file(path)?)
     }
 
     /// Parse `text`, naming the key `path` in messages.
@@ -210,6 +209,12 @@ impl VerifyingKey {
         };
         self.verify(bundle_json, &sig_path, &text)
     }
+}
+
+/// The bytes of a key file (a regular file, at most 64 KiB), to check with
+/// [`VerifyingKey::from_pem`] and copy as read.
+pub fn read_key_file(path: &Path) -> Result<Vec<u8>, SignatureError> {
+    read_bounded(path, MAX_KEY_BYTES)
 }
 
 /// Read a small input file whole: a regular file only (a FIFO would block,
