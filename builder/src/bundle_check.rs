@@ -21,15 +21,36 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<Bundle> {
     })
 }
 
+/// The signature beside `bundle` must be `key`'s over its `bundle.json`:
+/// else exit 6, naming the bundle and why.
+fn check_signature(bundle: &Bundle, key: &VerifyingKey) -> anyhow::Result<()> {
+    key.verify_bundle(bundle.path(), &bundle.meta_bytes).map_err(|e| {
+        with_code(exit::SIGNATURE_REFUSED, anyhow::anyhow!("bundle {} refused: {e}", bundle.path().display()))
+    })
+}
+
+/// With the spec's `trust.publicKey`, the bundle an ISO carries must be
+/// signed by it: the site's agent would refuse it on the node, so the ISO
+/// is not made.
+pub fn check_site_trust(spec: &edgeiso_installer_config::Spec, first: &Path) -> anyhow::Result<()> {
+    let Some(trust) = &spec.trust else { return Ok(()) };
+    let key = VerifyingKey::from_pem(&trust.public_key, &trust.public_key_pem)
+        .map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    check_signature(&open(first)?, &key).map_err(|e| {
+        e.context(
+            "the site's agent checks bundles by trust.publicKey and would refuse it: give a bundle signed by its \
+             key (edgeiso bundle create --sign-key, or edgeiso bundle sign) with --bundle",
+        )
+    })
+}
+
 /// Check every checksum, blob digest and manifest reference of the bundle at
 /// `path`, and first, with `key`, that `bundle.json` is signed by it.
 pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>) -> anyhow::Result<()> {
     let bundle = open(path)?;
     if let Some(key) = key {
         let key = VerifyingKey::read(key).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-        key.verify_bundle(bundle.path(), &bundle.meta_bytes).map_err(|e| {
-            with_code(exit::SIGNATURE_REFUSED, anyhow::anyhow!("bundle {} refused: {e}", bundle.path().display()))
-        })?;
+        check_signature(&bundle, &key)?;
         ui.line(format!("{}: signature OK ({})", bundle.path().display(), key.path().display()));
     }
     let bar = ui.bytes_bar(bundle.total_len(), "verifying");
