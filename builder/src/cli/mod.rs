@@ -328,7 +328,7 @@ pub enum BundleCommand {
   EDGEISO_SIGNING_KEY_PASSWORD=... edgeiso bundle sign build/content-store-042.tar.part000 --key encrypted.pem
 
 The signature is base64 of the DER signature, as cosign writes it:
-  cosign verify-blob --key signing.pub --signature content-store-042.tar.sig bundle.json
+  cosign verify-blob --key signing.pub --signature content-store-042.tar.sig --insecure-ignore-tlog=true bundle.json
   base64 -d content-store-042.tar.sig > sig.der && openssl dgst -sha256 -verify signing.pub -signature sig.der bundle.json")]
     Sign(SignArgs),
     /// List a bundle's images, platforms, sizes and roles.
