@@ -100,7 +100,17 @@ impl SigningKey {
                 let password = password.ok_or_else(|| SignatureError::PasswordNeeded { path: path.to_owned() })?;
                 let info = EncryptedPrivateKeyInfo::try_from(der.as_bytes())
                     .map_err(|e| bad(format!("not an encrypted PKCS#8 key ({e})")))?;
-                info.decrypt(password).map_err(|_| SignatureError::WrongPassword { path: path.to_owned() })?
+                info.decrypt(password).map_err(|e| match e {
+                    // A wrong password shows as bad padding, or (1 in 256)
+                    // as padding that happens to fit over garbage.
+                    pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) | pkcs8::Error::Asn1(_) => {
+                        SignatureError::WrongPassword { path: path.to_owned() }
+                    }
+                    e => bad(format!(
+                        "encrypted in a way edgeiso does not read ({e}); re-encrypt it with \
+                         `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8`"
+                    )),
+                })?
             }
             "EC PRIVATE KEY" => {
                 return Err(bad("a SEC1 key; convert it to PKCS#8 with `openssl pkcs8 -topk8 -in KEY -out KEY.p8` \
@@ -236,6 +246,78 @@ fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, SignatureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fresh key pair as PEM files in `dir`: (private, public).
+    fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        use ring::signature::KeyPair as _;
+        let rng = SystemRandom::new();
+        let der = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, der.as_ref(), &rng).unwrap();
+        // SubjectPublicKeyInfo of id-ecPublicKey / prime256v1, then the point.
+        let mut spki = hex_bytes("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+        spki.extend_from_slice(pair.public_key().as_ref());
+        let lf = pkcs8::der::pem::LineEnding::LF;
+        let (k, p) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
+        std::fs::write(&k, pem::encode_string("PRIVATE KEY", lf, der.as_ref()).unwrap()).unwrap();
+        std::fs::write(&p, pem::encode_string("PUBLIC KEY", lf, &spki).unwrap()).unwrap();
+        (k, p)
+    }
+
+    fn hex_bytes(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn signs_and_verifies_and_refuses_each_way_a_signature_can_be_wrong() {
+        let d = tempfile::tempdir().unwrap();
+        let (k, p) = keypair(d.path(), "ours");
+        let (other, _) = keypair(d.path(), "theirs");
+        let key = SigningKey::read(&k, None).unwrap();
+        let public = VerifyingKey::read(&p).unwrap();
+        assert_eq!(key.public_point(), public.point());
+        let json = b"{\"formatVersion\": 1}\n";
+        let sig = key.sign(json).unwrap();
+        let at = d.path().join("b.tar.sig");
+        public.verify(json, &at, sig.as_bytes()).unwrap();
+        // Wrapped and newline-terminated, as base64(1) writes it.
+        let wrapped = format!("{}\n{}\n", &sig[..40], &sig[40..]);
+        public.verify(json, &at, wrapped.as_bytes()).unwrap();
+        let changed = matches!(public.verify(b"{}", &at, sig.as_bytes()), Err(SignatureError::Mismatch { .. }));
+        assert!(changed, "a changed message");
+        let theirs = SigningKey::read(&other, None).unwrap().sign(json).unwrap();
+        assert!(matches!(public.verify(json, &at, theirs.as_bytes()), Err(SignatureError::Mismatch { .. })));
+        for bad in ["", "  \n", "not base64!"] {
+            let e = public.verify(json, &at, bad.as_bytes()).unwrap_err();
+            assert!(matches!(e, SignatureError::Malformed { .. }), "{bad:?}: {e}");
+            assert!(e.to_string().contains("b.tar.sig"), "{e}");
+        }
+        // The bundle's signature file: absent is unsigned, named.
+        let first = d.path().join("b.tar.part000");
+        let e = public.verify_bundle(&first, json).unwrap_err();
+        assert!(matches!(e, SignatureError::Unsigned { .. }) && e.to_string().contains("b.tar.sig"), "{e}");
+        std::fs::write(&at, &sig).unwrap();
+        public.verify_bundle(&first, json).unwrap();
+    }
+
+    #[test]
+    fn keys_are_read_bounded_from_regular_files_and_checked_for_kind() {
+        let d = tempfile::tempdir().unwrap();
+        let (k, p) = keypair(d.path(), "k");
+        let e = VerifyingKey::read(&k).unwrap_err().to_string();
+        assert!(e.contains("k.pem") && e.contains("not a public key"), "{e}");
+        let e = SigningKey::read(&p, None).unwrap_err().to_string();
+        assert!(e.contains("k.pub") && e.contains("not a PKCS#8 private key"), "{e}");
+        let big = d.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; (MAX_KEY_BYTES + 1) as usize]).unwrap();
+        let e = VerifyingKey::read(&big).unwrap_err().to_string();
+        assert!(e.contains("big.pem") && e.contains("larger than"), "{e}");
+        let e = VerifyingKey::read(d.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let sec1 = d.path().join("sec1.pem");
+        std::fs::write(&sec1, "-----BEGIN EC PRIVATE KEY-----\nMAA=\n-----END EC PRIVATE KEY-----\n").unwrap();
+        let e = SigningKey::read(&sec1, None).unwrap_err().to_string();
+        assert!(e.contains("openssl pkcs8 -topk8"), "{e}");
+    }
 
     #[test]
     fn the_signature_is_named_for_the_bundle_not_its_part() {
