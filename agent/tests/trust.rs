@@ -7,29 +7,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 use edgeiso_bundle::signature::{signature_path, SigningKey};
+use edgeiso_testkit::signing::{change_bundle_json, keypair, openssl_sign};
 use edgeiso_testkit::{image_with_layer, Registry};
 
 const UNTRUSTED: i32 = 9;
-
-fn sh(script: &str) {
-    let out = Command::new("bash").args(["-euo", "pipefail", "-c", script]).output().expect("bash");
-    assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// An openssl P-256 key pair: `NAME.pem`, `NAME.pub`.
-fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (key, public) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
-    sh(&format!(
-        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '{k}' && openssl pkey -in '{k}' -pubout -out '{p}'",
-        k = key.display(),
-        p = public.display()
-    ));
-    (key, public)
-}
 
 /// A bundle `content-NAME.tar` (or parts) of two small workload images.
 fn bundle(dir: &Path, name: &str, seed: u64, part_size: Option<u64>) -> Vec<PathBuf> {
@@ -47,15 +31,6 @@ fn edgeiso_sign(first: &Path, key: &Path) {
     let b = edgeiso_bundle::Bundle::open(first).unwrap();
     let text = SigningKey::read(key, None).unwrap().sign(&b.meta_bytes).unwrap();
     std::fs::write(signature_path(first), text).unwrap();
-}
-
-/// Sign with openssl over bundle.json extracted with tar.
-fn openssl_sign(tar: &Path, key: &Path) {
-    sh(&format!(
-        "tar -xOf '{t}' bundle.json | openssl dgst -sha256 -sign '{k}' | base64 -w0 > '{t}.sig'",
-        t = tar.display(),
-        k = key.display()
-    ));
 }
 
 fn refused(out: &std::process::Output, bundle: &str, why: &str) {
@@ -106,12 +81,7 @@ fn unsigned_another_keys_and_changed_after_signing_push_nothing_and_exit_9() {
     // Signed by the right key, then bundle.json changed (same length: the
     // tar and every checksum stay valid, only the signature can tell).
     openssl_sign(&tar, &key);
-    let bytes = std::fs::read(&tar).unwrap();
-    let from = b"\"tool\": \"edgeiso tests\"";
-    let at = bytes.windows(from.len()).position(|w| w == from).expect("the tool field");
-    let mut changed = bytes.clone();
-    changed[at..at + from.len()].copy_from_slice(b"\"tool\": \"edgeiso TESTS\"");
-    std::fs::write(&tar, &changed).unwrap();
+    change_bundle_json(&tar);
     let out = run(load_cmd(&reg.url(), &tar, &state, &trust));
     refused(&out, "content-b.tar", "changed after signing");
 

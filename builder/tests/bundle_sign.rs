@@ -7,35 +7,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::{edgeiso, p, simple_spec};
 use edgeiso_testkit::bundles::{write_bundle, Entry};
 use edgeiso_testkit::images::{self, image_with_layer};
+use edgeiso_testkit::signing::{change_bundle_json, keypair, openssl_sign, sh};
 use edgeiso_testkit::Registry;
-
-/// Run a shell command line, panicking with its output when it fails.
-fn sh(script: &str) -> String {
-    let out = Command::new("bash").args(["-euo", "pipefail", "-c", script]).output().expect("bash");
-    assert!(
-        out.status.success(),
-        "{script}\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A P-256 key pair as openssl writes it: `NAME.pem` (PKCS#8), `NAME.pub`.
-fn keypair(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (key, public) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
-    sh(&format!(
-        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '{k}' && openssl pkey -in '{k}' -pubout -out '{p}'",
-        k = key.display(),
-        p = public.display()
-    ));
-    (key, public)
-}
 
 /// `content-s.tar` (or its parts) with two small images.
 fn bundle(dir: &Path, part_size: Option<u64>) -> Vec<PathBuf> {
@@ -64,12 +41,7 @@ fn openssl_signs_edgeiso_verifies_and_the_other_way_round() {
     let sig = dir.path().join("content-s.tar.sig");
 
     // openssl -> edgeiso.
-    sh(&format!(
-        "openssl dgst -sha256 -sign '{}' '{}' | base64 -w0 > '{}'",
-        key.display(),
-        json.display(),
-        sig.display()
-    ));
+    openssl_sign(&tar, &key);
     let r = verify(&tar, &public).ok();
     assert!(r.stdout().contains("signature OK") || r.stderr().contains("signature OK"), "{}", r.stderr());
     // Wrapped base64 (as `base64` writes it by default) reads too.
@@ -165,17 +137,11 @@ fn unsigned_another_keys_and_changed_after_signing_are_refused_with_exit_6_namin
     assert_eq!(r.code(), 6, "another key's: {}", r.stderr());
     assert!(r.stderr().contains("content-s.tar") && r.stderr().contains("another key"), "{}", r.stderr());
 
-    let r = edgeiso(&["bundle", "sign", p(&tar), "--key", p(&key)], &[]).ok();
-    drop(r);
+    edgeiso(&["bundle", "sign", p(&tar), "--key", p(&key)], &[]).ok();
     verify(&tar, &public).ok();
-    // Change bundle.json in the tar after signing (same length, so the tar
-    // and every checksum stay valid: only the signature can tell).
-    let bytes = std::fs::read(&tar).unwrap();
-    let (from, to) = (b"\"tool\": \"edgeiso tests\"", b"\"tool\": \"edgeiso TESTS\"");
-    let at = bytes.windows(from.len()).position(|w| w == from).expect("the tool field in bundle.json");
-    let mut changed = bytes.clone();
-    changed[at..at + from.len()].copy_from_slice(to);
-    std::fs::write(&tar, &changed).unwrap();
+    // Change bundle.json in the tar after signing (the checksums stay
+    // valid: only the signature can tell).
+    change_bundle_json(&tar);
     edgeiso(&["bundle", "verify", p(&tar)], &[]).ok();
     let r = verify(&tar, &public);
     assert_eq!(r.code(), 6, "changed after signing: {}", r.stderr());

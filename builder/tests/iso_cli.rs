@@ -215,16 +215,7 @@ fn a_trusted_site_carries_its_key_and_the_bundles_signature_and_refuses_an_unsig
     let dir = tempfile::tempdir().unwrap();
     let source = source_registry();
     let agent = fake_static_agent(dir.path());
-    let (key, public) = (dir.path().join("site.pem"), dir.path().join("site.pub"));
-    let out = Command::new("bash")
-        .args(["-c", &format!(
-            "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '{k}' && openssl pkey -in '{k}' -pubout -out '{p}'",
-            k = key.display(),
-            p = public.display()
-        )])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (key, _) = edgeiso_testkit::signing::keypair(dir.path(), "site");
     let host = source.host();
     let spec = write_spec(
         dir.path(),

@@ -17,7 +17,6 @@
 //! The cryptography is ring's (the workspace's one crypto stack, decision
 //! 0009); the `pkcs8` crate only parses and decrypts key files.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -43,12 +42,12 @@ const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
-    #[error("{path}: {source}", path = path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // Not a `source`: the message carries it, and a chain printed with
+    // `{:#}` would say it twice.
+    #[error("{path}: {error}", path = path.display())]
+    Io { path: PathBuf, error: std::io::Error },
+    #[error("{0}")]
+    Read(std::io::Error),
     #[error("key {path}: {reason}", path = path.display())]
     Key { path: PathBuf, reason: String },
     #[error("key {path} is encrypted and no password was given", path = path.display())]
@@ -100,16 +99,22 @@ impl SigningKey {
                 let password = password.ok_or_else(|| SignatureError::PasswordNeeded { path: path.to_owned() })?;
                 let info = EncryptedPrivateKeyInfo::try_from(der.as_bytes())
                     .map_err(|e| bad(format!("not an encrypted PKCS#8 key ({e})")))?;
-                info.decrypt(password).map_err(|e| match e {
-                    // A wrong password shows as bad padding, or (1 in 256)
-                    // as padding that happens to fit over garbage.
-                    pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) | pkcs8::Error::Asn1(_) => {
-                        SignatureError::WrongPassword { path: path.to_owned() }
+                info.decrypt(password).map_err(|e| {
+                    use pkcs8::pkcs5::Error as P5;
+                    match e {
+                        pkcs8::Error::EncryptedPrivateKey(
+                            P5::UnsupportedAlgorithm { .. }
+                            | P5::NoPbes1CryptSupport
+                            | P5::AlgorithmParametersInvalid { .. },
+                        ) => bad(format!(
+                            "encrypted in a way edgeiso does not read ({e}); re-encrypt it with \
+                             `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8`"
+                        )),
+                        // A wrong password shows as bad padding (pkcs5 calls
+                        // it EncryptFailed), or (1 in 256) as padding that
+                        // happens to fit over garbage that is not DER.
+                        _ => SignatureError::WrongPassword { path: path.to_owned() },
                     }
-                    e => bad(format!(
-                        "encrypted in a way edgeiso does not read ({e}); re-encrypt it with \
-                         `openssl pkcs8 -topk8 -v2 aes-256-cbc -in KEY -out KEY.p8`"
-                    )),
                 })?
             }
             "EC PRIVATE KEY" => {
@@ -212,7 +217,7 @@ impl VerifyingKey {
     pub fn verify_bundle(&self, first: &Path, bundle_json: &[u8]) -> Result<(), SignatureError> {
         let sig_path = signature_path(first);
         let text = match read_bounded(&sig_path, MAX_SIGNATURE_BYTES) {
-            Err(SignatureError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(SignatureError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(SignatureError::Unsigned { path: sig_path })
             }
             other => other?,
@@ -227,20 +232,16 @@ pub fn read_key_file(path: &Path) -> Result<Vec<u8>, SignatureError> {
     read_bounded(path, MAX_KEY_BYTES)
 }
 
-/// Read a small input file whole: a regular file only (a FIFO would block,
-/// `/dev/zero` never ends), at most `max` bytes.
+/// Read a small input file whole: a regular file only (checked before
+/// opening: opening a FIFO would block), at most `max` bytes (the
+/// workspace's one bounded read).
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, SignatureError> {
-    let io = |source| SignatureError::Io { path: path.to_owned(), source };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
+    let io = |error| SignatureError::Io { path: path.to_owned(), error };
+    if !std::fs::metadata(path).map_err(io)?.is_file() {
         return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    let mut buf = Vec::new();
-    std::fs::File::open(path).map_err(io)?.take(max + 1).read_to_end(&mut buf).map_err(io)?;
-    if buf.len() as u64 > max {
-        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("larger than {max} bytes"))));
-    }
-    Ok(buf)
+    // Its errors name the file already.
+    edgeiso_contract::fs::read_bounded(path, max).map_err(SignatureError::Read)
 }
 
 #[cfg(test)]

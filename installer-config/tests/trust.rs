@@ -5,26 +5,18 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::render_to;
 use edgeiso_contract::paths::{live, node, out as paths};
 use edgeiso_contract::AgentConfig;
 use edgeiso_installer_config::{RenderOptions, Spec};
-
-fn openssl(args: &str) {
-    let out = Command::new("bash").args(["-c", &format!("openssl {args}")]).output().unwrap();
-    assert!(out.status.success(), "openssl {args}: {}", String::from_utf8_lossy(&out.stderr));
-}
+use edgeiso_testkit::signing::keypair_on;
 
 /// `keys/NAME.pem` and `keys/NAME.pub` in `dir`, on `curve`.
 fn keypair(dir: &Path, name: &str, curve: &str) -> (PathBuf, PathBuf) {
     let keys = dir.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let (k, p) = (keys.join(format!("{name}.pem")), keys.join(format!("{name}.pub")));
-    openssl(&format!("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:{curve} -out {}", k.display()));
-    openssl(&format!("pkey -in {} -pubout -out {}", k.display(), p.display()));
-    (k, p)
+    keypair_on(&keys, name, curve)
 }
 
 fn spec_text(public_key: &str) -> String {
