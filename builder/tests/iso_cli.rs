@@ -239,6 +239,14 @@ fn a_trusted_site_carries_its_key_and_the_bundles_signature_and_refuses_an_unsig
     assert!(run.stderr().contains("unsigned") && run.stderr().contains("trust.publicKey"), "{}", run.stderr());
     assert!(!refused.join("edgeiso/overlay.json").exists());
 
+    // Built on the way and signed with --sign-key: laid with its signature.
+    let built = dir.path().join("built");
+    overlay(&built, &["--sign-key", p(&key)]).ok();
+    assert!(built.join("opt/spectrocloud/content/content-cli.tar.sig").is_file());
+    // --sign-key does not sign a given bundle.
+    let run = overlay(&dir.path().join("both"), &["--sign-key", p(&key), "--bundle", p(&built)]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+
     // A signed bundle (one tar, re-split onto the ISO): its signature and
     // the key travel, and the live load's configuration names the key.
     let bundles = dir.path().join("bundles");

@@ -153,6 +153,8 @@ pub struct BundleBuildArgs {
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub pull: PullArgs,
+    #[command(flatten)]
+    pub sign: SignKeyArgs,
     /// Bundle parts on the ISO are at most this many bytes (ISO 9660 files stay under 4 GiB).
     #[arg(long, default_value_t = 3_000_000_000, value_parser = clap::value_parser!(u64).range(1024..4_294_967_295))]
     pub part_size: u64,
@@ -367,8 +369,17 @@ pub struct CreateArgs {
     pub out: OutputArgs,
     #[command(flatten)]
     pub pull: PullArgs,
+    #[command(flatten)]
+    pub sign: SignKeyArgs,
+}
+
+/// Signing a bundle as it is built (`bundle create`, and the bundle
+/// `overlay`/`iso`/`build` build on the way).
+#[derive(Debug, Clone, Args)]
+pub struct SignKeyArgs {
     /// Sign the bundle as it is written (see `bundle sign`), with this
-    /// private key (PKCS#8 PEM, EC P-256).
+    /// private key (PKCS#8 PEM, EC P-256). A site with trust.publicKey
+    /// needs its bundle signed by the matching key.
     #[arg(long, value_name = "KEY.pem")]
     pub sign_key: Option<PathBuf>,
     /// File holding the password of an encrypted --sign-key (one line). Or
