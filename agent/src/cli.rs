@@ -22,7 +22,9 @@ Exit status:
   5  the registry refused the credentials (401, or 403 for another reason)
   6  no bundle found, or a bundle is unreadable (missing or truncated part)
   7  TLS verification failed
-  8  --deadline expired before every image was loaded (a later run continues)";
+  8  --deadline expired before every image was loaded (a later run continues)
+  9  --trust: a bundle is unsigned, signed by another key, or its bundle.json
+     changed after signing; nothing was pushed";
 
 const LOAD_EXAMPLES: &str = "\
 Examples:
@@ -35,6 +37,10 @@ Examples:
 
   # From the initramfs: give up (exit 8, resumable) if not done in 10 minutes
   edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --deadline 10m
+
+  # Only bundles signed by the site's key (NAME.tar.sig beside each)
+  edgeiso-agent load --bundle /mnt/content-site.tar --registry http://127.0.0.1:5000 \\
+      --trust /usr/local/edgeiso/site/trust/bundle-signing.pub
 
   # Everything from the agent's configuration file, one flag overridden
   edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --concurrency 6
@@ -78,7 +84,7 @@ pub struct LoadArgs {
     /// Agent configuration file (YAML: the settings below, by their
     /// camelCase names: registry, project, ca, insecure, username,
     /// passwordFile, bundles, stateDir, concurrency, waitTimeout, deadline,
-    /// the webhook's section, which load ignores, and nodeMirrors, render's
+    /// trust, the webhook's section, which load ignores, and nodeMirrors, render's
     /// node mirror files to complete with the nodes' pull credential and
     /// install). Flags override it.
     #[arg(long, value_name = "FILE")]

@@ -74,6 +74,8 @@ pub struct LoadSettings {
     /// The node's mirror files to complete with the nodes' pull credential
     /// and install (empty: none; `node_mirrors::install`).
     pub node_mirrors: NodeMirrorsConfig,
+    /// `--trust`: the key every bundle must be signed by (none: unchecked).
+    pub trust: Option<edgeiso_bundle::signature::VerifyingKey>,
 }
 
 /// Blobs above this go in resumable chunks. Below it one streamed PUT is
@@ -160,6 +162,7 @@ impl LoadSettings {
             },
             retries: args.retries,
             node_mirrors: c.node_mirrors,
+            trust: c.trust.as_deref().map(crate::trust::read_key).transpose()?,
         })
     }
 }

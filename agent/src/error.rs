@@ -34,6 +34,10 @@ pub enum ExitStatus {
     /// consistent and interrupted uploads are resumable: a later run
     /// continues.
     Deadline = 8,
+    /// `--trust`: a bundle is unsigned, signed by another key, or its
+    /// bundle.json changed after signing. Checked before anything is
+    /// pushed: nothing was.
+    Untrusted = 9,
 }
 
 impl ExitStatus {
@@ -68,6 +72,8 @@ pub enum AgentError {
     },
     #[error("{failed} of {total} images failed to load")]
     ImagesFailed { failed: usize, total: usize },
+    #[error("bundle {} refused, nothing pushed: {reason}", bundle.display())]
+    Untrusted { bundle: PathBuf, reason: String },
     #[error("bundle unreadable: {0}")]
     BundleRead(String),
     #[error(
@@ -90,6 +96,7 @@ impl AgentError {
             AgentError::State { .. } => ExitStatus::Internal,
             AgentError::ImagesFailed { .. } | AgentError::Refused { .. } => ExitStatus::ImagesFailed,
             AgentError::Deadline { .. } | AgentError::DeadlineOverrun { .. } => ExitStatus::Deadline,
+            AgentError::Untrusted { .. } => ExitStatus::Untrusted,
         }
     }
 }

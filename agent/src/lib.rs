@@ -21,6 +21,7 @@ pub mod retry;
 pub mod robot;
 pub mod status;
 pub mod tls;
+pub mod trust;
 pub mod upload;
 pub mod webhook;
 

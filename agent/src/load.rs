@@ -301,6 +301,11 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     })
     .await
     .map_err(|e| AgentError::Usage(format!("bundle search panicked: {e}")))??;
+    // Signatures before the registry is asked anything: a refused bundle
+    // pushes nothing (decision 0015).
+    if let Some(key) = &settings.trust {
+        crate::trust::check_all(key, &bundles)?;
+    }
 
     if settings.insecure {
         warn!(registry = %settings.registry, "--insecure: TLS certificates are NOT verified");

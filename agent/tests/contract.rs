@@ -50,7 +50,7 @@ fn the_unit_restarts_exactly_on_the_exit_statuses_the_docs_say_a_retry_can_help(
         .collect();
     let table = documented_exit_statuses();
     let codes: Vec<u8> = table.iter().map(|(c, _)| *c).collect();
-    assert_eq!(codes, (0..=8).collect::<Vec<u8>>(), "every exit status documented, in order");
+    assert_eq!(codes, (0..=9).collect::<Vec<u8>>(), "every exit status documented, in order");
     for (code, retry) in &table {
         let hopeless = retry.starts_with("no");
         assert_eq!(
@@ -64,10 +64,12 @@ fn the_unit_restarts_exactly_on_the_exit_statuses_the_docs_say_a_retry_can_help(
         edgeiso_agent::ExitStatus::Internal,
         edgeiso_agent::ExitStatus::ImagesFailed,
         edgeiso_agent::ExitStatus::Deadline,
+        edgeiso_agent::ExitStatus::Untrusted,
     ] {
         assert!(codes.contains(&s.code()));
     }
     assert_eq!(edgeiso_agent::ExitStatus::Deadline.code(), 8);
+    assert_eq!(edgeiso_agent::ExitStatus::Untrusted.code(), 9);
 }
 
 #[test]
@@ -87,6 +89,7 @@ fn help_lists_every_documented_flag_and_exit_status() {
         "--state-dir",
         "--wait-timeout",
         "--deadline",
+        "--trust",
         "--json",
         "--config",
     ] {
@@ -95,7 +98,7 @@ fn help_lists_every_documented_flag_and_exit_status() {
     assert!(help.contains("EDGEISO_REGISTRY_PASSWORD"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_edgeiso-agent")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for code in 0..=8 {
+    for code in 0..=9 {
         assert!(help.contains(&format!("  {code}  ")), "exit status {code} undocumented");
     }
     // A password on the command line is not even an option.

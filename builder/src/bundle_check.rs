@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use edgeiso_bundle::signature::VerifyingKey;
 use edgeiso_bundle::verify::verify as verify_bundle;
 use edgeiso_bundle::{Bundle, BundleError};
 
 use crate::exit::{self, with_code};
 use crate::ui::{human_bytes, Event, Ui};
 
-fn open(path: &Path) -> anyhow::Result<Bundle> {
+pub(crate) fn open(path: &Path) -> anyhow::Result<Bundle> {
     Bundle::open(path).map_err(|e| {
         let code = match e {
             BundleError::Io { .. } => exit::FAILURE,
@@ -20,9 +21,38 @@ fn open(path: &Path) -> anyhow::Result<Bundle> {
     })
 }
 
-/// Check every checksum, blob digest and manifest reference of the bundle at `path`.
-pub fn verify(ui: &Ui, path: &Path) -> anyhow::Result<()> {
+/// The signature beside `bundle` must be `key`'s over its `bundle.json`:
+/// else exit 6, naming the bundle and why.
+fn check_signature(bundle: &Bundle, key: &VerifyingKey) -> anyhow::Result<()> {
+    key.verify_bundle(bundle.path(), &bundle.meta_bytes).map_err(|e| {
+        with_code(exit::SIGNATURE_REFUSED, anyhow::anyhow!("bundle {} refused: {e}", bundle.path().display()))
+    })
+}
+
+/// With the spec's `trust.publicKey`, the bundle an ISO carries must be
+/// signed by it: the site's agent would refuse it on the node, so the ISO
+/// is not made.
+pub fn check_site_trust(spec: &edgeiso_installer_config::Spec, first: &Path) -> anyhow::Result<()> {
+    let Some(trust) = &spec.trust else { return Ok(()) };
+    let key = VerifyingKey::from_pem(&trust.public_key, &trust.public_key_pem)
+        .map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    check_signature(&open(first)?, &key).map_err(|e| {
+        e.context(
+            "the site's agent checks bundles by trust.publicKey and would refuse it: give a bundle signed by its \
+             key (edgeiso bundle create --sign-key, or edgeiso bundle sign) with --bundle",
+        )
+    })
+}
+
+/// Check every checksum, blob digest and manifest reference of the bundle at
+/// `path`, and first, with `key`, that `bundle.json` is signed by it.
+pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>) -> anyhow::Result<()> {
     let bundle = open(path)?;
+    if let Some(key) = key {
+        let key = VerifyingKey::read(key).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+        check_signature(&bundle, &key)?;
+        ui.line(format!("{}: signature OK ({})", bundle.path().display(), key.path().display()));
+    }
     let bar = ui.bytes_bar(bundle.total_len(), "verifying");
     let report = verify_bundle(&bundle, &|n| bar.inc(n))?;
     bar.finish_and_clear();

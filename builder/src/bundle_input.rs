@@ -15,7 +15,14 @@ pub enum BundleInput {
     /// A tar, its first part, or the tar name whose parts exist.
     Given(PathBuf),
     /// Built from the spec into the step's work folder.
-    Build { locked: bool, cache: Option<PathBuf>, concurrency: usize },
+    /// With `sign_key`, the bundle is signed as `bundle create --sign-key`
+    /// signs it (read before anything is pulled).
+    Build {
+        locked: bool,
+        cache: Option<PathBuf>,
+        concurrency: usize,
+        sign_key: Option<std::sync::Arc<edgeiso_bundle::signature::SigningKey>>,
+    },
 }
 
 impl BundleInput {
@@ -31,7 +38,7 @@ impl BundleInput {
                 let b = edgeiso_bundle::Bundle::open(p).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
                 Ok(b.paths)
             }
-            BundleInput::Build { locked, cache, concurrency } => {
+            BundleInput::Build { locked, cache, concurrency, sign_key } => {
                 let dir = work.join("bundle");
                 std::fs::create_dir_all(&dir)?;
                 let opts = CreateOptions {
@@ -40,7 +47,9 @@ impl BundleInput {
                     cache: cache.clone(),
                     concurrency: *concurrency,
                 };
-                Ok(create_bundle(ui, spec, &opts)?.paths)
+                let paths = create_bundle(ui, spec, &opts)?.paths;
+                crate::bundle_sign::sign_or_clear(ui, &paths[0], sign_key.as_deref())?;
+                Ok(paths)
             }
         }
     }

@@ -6,6 +6,10 @@ pub const FAILURE: i32 = 1;
 pub const INVALID_INPUT: i32 = 3;
 pub const VERIFY_FAILED: i32 = 4;
 pub const REGISTRY_REFUSED: i32 = 5;
+/// `bundle verify --key`: unsigned, signed by another key, or `bundle.json`
+/// changed after signing (decision 0015). Its own code: a pipeline tells an
+/// untrusted bundle from a damaged one.
+pub const SIGNATURE_REFUSED: i32 = 6;
 
 /// An error carrying the exit code it should end the process with.
 #[derive(Debug)]

@@ -21,6 +21,7 @@
 pub mod boot_test;
 pub mod bundle_check;
 pub mod bundle_input;
+pub mod bundle_sign;
 pub mod cache;
 pub mod check;
 pub mod cli;

@@ -76,6 +76,7 @@ pub fn write_overlay(
     out: &Path,
 ) -> anyhow::Result<TreeReport> {
     let first = parts.first().ok_or_else(|| anyhow::anyhow!("no bundle"))?;
+    crate::bundle_check::check_site_trust(spec, first)?;
     let rendered = render_checked(ui, spec, Some(unique_blob_bytes(first)?))?;
     for w in &rendered.warnings {
         ui.line(format!("warning: {w}"));

@@ -210,6 +210,81 @@ fn overlay_tree_and_initramfs_follow_the_layout() {
     assert!(other.join("keep").is_file());
 }
 
+#[test]
+fn a_trusted_site_carries_its_key_and_the_bundles_signature_and_refuses_an_unsigned_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = source_registry();
+    let agent = fake_static_agent(dir.path());
+    let (key, _) = edgeiso_testkit::signing::keypair(dir.path(), "site");
+    let host = source.host();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: cli\nimages:\n  - {host}/team/app:1.0\nregistries:\n  - host: {host}\n    insecure: true\n\
+             harbor:\n  url: http://10.0.2.2:5000\nagent: {{liveLoad: true}}\ntrust:\n  publicKey: site.pub\n"
+        ),
+    );
+    let cache = dir.path().join("cache");
+    let overlay = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["overlay", "--spec", p(&spec), "--output", p(out), "--agent", p(&agent)];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--cache", p(&cache), "--part-size", "20000"]);
+        edgeiso(&args, &[])
+    };
+
+    // Built on the way, unsigned: the site's agent would refuse it, so no ISO tree.
+    let refused = dir.path().join("refused");
+    let run = overlay(&refused, &[]);
+    assert_eq!(run.code(), 6, "{}", run.stderr());
+    assert!(run.stderr().contains("unsigned") && run.stderr().contains("trust.publicKey"), "{}", run.stderr());
+    assert!(!refused.join("edgeiso/overlay.json").exists());
+
+    // Built on the way and signed with --sign-key: laid with its signature.
+    let built = dir.path().join("built");
+    overlay(&built, &["--sign-key", p(&key)]).ok();
+    assert!(built.join("opt/spectrocloud/content/content-cli.tar.sig").is_file());
+    // --sign-key does not sign a given bundle.
+    let run = overlay(&dir.path().join("both"), &["--sign-key", p(&key), "--bundle", p(&built)]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+
+    // A signed bundle (one tar, re-split onto the ISO): its signature and
+    // the key travel, and the live load's configuration names the key.
+    let bundles = dir.path().join("bundles");
+    edgeiso(
+        &[
+            "bundle",
+            "create",
+            "--spec",
+            p(&spec),
+            "--output",
+            p(&bundles),
+            "--cache",
+            p(&dir.path().join("cache")),
+            "--sign-key",
+            p(&key),
+        ],
+        &[],
+    )
+    .ok();
+    let out = dir.path().join("overlay");
+    overlay(&out, &["--bundle", p(&bundles.join("content-cli.tar"))]).ok();
+    let files = common::tree(&out);
+    for f in ["opt/spectrocloud/content/content-cli.tar.sig", "edgeiso/site/trust/bundle-signing.pub"] {
+        assert!(files.contains(&f.to_string()), "{f} missing from {files:?}");
+    }
+    assert!(files.contains(&"opt/spectrocloud/content/content-cli.tar.part001".to_string()), "re-split: {files:?}");
+    let img = std::fs::read(out.join("boot/edgeiso.img")).unwrap();
+    let config = decompressed_member(&img, "edgeiso/agent-live.yaml");
+    assert!(config.contains("trust: /run/initramfs/live/edgeiso/site/trust/bundle-signing.pub"), "{config}");
+    let node = std::fs::read_to_string(out.join("edgeiso/site/agent.yaml")).unwrap();
+    assert!(node.contains("trust: /usr/local/edgeiso/site/trust/bundle-signing.pub"), "{node}");
+    // What the node will check, checked here: the parts on the ISO and the
+    // signature beside them, against the key on the ISO.
+    let on_iso = out.join("opt/spectrocloud/content/content-cli.tar.part000");
+    edgeiso(&["bundle", "verify", p(&on_iso), "--key", p(&out.join("edgeiso/site/trust/bundle-signing.pub"))], &[])
+        .ok();
+}
+
 /// One member's bytes, from the decompressed cpio (newc, by hand).
 fn decompressed_member(img: &[u8], name: &str) -> String {
     let cpio = zstd::decode_all(img).unwrap();

@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod parts;
 pub mod reader;
 pub mod reference;
+pub mod signature;
 pub mod verify;
 pub mod writer;
 

@@ -104,6 +104,15 @@ pub struct AgentConfig {
     #[serde(default, with = "humantime_serde", skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Duration>,
 
+    /// PEM public key (EC P-256) every bundle must be signed by: its
+    /// signature `NAME.tar.sig` beside it (decision 0015). An unsigned
+    /// bundle, another key's signature, or a bundle.json changed after
+    /// signing is refused before anything is pushed, exit status 9.
+    /// Default: signatures are not checked.
+    #[arg(long, value_name = "PUB.pem", help_heading = "Load")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<PathBuf>,
+
     /// The image-redirect webhook's own settings (`webhook:` in the file).
     #[command(flatten)]
     #[serde(default, skip_serializing_if = "WebhookConfig::is_empty")]
@@ -254,6 +263,7 @@ impl AgentConfig {
             concurrency: self.concurrency.or(file.concurrency),
             wait_timeout: self.wait_timeout.or(file.wait_timeout),
             deadline: self.deadline.or(file.deadline),
+            trust: self.trust.or(file.trust),
             webhook: self.webhook.over(file.webhook),
             node_mirrors: if self.node_mirrors.is_empty() { file.node_mirrors } else { self.node_mirrors },
         }
@@ -297,6 +307,7 @@ mod tests {
             concurrency: Some(6),
             wait_timeout: Some(Duration::from_secs(180)),
             deadline: Some(Duration::from_secs(600)),
+            trust: Some("/site/trust/bundle-signing.pub".into()),
             webhook: WebhookConfig {
                 listen: Some("0.0.0.0:8443".into()),
                 tls_cert: Some("/w.crt".into()),
@@ -329,6 +340,7 @@ mod tests {
             "concurrency: 6",
             "waitTimeout: 3m",
             "deadline: 10m",
+            "trust: /site/trust/bundle-signing.pub",
             "webhook:",
             "  listen: 0.0.0.0:8443",
             "  tlsCert: /w.crt",

@@ -12,6 +12,9 @@ pub mod out {
     pub const AGENT_CONFIG: &str = "agent.yaml";
     pub const HARBOR_CA: &str = "harbor/ca.crt";
     pub const HARBOR_PASSWORD: &str = "harbor/admin-password";
+    /// The public key bundles must be signed by (the spec's
+    /// `trust.publicKey`; decision 0015).
+    pub const TRUST_KEY: &str = "trust/bundle-signing.pub";
     pub const UNIT: &str = "systemd/edgeiso-agent.service";
     pub const MANIFESTS: &str = "manifests";
     pub const REGISTRY_CREDENTIALS: &str = "manifests/registry-credentials.yaml";
@@ -110,6 +113,8 @@ pub mod node {
     pub const AGENT_CONFIG: &str = "/usr/local/edgeiso/site/agent.yaml";
     pub const HARBOR_CA: &str = "/usr/local/edgeiso/site/harbor/ca.crt";
     pub const HARBOR_PASSWORD: &str = "/usr/local/edgeiso/site/harbor/admin-password";
+    /// [`super::out::TRUST_KEY`] in [`SITE_DIR`].
+    pub const TRUST_KEY: &str = "/usr/local/edgeiso/site/trust/bundle-signing.pub";
     /// [`super::out::UNIT`] in [`SITE_DIR`]; the stages install it as [`crate::unit::AGENT_UNIT_NAME`].
     pub const UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-agent.service";
     /// [`super::out::WEBHOOK_UNIT`] in [`SITE_DIR`]; installed as [`crate::unit::WEBHOOK_UNIT_NAME`].
@@ -187,6 +192,7 @@ mod tests {
         assert_eq!(node::AGENT_CONFIG, AgentSite::NODE.site_file(out::AGENT_CONFIG));
         assert_eq!(node::HARBOR_CA, AgentSite::NODE.site_file(out::HARBOR_CA));
         assert_eq!(node::HARBOR_PASSWORD, AgentSite::NODE.site_file(out::HARBOR_PASSWORD));
+        assert_eq!(node::TRUST_KEY, AgentSite::NODE.site_file(out::TRUST_KEY));
         assert_eq!(node::UNIT, AgentSite::NODE.site_file(out::UNIT));
         assert_eq!(node::WEBHOOK_UNIT, AgentSite::NODE.site_file(out::WEBHOOK_UNIT));
         assert_eq!(node::WEBHOOK_CERT, AgentSite::NODE.site_file(out::WEBHOOK_CERT));

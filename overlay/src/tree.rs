@@ -5,6 +5,7 @@
 //! ```text
 //! config.yaml                                        rendered user-data
 //! opt/spectrocloud/content/content-NAME.tar.partNNN  the bundle, parts < 4 GiB
+//! opt/spectrocloud/content/content-NAME.tar.sig      its signature, when signed
 //! edgeiso/site/...                                   the rest of the render output
 //! edgeiso/images/content-NAME-bootstrap.tar          bootstrap images (k3s/RKE2 import them)
 //! edgeiso/bin/edgeiso-agent                          the static agent
@@ -17,6 +18,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use edgeiso_bundle::parts::{part_base, part_name, PartsReader};
+use edgeiso_bundle::signature::{signature_path, SIGNATURE_SUFFIX};
 use edgeiso_bundle::writer::WriteOptions;
 use edgeiso_bundle::{Bundle, BundleError, Role};
 use edgeiso_contract::fs::{may_replace, FileSet, StagedDir};
@@ -133,6 +135,13 @@ pub fn write_tree(inputs: &TreeInputs<'_>, dest: &Path) -> Result<TreeReport, Tr
     let base = part_base(first).unwrap_or_else(|| first.clone());
     let stem = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "content.tar".into());
     let bundle_parts = lay_parts(inputs.parts, &content, &stem, inputs.part_size)?;
+    // Its signature (decision 0015), if it has one: under the bundle's name
+    // beside the parts, where the agent looks for it.
+    let sig = signature_path(first);
+    if sig.is_file() {
+        let dest = content.join(format!("{stem}{SIGNATURE_SUFFIX}"));
+        fs::copy(&sig, &dest).map_err(io_at(&sig))?;
+    }
 
     // 2b. The bootstrap images (Harbor's own, and the spec's
     // bootstrapImages) as a bundle of their own that k3s/RKE2 import from

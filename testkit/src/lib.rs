@@ -10,6 +10,7 @@
 //! - [`bundles`]: content bundles written straight from synthesized images;
 //! - [`containerd`]: a private containerd daemon for `ctr images import`;
 //! - [`iso`]: the Debian test kernel, cached base ISOs, the static agent;
+//! - [`signing`]: openssl key pairs and bundle signatures (decision 0015);
 //! - [`files`]: file modes, leftover temp entries and a stand-in static
 //!   agent binary, for the ISO tests.
 //!
@@ -26,6 +27,7 @@ pub mod files;
 pub mod images;
 pub mod iso;
 pub mod registry;
+pub mod signing;
 
 pub use containerd::{have, tools_present, Containerd};
 pub use images::{

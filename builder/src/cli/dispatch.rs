@@ -8,10 +8,11 @@ use regex::Regex;
 
 use super::{
     AgentArgs, BootTestArgs, BundleBuildArgs, BundleCommand, CheckArgs, Cli, Command, CreateArgs, ImportArgs,
-    InitrdCompression, IsoArgs, LintArgs, OutputArgs, OverlayArgs, RenderArgs, SiteIsoArgs,
+    InitrdCompression, IsoArgs, LintArgs, OutputArgs, OverlayArgs, RenderArgs, SignKeyArgs, SiteIsoArgs,
 };
 use crate::boot_test::{boot_test, parse_forward, BootTestOptions};
 use crate::bundle_input::BundleInput;
+use crate::bundle_sign::read_key;
 use crate::check::{check, CheckOptions};
 use crate::create::{create_bundle, CreateOptions, OutputOptions};
 use crate::exit::{self, with_code};
@@ -43,16 +44,23 @@ fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Bundle(BundleCommand::Create(a)) => {
             let spec = load_spec(&a.spec)?;
-            create_bundle(ui, &spec, &create_options(&a)).map(drop)
+            // The key first: a wrong password fails before anything is pulled.
+            let key = sign_key(&a.sign)?;
+            let written = create_bundle(ui, &spec, &create_options(&a))?;
+            crate::bundle_sign::sign_or_clear(ui, &written.paths[0], key.as_ref())
         }
-        Command::Bundle(BundleCommand::Verify(a)) => crate::bundle_check::verify(ui, &a.bundle),
+        Command::Bundle(BundleCommand::Sign(a)) => {
+            let key = read_key(&a.key, a.key_password_file.as_deref())?;
+            crate::bundle_sign::sign(ui, &a.bundle, &key).map(drop)
+        }
+        Command::Bundle(BundleCommand::Verify(a)) => crate::bundle_check::verify(ui, &a.bundle, a.key.as_deref()),
         Command::Bundle(BundleCommand::Inspect(a)) => crate::bundle_check::inspect(ui, &a.bundle),
         Command::Bundle(BundleCommand::Import(a)) => import(ui, &import_options(a)),
         Command::Render(a) => render_site(ui, &render_options(a)),
         Command::Lint(a) => lint(ui, &lint_options(a)),
-        Command::Overlay(a) => overlay(ui, &overlay_options(a)),
-        Command::Iso(a) => iso(ui, &iso_options(a, false)),
-        Command::Build(a) => iso(ui, &iso_options(a, true)),
+        Command::Overlay(a) => overlay(ui, &overlay_options(a)?),
+        Command::Iso(a) => iso(ui, &iso_options(a, false)?),
+        Command::Build(a) => iso(ui, &iso_options(a, true)?),
         Command::SiteIso(a) => site_iso(ui, &site_iso_options(a)),
         Command::BootTest(a) => boot_test(ui, &boot_test_options(a)?),
         Command::Check(a) => check(ui, check_options(a)?),
@@ -89,15 +97,29 @@ fn lint_options(a: LintArgs) -> LintOptions {
     LintOptions { profile: a.profile, fix: a.fix }
 }
 
-fn bundle_input(b: &BundleBuildArgs) -> BundleInput {
-    match &b.bundle {
+/// The signing key of `--sign-key`, read (and decrypted) before any work.
+fn sign_key(a: &SignKeyArgs) -> anyhow::Result<Option<edgeiso_bundle::signature::SigningKey>> {
+    a.sign_key.as_deref().map(|k| read_key(k, a.sign_key_password_file.as_deref())).transpose()
+}
+
+fn bundle_input(b: &BundleBuildArgs) -> anyhow::Result<BundleInput> {
+    Ok(match &b.bundle {
+        Some(_) if b.sign.sign_key.is_some() => {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow::anyhow!(
+                    "--sign-key signs a bundle built on the way; --bundle is used as it is (sign it with `edgeiso bundle sign`)"
+                ),
+            ))
+        }
         Some(p) => BundleInput::Given(p.clone()),
         None => BundleInput::Build {
             locked: b.pull.locked,
             cache: b.pull.cache.clone(),
             concurrency: b.pull.concurrency.into(),
+            sign_key: sign_key(&b.sign)?.map(std::sync::Arc::new),
         },
-    }
+    })
 }
 
 fn agent_options(a: &AgentArgs) -> AgentOptions {
@@ -110,19 +132,19 @@ fn agent_options(a: &AgentArgs) -> AgentOptions {
     }
 }
 
-fn overlay_options(a: OverlayArgs) -> OverlayOptions {
-    OverlayOptions {
-        bundle: bundle_input(&a.bundle),
+fn overlay_options(a: OverlayArgs) -> anyhow::Result<OverlayOptions> {
+    Ok(OverlayOptions {
+        bundle: bundle_input(&a.bundle)?,
         part_size: a.bundle.part_size,
         agent: agent_options(&a.agent),
         spec: a.spec,
         output: a.output,
-    }
+    })
 }
 
-fn iso_options(a: IsoArgs, build: bool) -> IsoOptions {
-    IsoOptions {
-        bundle: bundle_input(&a.bundle),
+fn iso_options(a: IsoArgs, build: bool) -> anyhow::Result<IsoOptions> {
+    Ok(IsoOptions {
+        bundle: bundle_input(&a.bundle)?,
         part_size: a.bundle.part_size,
         agent: agent_options(&a.agent),
         spec: a.spec,
@@ -130,7 +152,7 @@ fn iso_options(a: IsoArgs, build: bool) -> IsoOptions {
         output: a.output,
         work_dir: a.work_dir,
         build,
-    }
+    })
 }
 
 fn site_iso_options(a: SiteIsoArgs) -> SiteIsoOptions {

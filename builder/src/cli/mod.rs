@@ -23,7 +23,8 @@ pub use dispatch::run;
     long_about = "edgeiso bundles every image a site needs into one verifiable content bundle, renders the \
 site's airgap configuration, and lays both into a bootable installer ISO.",
     after_help = "Exit codes: 0 success, 1 failure, 2 usage error, 3 invalid input (spec, lock, archive), \
-4 verification failed, 5 registry refused (unknown image, wrong credentials)."
+4 verification failed, 5 registry refused (unknown image, wrong credentials), \
+6 signature refused (unsigned, another key's, or bundle.json changed after signing)."
 )]
 pub struct Cli {
     /// Log more (repeat for more detail); RUST_LOG overrides.
@@ -152,6 +153,8 @@ pub struct BundleBuildArgs {
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
     pub pull: PullArgs,
+    #[command(flatten)]
+    pub sign: SignKeyArgs,
     /// Bundle parts on the ISO are at most this many bytes (ISO 9660 files stay under 4 GiB).
     #[arg(long, default_value_t = 3_000_000_000, value_parser = clap::value_parser!(u64).range(1024..4_294_967_295))]
     pub part_size: u64,
@@ -317,6 +320,19 @@ pub enum BundleCommand {
   edgeiso bundle verify build/content-store-042.tar
   edgeiso bundle verify build/content-store-042.tar.part000 --json")]
     Verify(VerifyArgs),
+    /// Sign a bundle: ECDSA P-256 over its bundle.json (which pins every
+    /// other member), written as `NAME.tar.sig` beside it.
+    #[command(after_help = "Examples:
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out signing.pem
+  openssl pkey -in signing.pem -pubout -out signing.pub
+  edgeiso bundle sign build/content-store-042.tar --key signing.pem
+  edgeiso bundle verify build/content-store-042.tar --key signing.pub
+  EDGEISO_SIGNING_KEY_PASSWORD=... edgeiso bundle sign build/content-store-042.tar.part000 --key encrypted.pem
+
+The signature is base64 of the DER signature, as cosign writes it:
+  cosign verify-blob --key signing.pub --signature content-store-042.tar.sig --insecure-ignore-tlog=true bundle.json
+  base64 -d content-store-042.tar.sig > sig.der && openssl dgst -sha256 -verify signing.pub -signature sig.der bundle.json")]
+    Sign(SignArgs),
     /// List a bundle's images, platforms, sizes and roles.
     #[command(after_help = "Examples:
   edgeiso bundle inspect build/content-store-042.tar
@@ -353,12 +369,48 @@ pub struct CreateArgs {
     pub out: OutputArgs,
     #[command(flatten)]
     pub pull: PullArgs,
+    #[command(flatten)]
+    pub sign: SignKeyArgs,
+}
+
+/// Signing a bundle as it is built (`bundle create`, and the bundle
+/// `overlay`/`iso`/`build` build on the way).
+#[derive(Debug, Clone, Args)]
+pub struct SignKeyArgs {
+    /// Sign the bundle as it is written (see `bundle sign`), with this
+    /// private key (PKCS#8 PEM, EC P-256). A site with trust.publicKey
+    /// needs its bundle signed by the matching key.
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign_key: Option<PathBuf>,
+    /// File holding the password of an encrypted --sign-key (one line). Or
+    /// set EDGEISO_SIGNING_KEY_PASSWORD.
+    #[arg(long, value_name = "FILE", requires = "sign_key")]
+    pub sign_key_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The bundle: a tar, its first part, or the tar name whose parts exist.
     pub bundle: PathBuf,
+    /// Also check the bundle's signature (`NAME.tar.sig`) against this
+    /// public key (PEM, EC P-256): unsigned, another key's or changed after
+    /// signing is exit 6.
+    #[arg(long, value_name = "PUB.pem")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The bundle: a tar, its first part, or the tar name whose parts exist.
+    pub bundle: PathBuf,
+    /// The private key: PKCS#8 PEM, EC P-256 (`openssl genpkey -algorithm EC
+    /// -pkeyopt ec_paramgen_curve:P-256`), encrypted or not.
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: PathBuf,
+    /// File holding the password of an encrypted key (one line). Or set
+    /// EDGEISO_SIGNING_KEY_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    pub key_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

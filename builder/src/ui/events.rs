@@ -26,6 +26,8 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         unique_blob_bytes: Option<u64>,
     },
+    /// `bundle sign` (or `bundle create --sign-key`): the signature is written.
+    Signed { bundle: PathBuf, signature: PathBuf },
     /// `bundle verify`.
     Verified { bundle: PathBuf, ok: bool, members: usize, bytes: u64, problems: Vec<Problem> },
     /// `bundle inspect --json`.

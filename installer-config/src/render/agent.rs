@@ -29,6 +29,8 @@ pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: b
         // waits as long as Harbor takes.
         wait_timeout: live.then_some(LIVE_WAIT_TIMEOUT),
         deadline: live.then_some(LIVE_DEADLINE),
+        // Live and node alike: the site's key reaches both with the site files.
+        trust: spec.trust.as_ref().map(|_| site.site_file(out::TRUST_KEY).into()),
         webhook: match spec.site.image_redirect_webhook {
             Some(true) if !live => WebhookConfig {
                 listen: None,

@@ -225,6 +225,10 @@ fn write_all(
     if let Some(t) = tls {
         out.put(paths::HARBOR_CA, t.ca_pem.as_bytes(), Mode::Public)?;
     }
+    // The key the agent checks bundles by, as the spec gave it.
+    if let Some(t) = &spec.trust {
+        out.put(paths::TRUST_KEY, &t.public_key_pem, Mode::Public)?;
+    }
     if let Some(pw) = admin_password {
         out.put(paths::HARBOR_PASSWORD, format!("{pw}\n").as_bytes(), Mode::Secret)?;
     }

@@ -47,6 +47,8 @@ pub struct Spec {
     pub profile: Option<PathBuf>,
     /// What the ISO's initramfs overlay does with the agent.
     pub agent: AgentSpec,
+    /// `trust:`: the key the agent requires every bundle to be signed by.
+    pub trust: Option<TrustSpec>,
     /// The file the spec was read from; relative paths in it were resolved
     /// against its folder.
     pub source_path: PathBuf,
@@ -348,6 +350,16 @@ impl Distribution {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KubernetesSpec {
     pub distribution: Distribution,
+}
+
+/// `trust:` of the spec (decision 0015).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustSpec {
+    /// `publicKey`, resolved against the spec's folder.
+    pub public_key: PathBuf,
+    /// Its bytes as read and checked at spec load (an EC P-256 `PUBLIC
+    /// KEY` PEM): what render copies to the site.
+    pub public_key_pem: Vec<u8>,
 }
 
 /// `agent:` of the spec.

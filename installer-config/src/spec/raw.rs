@@ -49,6 +49,15 @@ pub(super) struct RawSpec {
     pub(super) profile: Option<Sp<String>>,
     #[serde(default)]
     pub(super) agent: Option<RawAgent>,
+    #[serde(default)]
+    pub(super) trust: Option<RawTrust>,
+}
+
+/// `trust:`: what the node requires of bundles (decision 0015).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct RawTrust {
+    pub(super) public_key: Sp<String>,
 }
 
 #[derive(Deserialize)]

@@ -153,8 +153,22 @@ impl Validator<'_> {
             hardware,
             profile,
             agent: self.agent(raw.agent.as_ref())?,
+            trust: raw.trust.as_ref().map(|t| self.trust(t)).transpose()?,
             source_path: self.file.to_owned(),
         })
+    }
+
+    /// The key must be usable now: a bad one would only show on the node,
+    /// as every bundle refused.
+    fn trust(&self, raw: &RawTrust) -> Result<TrustSpec, SpecError> {
+        use edgeiso_bundle::signature::{read_key_file, VerifyingKey};
+        let path = self.path(&raw.public_key, "trust.publicKey", Want::File)?;
+        let bad = |e: edgeiso_bundle::signature::SignatureError| {
+            self.err(pos(&raw.public_key), format!("trust.publicKey: {e}"))
+        };
+        let pem = read_key_file(&path).map_err(bad)?;
+        VerifyingKey::from_pem(&path, &pem).map_err(bad)?;
+        Ok(TrustSpec { public_key: path, public_key_pem: pem })
     }
 
     fn agent(&self, raw: Option<&RawAgent>) -> Result<AgentSpec, SpecError> {
