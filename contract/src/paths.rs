@@ -57,6 +57,8 @@ pub mod iso {
     pub const CONTENT_DIR: &str = "/opt/spectrocloud/content";
     /// The initramfs overlay every boot entry also loads.
     pub const INITRD: &str = "/boot/edgeiso.img";
+    /// The site area ([`crate::site_area`]): every boot entry loads it last.
+    pub const SITE_AREA: &str = "/boot/edgeiso-site.img";
 }
 
 /// In the initramfs overlay, relative to its root (the kernel unpacks it

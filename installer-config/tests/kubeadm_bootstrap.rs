@@ -68,7 +68,8 @@ fn the_kubeadm_bootstrap_imports_harbors_images_once_and_applies_the_manifests()
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: harbor-core, namespace: harbor}\ndata: {a: b}\n",
     )
     .unwrap();
-    let text = "name: s\nkubernetes: {distribution: kubeadm}\nharbor:\n  url: http://10.0.0.5:30002\n  manifests: harbor\n";
+    let text =
+        "name: s\nkubernetes: {distribution: kubeadm}\nharbor:\n  url: http://10.0.0.5:30002\n  manifests: harbor\n";
     let spec = Spec::from_str(text, &d.path().join("site.yaml")).unwrap();
     let out = d.path().join("out");
     let report = render_to(&spec, &out, &RenderOptions::default()).unwrap();

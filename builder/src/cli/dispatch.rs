@@ -107,6 +107,7 @@ fn agent_options(a: &AgentArgs) -> AgentOptions {
             InitrdCompression::Zstd => Compression::Zstd,
             InitrdCompression::Gzip => Compression::Gzip,
         },
+        site_area_bytes: a.site_area_size,
     }
 }
 

@@ -120,6 +120,16 @@ pub struct AgentArgs {
     /// Compression of the initramfs overlay (gzip for kernels before 5.9).
     #[arg(long, value_enum, default_value_t = InitrdCompression::Zstd)]
     pub initrd_compression: InitrdCompression,
+    /// Bytes reserved on the ISO for one site's settings (`edgeiso
+    /// personalize`): a multiple of 2048, 64 KiB to 64 MiB. Empty, it changes nothing.
+    #[arg(long, value_name = "BYTES", default_value_t = edgeiso_contract::site_area::DEFAULT_BYTES, value_parser = parse_site_area_size)]
+    pub site_area_size: u64,
+}
+
+fn parse_site_area_size(s: &str) -> Result<u64, String> {
+    let bytes: u64 = s.parse().map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    edgeiso_contract::site_area::check_size(bytes)?;
+    Ok(bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -56,6 +56,7 @@ pub fn make_overlay(dir: &Path, label: &str) {
         part_size: PART_SIZE,
         agent: &agent,
         compression: Compression::Zstd,
+        site_area_bytes: edgeiso_contract::site_area::DEFAULT_BYTES,
     };
     write_tree(&tree, dir).unwrap();
 }
