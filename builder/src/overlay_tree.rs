@@ -84,6 +84,8 @@ pub fn write_overlay(
         ui.line(format!("warning: {w}"));
     }
     let registry = spec.harbor.url.to_string();
+    let golden_inputs =
+        edgeiso_installer_config::spec::snapshot::pack(spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
     let inputs = TreeInputs {
         site: &spec.name,
         registry: &registry,
@@ -95,6 +97,7 @@ pub fn write_overlay(
         agent,
         compression: agent_opts.compression,
         site_area_bytes: agent_opts.site_area_bytes,
+        golden_inputs: &golden_inputs,
     };
     let report = write_tree(&inputs, out).map_err(|e| {
         let code = match &e {

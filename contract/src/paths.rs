@@ -59,6 +59,9 @@ pub mod iso {
     pub const INITRD: &str = "/boot/edgeiso.img";
     /// The site area ([`crate::site_area`]): every boot entry loads it last.
     pub const SITE_AREA: &str = "/boot/edgeiso-site.img";
+    /// The golden's spec and every file it names, one tar (root-only):
+    /// `edgeiso personalize` renders each site from it.
+    pub const GOLDEN_INPUTS: &str = "/edgeiso/golden/inputs.tar";
 }
 
 /// In the initramfs overlay, relative to its root (the kernel unpacks it

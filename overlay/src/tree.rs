@@ -10,6 +10,7 @@
 //! edgeiso/bin/edgeiso-agent                          the static agent
 //! edgeiso/overlay.json                               what this tree holds (also marks it)
 //! boot/edgeiso.img                                   initramfs overlay: agent, live config, dracut hook
+//! edgeiso/golden/inputs.tar                          the spec and the files it names (personalize)
 //! boot/edgeiso-site.img                              the site area, empty (zeros): contract::site_area
 //! ```
 
@@ -58,6 +59,9 @@ pub struct TreeInputs<'a> {
     pub compression: Compression,
     /// The site area's size ([`edgeiso_contract::site_area::check_size`]).
     pub site_area_bytes: u64,
+    /// The spec and the files it names, as a tar
+    /// (`installer-config`'s `spec::snapshot`), for `edgeiso personalize`.
+    pub golden_inputs: &'a [u8],
 }
 
 /// What `write_tree` produced.
@@ -186,17 +190,22 @@ pub fn write_tree(inputs: &TreeInputs<'_>, dest: &Path) -> Result<TreeReport, Tr
     // file here; xorriso writes the zeros).
     let area = at(iso::SITE_AREA);
     fs::File::create(&area).and_then(|f| f.set_len(inputs.site_area_bytes)).map_err(io_at(&area))?;
+    let golden = at(iso::GOLDEN_INPUTS);
+    fs::create_dir_all(golden.parent().expect("has a parent")).map_err(io_at(&golden))?;
+    edgeiso_contract::fs::write_atomic(&golden, inputs.golden_inputs, edgeiso_contract::fs::FileMode::Secret)
+        .map_err(io_at(&golden))?;
 
     // The remaster keeps files others may not read private on the ISO
     // (render writes its secrets 0600 on purpose); this tree's own files get
     // explicit modes so the umask cannot make them look private, or the ISO
     // differ between hosts.
     normalise_own_modes(root)?;
-    // Once written, the area holds the site's secrets: root reads it, as
-    // the other private site files (the boot loaders ignore modes).
-    {
+    // Once written, the area holds the site's secrets, and the golden's
+    // inputs hold its own: root reads them, as the other private site files
+    // (the boot loaders ignore modes).
+    for private in [&area, &golden] {
         use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&area, fs::Permissions::from_mode(0o600)).map_err(io_at(&area))?;
+        fs::set_permissions(private, fs::Permissions::from_mode(0o600)).map_err(io_at(private))?;
     }
 
     // 5. overlay.json: lists the tree (it marks the folder as ours, and
