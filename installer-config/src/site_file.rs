@@ -134,7 +134,7 @@ impl SiteFile {
             };
             let message = if INLINE_SECRETS.contains(&last) {
                 format!("`{pattern}`: secrets are not written in a site file; give a file (`passwordFile`, `adminPasswordFile`) or a variable (`passwordEnv`)")
-            } else if known.iter().any(|k| *k == pattern) {
+            } else if known.contains(&pattern) {
                 format!(
                     "`{pattern}` is fixed by the golden ISO; a site file sets only {}",
                     PER_SITE.join(", ").replace(".*", "")
