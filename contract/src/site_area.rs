@@ -12,9 +12,16 @@
 //!   and the boot is the golden's;
 //! - **written**, it is one gzip-compressed `newc` cpio archive (gzip: the
 //!   one compression every kernel's initramfs unpacker has) followed by
-//!   zeros up to its size. The archive holds [`ROOT`] and, below it,
-//!   [`MANIFEST`] (what was written, by whom, for which site; no secret) and
-//!   the site's files under [`FILES`], each with its mode.
+//!   zeros up to its size. The kernel unpacks it over the initramfs overlay:
+//!   - [`MANIFEST`]: what was written, by whom, for which site (no secret),
+//!     and every other member's mode, size and sha256;
+//!   - [`FILES`]`/edgeiso/site/...`: the site's render output, which the
+//!     hook copies over the medium's into [`crate::paths::live::SITE_DIR`];
+//!   - [`OEM`]`/*.yaml`: the site's user-data for Kairos, which the hook puts
+//!     into the live root's `/oem` (Kairos reads `/oem` after the medium's
+//!     `/config.yaml`, later files winning; decision 0014);
+//!   - [`crate::paths::initrd::AGENT_CONFIG`]: the live load's configuration,
+//!     over the overlay's.
 //!
 //! The size is fixed when the ISO is built; `overlay.json` records it (key
 //! `siteArea`), which is also how `personalize` tells an ISO that has an area
@@ -40,6 +47,18 @@ pub const MANIFEST: &str = "edgeiso-site/area.json";
 /// The site's files, each at its ISO path below this folder
 /// (`edgeiso-site/files/edgeiso/site/agent.yaml`).
 pub const FILES: &str = "edgeiso-site/files";
+/// The site's cloud-config files for the live root's `/oem`.
+pub const OEM: &str = "edgeiso-site/oem";
+
+/// Whether an area may hold a file at `path` (a path in its archive): the
+/// site's render output, its `/oem` cloud-configs, the live load's
+/// configuration. Nothing else: the kernel would unpack anything anywhere.
+pub fn allowed_file(path: &str) -> bool {
+    let plain = !path.is_empty() && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+    let site = format!("{FILES}{}/", crate::paths::iso::SITE_DIR);
+    let oem = path.strip_prefix(&format!("{OEM}/")).is_some_and(|name| !name.contains('/') && name.ends_with(".yaml"));
+    plain && (path.starts_with(&site) || oem || path == crate::paths::initrd::AGENT_CONFIG)
+}
 
 /// Whether `bytes` is a size an area may have, and why not.
 pub fn check_size(bytes: u64) -> Result<(), String> {
@@ -67,15 +86,16 @@ pub struct AreaManifest {
     pub golden: String,
     /// The tool that wrote it (`edgeiso 0.1.0`).
     pub tool: String,
-    /// Each file below [`FILES`]: ISO path, mode, size and sha256; a reader
-    /// checks every one before it uses any.
+    /// Every file of the archive but this manifest: its path in the
+    /// archive, mode, size and sha256; a reader checks every one before it
+    /// uses any.
     pub files: Vec<AreaFile>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AreaFile {
-    /// Absolute ISO path (`/edgeiso/site/agent.yaml`).
+    /// Path in the archive (`edgeiso-site/files/edgeiso/site/agent.yaml`).
     pub path: String,
     pub mode: u32,
     pub bytes: u64,
@@ -85,6 +105,25 @@ pub struct AreaFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_area_holds_site_files_oem_configs_and_the_live_config_only() {
+        assert!(allowed_file("edgeiso-site/files/edgeiso/site/agent.yaml"));
+        assert!(allowed_file("edgeiso-site/files/edgeiso/site/harbor/ca.crt"));
+        assert!(allowed_file("edgeiso-site/oem/99_edgeiso-site.yaml"));
+        assert!(allowed_file("edgeiso/agent-live.yaml"));
+        for no in [
+            "edgeiso-site/files/config.yaml",
+            "edgeiso-site/files/edgeiso/site/../../../etc/shadow",
+            "edgeiso-site/oem/x/y.yaml",
+            "edgeiso-site/oem/run.sh",
+            "etc/passwd",
+            "lib/dracut/hooks/pre-pivot/00-evil.sh",
+            "",
+        ] {
+            assert!(!allowed_file(no), "{no}");
+        }
+    }
 
     #[test]
     fn sizes_are_whole_blocks_within_bounds() {

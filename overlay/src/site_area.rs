@@ -48,6 +48,10 @@ pub enum SiteAreaError {
     Corrupt { iso: PathBuf, why: String },
     #[error(transparent)]
     Archive(#[from] InitramfsError),
+    #[error(
+        "{path:?} cannot go into a site area (only the site's files, /oem cloud-configs and the live configuration)"
+    )]
+    NotAllowed { path: String },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> SiteAreaError + '_ {
@@ -76,7 +80,8 @@ pub enum AreaContent {
     Written { manifest: AreaManifest, files: Vec<(AreaFile, Vec<u8>)> },
 }
 
-/// One file to put into an area: its ISO path, mode and bytes.
+/// One file to put into an area: its path in the archive
+/// (`contract::site_area`), mode and bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SiteFile {
     pub path: String,
@@ -194,13 +199,16 @@ impl SiteArea {
 /// under [`site_area::FILES`] at its ISO path; gzip, checked by the kernel's
 /// rules before it is written.
 pub fn encode(manifest: &AreaManifest, files: &[SiteFile]) -> Result<Vec<u8>, SiteAreaError> {
+    if let Some(f) = files.iter().find(|f| !site_area::allowed_file(&f.path)) {
+        return Err(SiteAreaError::NotAllowed { path: f.path.clone() });
+    }
     let mut img = InitramfsBuilder::new(0);
     img.add_dir(site_area::ROOT, 0o700)?;
     img.add_dir(site_area::FILES, 0o700)?;
     let json = serde_json::to_vec_pretty(manifest).expect("plain data serializes");
     img.add_file(site_area::MANIFEST, json, 0o644)?;
     for f in files {
-        img.add_file(&format!("{}{}", site_area::FILES, f.path), f.bytes.clone(), f.mode)?;
+        img.add_file(&f.path, f.bytes.clone(), f.mode)?;
     }
     let mut out = Vec::new();
     img.write(&mut out, Compression::Gzip)?;
@@ -261,10 +269,12 @@ fn decode(raw: &[u8]) -> Result<AreaContent, String> {
     }
     let mut files = Vec::new();
     for want in &manifest.files {
-        let name = format!("{}{}", site_area::FILES, want.path);
+        if !site_area::allowed_file(&want.path) {
+            return Err(format!("it lists {:?}, which no site area may hold", want.path));
+        }
         let (_, mode, data) = entries
             .iter()
-            .find(|(n, ..)| *n == name)
+            .find(|(n, ..)| *n == want.path)
             .ok_or_else(|| format!("{:?} is listed but not in the archive", want.path))?;
         let got = AreaFile {
             path: want.path.clone(),
@@ -280,12 +290,10 @@ fn decode(raw: &[u8]) -> Result<AreaContent, String> {
     // Nothing else: folders of the area's own tree, and no other kind of entry.
     for (name, mode, _) in &entries {
         let ours = name == site_area::ROOT || name.starts_with(&format!("{}/", site_area::ROOT));
+        let parent_of_listed = files.iter().any(|(f, _)| f.path.starts_with(&format!("{name}/")));
         let accounted = match mode & 0o170000 {
-            0o040000 => ours,
-            0o100000 => {
-                name == site_area::MANIFEST
-                    || files.iter().any(|(f, _)| format!("{}{}", site_area::FILES, f.path) == *name)
-            }
+            0o040000 => ours || parent_of_listed,
+            0o100000 => name == site_area::MANIFEST || files.iter().any(|(f, _)| f.path == *name),
             _ => false,
         };
         if !accounted {
@@ -302,11 +310,15 @@ mod tests {
     fn sample() -> (AreaManifest, Vec<SiteFile>) {
         let files = vec![
             SiteFile {
-                path: "/edgeiso/site/agent.yaml".into(),
+                path: "edgeiso-site/files/edgeiso/site/agent.yaml".into(),
                 mode: 0o644,
                 bytes: b"registry: https://h:30003\n".to_vec(),
             },
-            SiteFile { path: "/edgeiso/site/harbor/admin-password".into(), mode: 0o600, bytes: b"pw\n".to_vec() },
+            SiteFile {
+                path: "edgeiso-site/files/edgeiso/site/harbor/admin-password".into(),
+                mode: 0o600,
+                bytes: b"pw\n".to_vec(),
+            },
         ];
         let manifest = AreaManifest {
             format: site_area::FORMAT,

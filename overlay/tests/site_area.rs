@@ -63,11 +63,15 @@ fn the_area_is_found_written_read_and_emptied_in_place() {
     let len_before = std::fs::metadata(&iso).unwrap().len();
     let files = vec![
         SiteFile {
-            path: "/edgeiso/site/agent.yaml".into(),
+            path: "edgeiso-site/files/edgeiso/site/agent.yaml".into(),
             mode: 0o644,
             bytes: b"registry: https://10.9.9.9:30003\n".to_vec(),
         },
-        SiteFile { path: "/edgeiso/site/harbor/admin-password".into(), mode: 0o600, bytes: b"s3cret\n".to_vec() },
+        SiteFile {
+            path: "edgeiso-site/files/edgeiso/site/harbor/admin-password".into(),
+            mode: 0o600,
+            bytes: b"s3cret\n".to_vec(),
+        },
     ];
     let manifest = AreaManifest {
         format: site_area::FORMAT,
@@ -102,7 +106,8 @@ fn the_area_is_found_written_read_and_emptied_in_place() {
     assert!(extract(&iso, "/boot/edgeiso-site.img", &tmp.path().join("area2.img")).iter().all(|&b| b == 0));
 
     // Too large: the sizes are named, nothing is written.
-    let big = vec![SiteFile { path: "/edgeiso/site/big".into(), mode: 0o644, bytes: random(2 << 20) }];
+    let big =
+        vec![SiteFile { path: "edgeiso-site/files/edgeiso/site/big".into(), mode: 0o644, bytes: random(2 << 20) }];
     let m = AreaManifest { files: big.iter().map(area_file).collect(), ..manifest.clone() };
     let e = area.write(Some((&m, &big))).unwrap_err();
     assert!(matches!(e, SiteAreaError::TooLarge { area: 1048576, .. }), "{e}");
