@@ -49,6 +49,9 @@ pub const MANIFEST: &str = "edgeiso-site/area.json";
 pub const FILES: &str = "edgeiso-site/files";
 /// The site's cloud-config files for the live root's `/oem`.
 pub const OEM: &str = "edgeiso-site/oem";
+/// The site file as given (its paths made absolute; it holds no secret):
+/// what `personalize --show` prints.
+pub const SITE_FILE: &str = "edgeiso-site/site.yaml";
 
 /// Whether an area may hold a file at `path` (a path in its archive): the
 /// site's render output, its `/oem` cloud-configs, the live load's
@@ -57,7 +60,7 @@ pub fn allowed_file(path: &str) -> bool {
     let plain = !path.is_empty() && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
     let site = format!("{FILES}{}/", crate::paths::iso::SITE_DIR);
     let oem = path.strip_prefix(&format!("{OEM}/")).is_some_and(|name| !name.contains('/') && name.ends_with(".yaml"));
-    plain && (path.starts_with(&site) || oem || path == crate::paths::initrd::AGENT_CONFIG)
+    plain && (path.starts_with(&site) || oem || path == crate::paths::initrd::AGENT_CONFIG || path == SITE_FILE)
 }
 
 /// Whether `bytes` is a size an area may have, and why not.

@@ -69,6 +69,8 @@ pub struct SiteArea {
     pub golden: String,
     /// How long to wait for another reader or writer ([`LOCK_WAIT`]).
     pub lock_wait: Duration,
+    /// Where every file of the ISO is (from the same listing).
+    extents: std::collections::BTreeMap<String, crate::iso::Extents>,
 }
 
 /// What an area holds.
@@ -138,7 +140,7 @@ pub fn locate(x: &Xorriso, iso: &Path) -> Result<SiteArea, SiteAreaError> {
         return Err(no_area(&format!("the site area ends past the image ({image_len} bytes): a truncated ISO?")));
     }
     let golden = overlay["site"].as_str().unwrap_or_default().to_owned();
-    Ok(SiteArea { iso: iso.to_owned(), offset, bytes, golden, lock_wait: LOCK_WAIT })
+    Ok(SiteArea { iso: iso.to_owned(), offset, bytes, golden, lock_wait: LOCK_WAIT, extents })
 }
 
 /// Lock `file` (`exclusive` or shared), waiting up to `wait`.
@@ -160,6 +162,33 @@ fn lock(file: &File, iso: &Path, exclusive: bool, wait: Duration) -> Result<(), 
 }
 
 impl SiteArea {
+    /// The bytes of the ISO's file at `path` (an ISO path), when it has one
+    /// of at most `max` bytes: the golden's own files, read in place.
+    pub fn iso_file(&self, path: &str, max: u64) -> Result<Option<Vec<u8>>, SiteAreaError> {
+        let Some(sections) = self.extents.get(path) else { return Ok(None) };
+        let total: u64 = sections.iter().map(|(_, len)| len).sum();
+        if total > max {
+            return Err(SiteAreaError::NoArea {
+                iso: self.iso.clone(),
+                why: format!("{path} is {total} bytes, more than the {max} it may be"),
+            });
+        }
+        let file = File::open(&self.iso).map_err(io_at(&self.iso))?;
+        let mut out = Vec::with_capacity(total as usize);
+        for (offset, len) in sections {
+            let mut buf = vec![0u8; *len as usize];
+            file.read_exact_at(&mut buf, *offset).map_err(io_at(&self.iso))?;
+            out.extend_from_slice(&buf);
+        }
+        Ok(Some(out))
+    }
+
+    /// The ISO's files below the folder `dir` (an ISO path), sorted.
+    pub fn iso_files_under(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{}/", dir.trim_end_matches('/'));
+        self.extents.keys().filter(|p| p.starts_with(&prefix)).cloned().collect()
+    }
+
     /// What the area holds, every file checked against the manifest.
     pub fn read(&self) -> Result<AreaContent, SiteAreaError> {
         let file = File::open(&self.iso).map_err(io_at(&self.iso))?;
@@ -185,6 +214,31 @@ impl SiteArea {
         }
         let mut file = OpenOptions::new().read(true).write(true).open(&self.iso).map_err(io_at(&self.iso))?;
         lock(&file, &self.iso, true, self.lock_wait)?;
+        self.write_payload(&mut file, payload)
+    }
+
+    /// [`SiteArea::write`] through `file`, an open, writable handle of the
+    /// ISO whose exclusive lock the caller already holds (a copy being made).
+    pub fn write_locked(
+        &self,
+        file: &mut File,
+        content: Option<(&AreaManifest, &[SiteFile])>,
+    ) -> Result<u64, SiteAreaError> {
+        let payload = match content {
+            Some((manifest, files)) => encode(manifest, files)?,
+            None => Vec::new(),
+        };
+        if payload.len() as u64 > self.bytes {
+            return Err(SiteAreaError::TooLarge {
+                iso: self.iso.clone(),
+                needed: payload.len() as u64,
+                area: self.bytes,
+            });
+        }
+        self.write_payload(file, payload)
+    }
+
+    fn write_payload(&self, file: &mut File, payload: Vec<u8>) -> Result<u64, SiteAreaError> {
         let mut area = payload;
         let used = area.len() as u64;
         area.resize(self.bytes as usize, 0);
