@@ -123,15 +123,56 @@ fn one_golden_becomes_two_sites_and_back() {
     );
     assert!(!human.stderr().contains("store-1-Harbor-1") && !human.stdout().contains("store-1-Harbor-1"));
 
-    // Site 2 in place on a copy of site 1: the site's settings replace site 1's.
+    // Site 2 in place on a copy of site 1: the site's settings replace site
+    // 1's. It has users, and its Harbor on https at a VIP: everything that
+    // depends on them is the site's (user-data, node mirrors, certificate).
     let s2 = dir.join("store-2.iso");
     std::fs::copy(&s1, &s2).unwrap();
-    edgeiso(&["personalize", p(&s2), "--site", p(&site_file(dir, "store-2", 5002)), "--in-place"], &[]).ok();
+    let site2 = site_file(dir, "store-2", 5002);
+    std::fs::write(dir.join("sites/ops.hash"), "$6$salt$hash\n").unwrap();
+    let text = std::fs::read_to_string(&site2)
+        .unwrap()
+        .replace("http://10.0.2.2:5002", "https://10.2.0.5:30003\n  vip: 10.2.0.10");
+    std::fs::write(&site2, format!("{text}users:\n  - {{name: ops, passwordFile: ops.hash, groups: [admin]}}\n"))
+        .unwrap();
+    edgeiso(&["personalize", p(&s2), "--site", p(&site2), "--in-place"], &[]).ok();
+    let x = edgeiso_overlay::iso::Xorriso::find().unwrap();
+    let area = edgeiso_overlay::site_area::locate(&x, &s2).unwrap();
+    let edgeiso_overlay::site_area::AreaContent::Written { files, .. } = area.read().unwrap() else { panic!("empty") };
+    let member = |path: &str| {
+        let (_, bytes) = files.iter().find(|(f, _)| f.path == path).unwrap_or_else(|| panic!("{path} not in the area"));
+        String::from_utf8(bytes.clone()).unwrap()
+    };
+    let user_data = member("edgeiso-site/oem/99_edgeiso-site.yaml");
+    assert!(user_data.contains("name: store-2") && user_data.contains("hostName: edge-store-2"), "{user_data}");
+    assert!(user_data.contains("ops:") && user_data.contains("$6$salt$hash"), "the site's users: {user_data}");
+    assert!(
+        user_data.contains("https://10.2.0.5:30003/v2/spectro-images"),
+        "node mirrors to the site's Harbor: {user_data}"
+    );
+    assert!(!user_data.contains("10.0.2.2:5999"), "nothing of the golden's Harbor: {user_data}");
+    let reset = member("edgeiso-site/oem/98_edgeiso-reset.yaml");
+    assert!(
+        reset.starts_with("#cloud-config\n") && reset.contains("stylus: null") && reset.contains("stages: null"),
+        "{reset}"
+    );
+    // Harbor from the pack: its certificate (in pack-values.yaml) serves the site's VIP and host.
+    let values = member("edgeiso-site/files/edgeiso/site/harbor/pack-values.yaml");
+    let values = edgeiso_installer_config::yaml::parse(&values).unwrap();
+    let crt = values.path(&["harbor-config", "auth", "certs", "tls.crt"]).and_then(|v| v.as_str()).unwrap().to_owned();
+    std::fs::write(dir.join("site2.crt"), crt).unwrap();
+    let o = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(dir.join("site2.crt"))
+        .output()
+        .unwrap();
+    let sans = String::from_utf8_lossy(&o.stdout);
+    assert!(sans.contains("IP Address:10.2.0.10") && sans.contains("IP Address:10.2.0.5"), "{sans}");
     let shown = edgeiso(&["personalize", p(&s2), "--show", "--json"], &[]).ok();
     let e = &shown.events("site-area-shown")[0];
     assert_eq!(e["site"], "store-2");
     let live = e["files"].as_array().unwrap().iter().find(|f| f["path"] == "edgeiso/agent-live.yaml").unwrap();
-    assert!(live["text"].as_str().unwrap().contains("10.0.2.2:5002"));
+    assert!(live["text"].as_str().unwrap().contains("https://10.2.0.5:30003"));
 
     // Reset: the golden's bytes again.
     edgeiso(&["personalize", p(&s2), "--reset"], &[]).ok();
