@@ -201,17 +201,7 @@ impl SiteArea {
     /// Write `files` for `site` into the area (`None`: empty it), in place:
     /// the archive, then zeros to the area's end, then fsync.
     pub fn write(&self, content: Option<(&AreaManifest, &[SiteFile])>) -> Result<u64, SiteAreaError> {
-        let payload = match content {
-            Some((manifest, files)) => encode(manifest, files)?,
-            None => Vec::new(),
-        };
-        if payload.len() as u64 > self.bytes {
-            return Err(SiteAreaError::TooLarge {
-                iso: self.iso.clone(),
-                needed: payload.len() as u64,
-                area: self.bytes,
-            });
-        }
+        let payload = self.payload(content)?;
         let mut file = OpenOptions::new().read(true).write(true).open(&self.iso).map_err(io_at(&self.iso))?;
         lock(&file, &self.iso, true, self.lock_wait)?;
         self.write_payload(&mut file, payload)
@@ -224,6 +214,13 @@ impl SiteArea {
         file: &mut File,
         content: Option<(&AreaManifest, &[SiteFile])>,
     ) -> Result<u64, SiteAreaError> {
+        let payload = self.payload(content)?;
+        self.write_payload(file, payload)
+    }
+
+    /// The archive for `content` (nothing, to empty the area), refused when
+    /// it does not fit.
+    fn payload(&self, content: Option<(&AreaManifest, &[SiteFile])>) -> Result<Vec<u8>, SiteAreaError> {
         let payload = match content {
             Some((manifest, files)) => encode(manifest, files)?,
             None => Vec::new(),
@@ -235,7 +232,7 @@ impl SiteArea {
                 area: self.bytes,
             });
         }
-        self.write_payload(file, payload)
+        Ok(payload)
     }
 
     fn write_payload(&self, file: &mut File, payload: Vec<u8>) -> Result<u64, SiteAreaError> {
