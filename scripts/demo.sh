@@ -9,7 +9,10 @@
 #   5. `edgeiso build`: bundle + render + overlay + remaster + read-back, with
 #      a built-in spec whose agent loads the bundle live into the site
 #      registry, seen from the VM as 10.0.2.2;
-#   6. `edgeiso boot-test`: boot the ISO in QEMU and watch the images arrive.
+#   6. `edgeiso boot-test`: boot the ISO in QEMU and watch the images arrive;
+#   7. one golden, two sites: `edgeiso personalize` makes two sites of that
+#      ISO (each its own name and registry), in a time that does not depend
+#      on the bundle, and the second site boots into its own registry.
 # Everything lives under a temp folder (or $EDGEISO_DEMO_DIR); both
 # registries are stopped on exit. DEMO_FIRMWARE=uefi DEMO_MEDIA=usb boots the
 # other way.
@@ -47,6 +50,9 @@ start_registry source "$port"
 site_port=$(free_port)
 while [ "$site_port" = "$port" ]; do site_port=$(free_port); done
 start_registry site-harbor "$site_port"
+store2_port=$(free_port)
+while [ "$store2_port" = "$port" ] || [ "$store2_port" = "$site_port" ]; do store2_port=$(free_port); done
+start_registry store-2-harbor "$store2_port"
 
 step "sample images -> throwaway source registry 127.0.0.1:$port"
 python3 scripts/demo-images.py "$work/images"
@@ -91,5 +97,21 @@ echo "site registry before the boot: $(curl -fsS "http://127.0.0.1:$site_port/v2
   --serial-log "$work/out/boot.log"
 echo "site registry after the boot:  $(curl -fsS "http://127.0.0.1:$site_port/v2/_catalog")"
 grep -a 'EDGEISO-' "$work/out/boot.log" | tr -d '\r' | sed 's/^/  console: /'
+
+step "one golden, two sites: edgeiso personalize (the ISO above is the golden)"
+mkdir -p "$work/sites"
+for n in 1 2; do
+  p=$site_port; [ "$n" = 2 ] && p=$store2_port
+  printf 'site:\n  name: store-%s\n  hostName: edge-%s\n  tags: {store: "%s"}\nharbor:\n  url: http://10.0.2.2:%s\n' \
+    "$n" "$n" "$n" "$p" >"$work/sites/store-$n.yaml"
+  "$edgeiso" personalize "$work/out/demo-site.iso" --site "$work/sites/store-$n.yaml" --output "$work/out/store-$n.iso"
+  "$edgeiso" personalize "$work/out/store-$n.iso" --show 2>&1 | sed -n '1,3p'
+done
+echo "store-2's registry before its boot: $(curl -fsS "http://127.0.0.1:$store2_port/v2/_catalog")"
+"$edgeiso" boot-test "$work/out/store-2.iso" --firmware "${DEMO_FIRMWARE:-bios}" --media "${DEMO_MEDIA:-cd}" \
+  --timeout 5m --registry "http://127.0.0.1:$store2_port" --expect-bundle "$bundle" \
+  --serial-log "$work/out/store-2-boot.log"
+echo "store-2's registry after its boot:  $(curl -fsS "http://127.0.0.1:$store2_port/v2/_catalog")"
+grep -a 'EDGEISO-' "$work/out/store-2-boot.log" | tr -d '\r' | sed 's/^/  console: /'
 echo
-echo "demo files are in $work (ISO: $work/out/demo-site.iso)"
+echo "demo files are in $work (ISO: $work/out/demo-site.iso; sites: $work/out/store-1.iso, store-2.iso)"

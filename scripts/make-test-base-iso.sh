@@ -164,6 +164,9 @@ EOS
 export PATH=/bin
 say() { echo "EDGEISO-BASE: $*" >/dev/console; }
 say "root reached"
+# What Kairos would read besides the medium's /config.yaml (a personalised
+# site's cloud-configs, put there by the overlay's hook).
+for f in /oem/*.yaml; do [ -e "$f" ] && say "oem: ${f#/oem/}"; done
 agent=/run/edgeiso/bin/edgeiso-agent config=/run/edgeiso/agent-live.yaml
 if [ -x "$agent" ] && grep -q '^registry: http://127.0.0.1:30003' "$config" 2>/dev/null; then
   mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t tmpfs tmpfs /tmp

@@ -12,6 +12,7 @@
 //! | [`render_site`] | `render` (to a folder), `lint` |
 //! | [`overlay_tree`] | `overlay`: render + `edgeiso_overlay::tree` |
 //! | [`iso_build`] | `iso`, `build`: overlay + remaster + read-back |
+//! | [`personalize`] | `personalize`: one golden ISO, a site's settings in its site area |
 //! | [`site_iso`] | `site-iso`: the `cidata` ISO |
 //! | [`boot_test`] | `boot-test`: QEMU + registry check |
 //! | [`check`] | `check`: a site's Harbor holds the bundle's images |
@@ -31,6 +32,7 @@ pub mod import;
 pub mod iso_build;
 pub mod lockfile;
 pub mod overlay_tree;
+pub mod personalize;
 pub mod registry_check;
 pub mod render_site;
 pub mod site_iso;

@@ -14,12 +14,15 @@ use crate::render_site::{render_checked, unique_blob_bytes};
 use crate::ui::{human_bytes, Event, Ui};
 use crate::work::{parent_of, work_dir};
 
-/// The agent binary the ISO carries, and how its initramfs is compressed.
+/// What the ISO's boot entries load besides the base's initrd: the agent's
+/// initramfs overlay (the binary, its compression) and the site area.
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
     /// The static agent (default: `edgeiso-agent` beside this executable).
     pub path: Option<PathBuf>,
     pub compression: Compression,
+    /// The site area's size (`edgeiso_contract::site_area`).
+    pub site_area_bytes: u64,
 }
 
 /// `edgeiso overlay`.
@@ -82,6 +85,8 @@ pub fn write_overlay(
         ui.line(format!("warning: {w}"));
     }
     let registry = spec.harbor.url.to_string();
+    let golden_inputs =
+        edgeiso_installer_config::spec::snapshot::pack(spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
     let inputs = TreeInputs {
         site: &spec.name,
         registry: &registry,
@@ -92,6 +97,8 @@ pub fn write_overlay(
         part_size,
         agent,
         compression: agent_opts.compression,
+        site_area_bytes: agent_opts.site_area_bytes,
+        golden_inputs: &golden_inputs,
     };
     let report = write_tree(&inputs, out).map_err(|e| {
         let code = match &e {
@@ -99,6 +106,7 @@ pub fn write_overlay(
             | TreeError::Bundle(_)
             | TreeError::BootstrapTooLarge { .. }
             | TreeError::Epoch(_)
+            | TreeError::SiteAreaSize(_)
             | TreeError::NoBundle => exit::INVALID_INPUT,
             TreeError::Agent(_) => return with_code(exit::INVALID_INPUT, anyhow::anyhow!("{e}; {AGENT_HINT}")),
             _ => exit::FAILURE,

@@ -276,3 +276,39 @@ fn kairos_like_node_loads_its_own_registry_read_through_a_forwarded_port() {
     assert!(console.contains("EDGEISO-AGENT: staged: /run/edgeiso/bin/edgeiso-agent"), "{console}");
     assert!(!console.contains("EDGEISO-AGENT: loading"), "liveLoad is off: {console}");
 }
+
+/// One golden, two sites (issue 14): a golden built for a Harbor that does
+/// not exist, personalised by copy for two sites each with its own
+/// registry; each site's live load goes into its own registry, never the
+/// golden's: BIOS from CD on the grub-mkrescue base, UEFI from USB on the
+/// Kairos-like dracut base (whose root then lists the site's cloud-configs
+/// in /oem, where Kairos reads them).
+#[test]
+fn a_personalised_golden_loads_into_the_sites_registry_bios_cd_and_uefi_usb() {
+    for (layout, firmware, media) in [("grub-mkrescue", "bios", "cd"), ("kairos-dracut", "uefi", "usb")] {
+        let fx = Fixture::new(layout);
+        // Port 9 (discard): nothing answers there.
+        let spec = write_site_for(fx.path(), &fx.source, "http://10.0.2.2:9", true);
+        let golden = fx.path().join("golden.iso");
+        let (_, work) = build_site_iso(fx.path(), &spec, &fx.base, &fx.agent, &golden);
+        let bundle = work.join("bundle/content-e2e.tar");
+        let target = Registry::start();
+        let site = fx.path().join("store-7.yaml");
+        std::fs::write(&site, format!("site:\n  name: store-7\nharbor:\n  url: http://10.0.2.2:{}\n", target.port()))
+            .unwrap();
+        let iso = fx.path().join("store-7.iso");
+        edgeiso(&["personalize", p(&golden), "--site", p(&site), "--output", p(&iso)], &[]).ok();
+        assert!(target.catalog().is_empty());
+        let marker = if layout == "kairos-dracut" { "EDGEISO-BASE: root reached" } else { LOADED_MARKER };
+        let (_, log) = fx.live_boot(&iso, firmware, media, &target, &bundle, marker);
+        assert!(log.contains("the site area holds a personalised site"), "{layout}: the hook saw the area");
+        assert!(log.contains(&format!("into http://10.0.2.2:{}", target.port())), "{layout}: the site's registry");
+        assert!(!log.contains("10.0.2.2:9"), "{layout}: never the golden's registry");
+        if layout == "kairos-dracut" {
+            for f in ["98_edgeiso-reset.yaml", "99_edgeiso-site.yaml"] {
+                assert!(log.contains(&format!("EDGEISO-BASE: oem: {f}")), "{layout}: {f} in the live root's /oem");
+            }
+        }
+        assert_arrived_identical(&fx.source, &target, &fx.corpus);
+    }
+}

@@ -12,6 +12,7 @@
 //! - [`kernel_args`]: which kernel arguments a live load adds, and the rule
 //!   for what may be added;
 //! - [`unit`]: the agent's systemd unit;
+//! - [`site_area`]: the per-site region of a golden ISO and its layout;
 //! - [`fs`]: temp files, temp folders and atomic writes (the one
 //!   implementation the workspace uses);
 //! - [`cli_docs`]: man pages and completions of both binaries.
@@ -27,6 +28,7 @@ pub mod fs;
 pub mod kernel_args;
 pub mod paths;
 pub mod registry_url;
+pub mod site_area;
 pub mod unit;
 
 pub use agent_config::AgentConfig;

@@ -60,6 +60,11 @@ pub mod iso {
     pub const CONTENT_DIR: &str = "/opt/spectrocloud/content";
     /// The initramfs overlay every boot entry also loads.
     pub const INITRD: &str = "/boot/edgeiso.img";
+    /// The site area ([`crate::site_area`]): every boot entry loads it last.
+    pub const SITE_AREA: &str = "/boot/edgeiso-site.img";
+    /// The golden's spec and every file it names, one tar (root-only):
+    /// `edgeiso personalize` renders each site from it.
+    pub const GOLDEN_INPUTS: &str = "/edgeiso/golden/inputs.tar";
 }
 
 /// In the initramfs overlay, relative to its root (the kernel unpacks it
@@ -81,8 +86,13 @@ pub mod initrd {
 pub mod live {
     /// Where Kairos' dracut (dmsquash-live) mounts the booted ISO.
     pub const MEDIUM: &str = "/run/initramfs/live";
-    /// [`super::iso::SITE_DIR`] on the mounted medium.
-    pub const SITE_DIR: &str = "/run/initramfs/live/edgeiso/site";
+    /// [`super::iso::SITE_DIR`] on the mounted medium: the golden's files.
+    pub const MEDIUM_SITE_DIR: &str = "/run/initramfs/live/edgeiso/site";
+    /// The site's files as this boot uses them: the hook copies the
+    /// medium's here, then a personalised site's from the site area over
+    /// them ([`crate::site_area`]). The live load and the installer read
+    /// them here.
+    pub const SITE_DIR: &str = "/run/edgeiso/site";
     /// [`super::iso::CONTENT_DIR`] on the mounted medium.
     pub const CONTENT_DIR: &str = "/run/initramfs/live/opt/spectrocloud/content";
     /// The hook's folder (tmpfs, carried into the live root).
@@ -187,7 +197,8 @@ mod tests {
 
     #[test]
     fn the_spelled_out_paths_agree_with_their_parts() {
-        assert_eq!(live::SITE_DIR, format!("{}{}", live::MEDIUM, iso::SITE_DIR));
+        assert_eq!(live::MEDIUM_SITE_DIR, format!("{}{}", live::MEDIUM, iso::SITE_DIR));
+        assert!(live::SITE_DIR.starts_with(live::RUN_DIR));
         assert_eq!(live::CONTENT_DIR, format!("{}{}", live::MEDIUM, iso::CONTENT_DIR));
         assert_eq!(node::AGENT_CONFIG, AgentSite::NODE.site_file(out::AGENT_CONFIG));
         assert_eq!(node::HARBOR_CA, AgentSite::NODE.site_file(out::HARBOR_CA));

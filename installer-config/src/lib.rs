@@ -8,6 +8,7 @@ pub mod error;
 pub mod lint;
 pub mod profile_harbor;
 pub mod render;
+pub mod site_file;
 pub mod spec;
 pub mod stylus_schema;
 pub mod suggest;

@@ -279,7 +279,10 @@ fn config_yaml_parses_back_with_every_part() {
     let after = c.path(&["stages", "after-install"]).unwrap().as_seq().unwrap()[0].path(&["commands"]).unwrap();
     let script = after.as_seq().unwrap()[0].as_str().unwrap();
     assert!(script.contains("mount /dev/disk/by-label/COS_PERSISTENT"), "{script}");
-    assert!(script.contains(r#"cp -a "$live/edgeiso/site/." "$dest/site/""#), "{script}");
+    // The site's files as the boot used them (a personalised site's), else the medium's.
+    assert!(script.contains("site=/run/edgeiso/site\n"), "{script}");
+    assert!(script.contains(r#"[ -d "$site" ] || site="$live/edgeiso/site""#), "{script}");
+    assert!(script.contains(r#"cp -a "$site/." "$dest/site/""#), "{script}");
     assert!(script.contains("/opt/spectrocloud/content"), "{script}");
     let boot = c.path(&["stages", "boot"]).unwrap().as_seq().unwrap()[0].path(&["commands"]).unwrap();
     let boot = boot.as_seq().unwrap()[0].as_str().unwrap();

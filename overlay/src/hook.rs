@@ -5,7 +5,8 @@
 //! console markers (`--outcome-file`), which the hook relays to the console.
 
 use edgeiso_contract::console::Marker;
-use edgeiso_contract::paths::{initrd, live};
+use edgeiso_contract::paths::{initrd, iso, live};
+use edgeiso_contract::site_area;
 
 /// What the hook does.
 #[derive(Debug, Clone)]
@@ -24,11 +25,12 @@ pub struct HookSettings<'a> {
 /// done by the shell itself (a last line without a newline, such as a
 /// panic's, is read too).
 pub fn dracut_hook(s: &HookSettings<'_>) -> String {
-    let registry = s.registry.to_owned();
     let load = if s.live_load {
         let no_bundle =
             Marker::Failed { reason: format!("no bundle at {} (live medium not mounted?)", live::CONTENT_DIR) };
-        let loading = Marker::Loading { registry };
+        // The registry of the live configuration in use (a personalised
+        // site's, when the site area holds one): read by the hook.
+        let loading = Marker::Loading { registry: "$registry".into() };
         let silent = Marker::Failed { reason: "edgeiso-agent exit $rc before it reported an outcome".into() };
         let log_head = Marker::Note("the end of its log:".into());
         format!(
@@ -64,7 +66,7 @@ pub fn dracut_hook(s: &HookSettings<'_>) -> String {
             prefix = edgeiso_contract::console::PREFIX,
         )
     } else {
-        let staged = Marker::Staged { agent: live::AGENT_BIN.into(), registry };
+        let staged = Marker::Staged { agent: live::AGENT_BIN.into(), registry: "$registry".into() };
         format!("    edgeiso_say \"{staged}\"\n")
     };
     format!(
@@ -73,17 +75,35 @@ pub fn dracut_hook(s: &HookSettings<'_>) -> String {
 # never exit, never leave options, variables or functions set.
 edgeiso_say() {{ echo "$*" >/dev/console 2>/dev/null || echo "$*"; }}
 edgeiso_hook() {{
-    local rc line total i
+    local rc line total i registry
+    registry="{registry}"
     mkdir -p {run}/bin {state}
     if ! cp /{initrd_agent} {agent} || ! cp /{initrd_config} {config}; then
         edgeiso_say "{missing}"
         return 0
+    fi
+    # The site's files as this boot uses them: the medium's, then, when the
+    # site area holds a personalised site, its files over them and its
+    # cloud-configs into the live root's /oem, read by Kairos after the
+    # medium's /config.yaml (docs/iso-layout.md, "The site area").
+    mkdir -m 0700 -p {site}
+    cp -a {medium_site}/. {site}/ 2>/dev/null
+    if [ -f /{area_manifest} ]; then
+        if [ -d /{area_files}{iso_site} ]; then cp -a /{area_files}{iso_site}/. {site}/; fi
+        if [ -d /{area_oem} ]; then
+            mkdir -p "${{NEWROOT:-/sysroot}}/oem" && cp -a /{area_oem}/. "${{NEWROOT:-/sysroot}}/oem/"
+        fi
+        while IFS= read -r line || [ -n "$line" ]; do
+            case "$line" in registry:*) registry="${{line#registry:}}"; registry="${{registry# }}" ;; esac
+        done <{config}
+        edgeiso_say "{personalised}"
     fi
 {load}}}
 edgeiso_hook
 unset -f edgeiso_hook edgeiso_say
 "#,
         name = s.site,
+        registry = s.registry,
         medium = live::MEDIUM,
         run = live::RUN_DIR,
         state = live::STATE_DIR,
@@ -91,6 +111,13 @@ unset -f edgeiso_hook edgeiso_say
         initrd_config = initrd::AGENT_CONFIG,
         agent = live::AGENT_BIN,
         config = live::AGENT_CONFIG,
+        site = live::SITE_DIR,
+        medium_site = live::MEDIUM_SITE_DIR,
+        area_manifest = site_area::MANIFEST,
+        area_files = site_area::FILES,
+        iso_site = iso::SITE_DIR,
+        area_oem = site_area::OEM,
+        personalised = Marker::Note("the site area holds a personalised site: its settings are used".into()),
         missing =
             Marker::Failed { reason: "the agent or its configuration is missing from the initramfs overlay".into() },
     )
@@ -108,12 +135,16 @@ mod tests {
     fn a_live_load_runs_the_agent_and_relays_its_outcome() {
         let h = hook(true);
         assert!(h.contains("/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --outcome-file /run/edgeiso/outcome"), "{h}");
+        // The golden's registry, unless a personalised site's configuration says otherwise.
+        assert!(h.contains(r#"registry="http://10.0.2.2:5000""#), "{h}");
         assert!(
-            h.contains(
-                r#"edgeiso_say "EDGEISO-AGENT: loading the bundle from the live medium into http://10.0.2.2:5000""#
-            ),
+            h.contains(r#"edgeiso_say "EDGEISO-AGENT: loading the bundle from the live medium into $registry""#),
             "{h}"
         );
+        // The site's files: the medium's, then the site area's over them.
+        assert!(h.contains("cp -a /run/initramfs/live/edgeiso/site/. /run/edgeiso/site/"), "{h}");
+        assert!(h.contains("cp -a /edgeiso-site/files/edgeiso/site/. /run/edgeiso/site/"), "{h}");
+        assert!(h.contains(r#"cp -a /edgeiso-site/oem/. "${NEWROOT:-/sysroot}/oem/""#), "{h}");
         assert!(!h.contains("image-loaded"), "the hook counts nothing itself: {h}");
         assert!(!h.lines().any(|l| l.trim_start().starts_with("exit")), "never exits: {h}");
         let staged = hook(false);

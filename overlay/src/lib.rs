@@ -21,6 +21,7 @@ pub mod qemu;
 pub mod agent_binary;
 pub mod cidata;
 pub mod hook;
+pub mod site_area;
 pub mod tree;
 
 pub use edgeiso_contract::epoch::{source_date_epoch, EpochError};

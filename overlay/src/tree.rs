@@ -11,6 +11,8 @@
 //! edgeiso/bin/edgeiso-agent                          the static agent
 //! edgeiso/overlay.json                               what this tree holds (also marks it)
 //! boot/edgeiso.img                                   initramfs overlay: agent, live config, dracut hook
+//! edgeiso/golden/inputs.tar                          the spec and the files it names (personalize)
+//! boot/edgeiso-site.img                              the site area, empty (zeros): contract::site_area
 //! ```
 
 use std::fs;
@@ -23,6 +25,7 @@ use edgeiso_bundle::writer::WriteOptions;
 use edgeiso_bundle::{Bundle, BundleError, Role};
 use edgeiso_contract::fs::{may_replace, FileSet, StagedDir};
 use edgeiso_contract::paths::{initrd, iso, out};
+use edgeiso_contract::site_area;
 use edgeiso_contract::AgentConfig;
 use serde::Serialize;
 
@@ -56,6 +59,11 @@ pub struct TreeInputs<'a> {
     /// The static agent binary.
     pub agent: &'a Path,
     pub compression: Compression,
+    /// The site area's size ([`edgeiso_contract::site_area::check_size`]).
+    pub site_area_bytes: u64,
+    /// The spec and the files it names, as a tar
+    /// (`installer-config`'s `spec::snapshot`), for `edgeiso personalize`.
+    pub golden_inputs: &'a [u8],
 }
 
 /// What `write_tree` produced.
@@ -72,6 +80,7 @@ pub struct TreeReport {
     pub agent_bytes: u64,
     pub initrd_bytes: u64,
     pub initrd_compression: String,
+    pub site_area_bytes: u64,
     /// Every file of the tree (ISO path, bytes).
     pub files: Vec<(String, u64)>,
     /// Worth telling, not worth stopping for.
@@ -101,6 +110,8 @@ pub enum TreeError {
     BadInitramfs { path: PathBuf, message: String },
     #[error("no bundle parts given")]
     NoBundle,
+    #[error("site area: {0}")]
+    SiteAreaSize(String),
     #[error(transparent)]
     Epoch(#[from] edgeiso_contract::epoch::EpochError),
 }
@@ -113,6 +124,7 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
 /// existing `dest` must be empty or an overlay edgeiso wrote.
 pub fn write_tree(inputs: &TreeInputs<'_>, dest: &Path) -> Result<TreeReport, TreeError> {
     let first = inputs.parts.first().ok_or(TreeError::NoBundle)?;
+    site_area::check_size(inputs.site_area_bytes).map_err(TreeError::SiteAreaSize)?;
     let marker = iso::OVERLAY_JSON.trim_start_matches('/');
     if !may_replace(dest, marker).map_err(io_at(dest))? {
         return Err(TreeError::NotOurs(dest.to_owned()));
@@ -183,18 +195,36 @@ pub fn write_tree(inputs: &TreeInputs<'_>, dest: &Path) -> Result<TreeReport, Tr
         ));
     }
 
+    // 4b. The site area, empty: zeros, which the kernel skips (a sparse
+    // file here; xorriso writes the zeros).
+    let area = at(iso::SITE_AREA);
+    fs::File::create(&area).and_then(|f| f.set_len(inputs.site_area_bytes)).map_err(io_at(&area))?;
+    let golden = at(iso::GOLDEN_INPUTS);
+    fs::create_dir_all(golden.parent().expect("has a parent")).map_err(io_at(&golden))?;
+    edgeiso_contract::fs::write_atomic(&golden, inputs.golden_inputs, edgeiso_contract::fs::FileMode::Secret)
+        .map_err(io_at(&golden))?;
+
     // The remaster keeps files others may not read private on the ISO
     // (render writes its secrets 0600 on purpose); this tree's own files get
     // explicit modes so the umask cannot make them look private, or the ISO
     // differ between hosts.
     normalise_own_modes(root)?;
+    // Once written, the area holds the site's secrets, and the golden's
+    // inputs hold its own: root reads them, as the other private site files
+    // (the boot loaders ignore modes).
+    for private in [&area, &golden] {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(private, fs::Permissions::from_mode(0o600)).map_err(io_at(private))?;
+    }
 
     // 5. overlay.json: lists the tree (it marks the folder as ours, and
     // travels on the ISO as a table of contents).
     let mut files = list_files(root)?;
     let overlay_json = serde_json::json!({
         "site": inputs.site, "liveLoad": inputs.live_load, "registry": inputs.registry,
-        "bundleParts": bundle_parts, "initrd": iso::INITRD, "files": files,
+        "bundleParts": bundle_parts, "initrd": iso::INITRD,
+        "siteArea": {"path": iso::SITE_AREA, "bytes": inputs.site_area_bytes, "format": site_area::FORMAT},
+        "files": files,
     });
     let mut json = serde_json::to_vec_pretty(&overlay_json).expect("plain data serializes");
     json.push(b'\n');
@@ -217,6 +247,7 @@ pub fn write_tree(inputs: &TreeInputs<'_>, dest: &Path) -> Result<TreeReport, Tr
         agent_bytes,
         initrd_bytes,
         initrd_compression: format!("{:?}", inputs.compression).to_lowercase(),
+        site_area_bytes: inputs.site_area_bytes,
         files,
         warnings,
     })

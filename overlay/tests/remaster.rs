@@ -349,8 +349,12 @@ fn grub_initrd_commands_that_cannot_be_patched_are_refused_with_their_line() {
         .unwrap();
     assert!(st.status.success());
     let text = std::fs::read_to_string(&local).unwrap();
-    assert!(text.contains("initrd \"(cd0)/boot/initrd.img\" (cd0)/boot/edgeiso.img; }"), "{text}");
-    assert!(text.contains("then initrd /boot/initrd.img /boot/edgeiso.img; fi"), "{text}");
+    // The overlay, then the site area, on the first initrd's device.
+    assert!(
+        text.contains("initrd \"(cd0)/boot/initrd.img\" (cd0)/boot/edgeiso.img (cd0)/boot/edgeiso-site.img; }"),
+        "{text}"
+    );
+    assert!(text.contains("then initrd /boot/initrd.img /boot/edgeiso.img /boot/edgeiso-site.img; fi"), "{text}");
 }
 
 fn overlay_dir(tmp: &Path) -> PathBuf {

@@ -8,7 +8,8 @@ use regex::Regex;
 
 use super::{
     AgentArgs, BootTestArgs, BundleBuildArgs, BundleCommand, CheckArgs, Cli, Command, CreateArgs, ImportArgs,
-    InitrdCompression, IsoArgs, LintArgs, OutputArgs, OverlayArgs, RenderArgs, SignKeyArgs, SiteIsoArgs,
+    InitrdCompression, IsoArgs, LintArgs, OutputArgs, OverlayArgs, PersonalizeArgs, RenderArgs, SignKeyArgs,
+    SiteIsoArgs,
 };
 use crate::boot_test::{boot_test, parse_forward, BootTestOptions};
 use crate::bundle_input::BundleInput;
@@ -19,6 +20,7 @@ use crate::exit::{self, with_code};
 use crate::import::{import, ImportOptions};
 use crate::iso_build::{iso, IsoOptions};
 use crate::overlay_tree::{overlay, AgentOptions, OverlayOptions};
+use crate::personalize::{personalize, PersonalizeAction, PersonalizeOptions};
 use crate::registry_check::Login;
 use crate::render_site::{lint, render_site, LintOptions, RenderSiteOptions};
 use crate::site_iso::{site_iso, SiteIsoOptions};
@@ -61,6 +63,7 @@ fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<()> {
         Command::Overlay(a) => overlay(ui, &overlay_options(a)?),
         Command::Iso(a) => iso(ui, &iso_options(a, false)?),
         Command::Build(a) => iso(ui, &iso_options(a, true)?),
+        Command::Personalize(a) => personalize(ui, &personalize_options(a)),
         Command::SiteIso(a) => site_iso(ui, &site_iso_options(a)),
         Command::BootTest(a) => boot_test(ui, &boot_test_options(a)?),
         Command::Check(a) => check(ui, check_options(a)?),
@@ -129,6 +132,7 @@ fn agent_options(a: &AgentArgs) -> AgentOptions {
             InitrdCompression::Zstd => Compression::Zstd,
             InitrdCompression::Gzip => Compression::Gzip,
         },
+        site_area_bytes: a.site_area_size,
     }
 }
 
@@ -153,6 +157,15 @@ fn iso_options(a: IsoArgs, build: bool) -> anyhow::Result<IsoOptions> {
         work_dir: a.work_dir,
         build,
     })
+}
+
+fn personalize_options(a: PersonalizeArgs) -> PersonalizeOptions {
+    let action = match (a.site, a.show) {
+        (Some(site), _) => PersonalizeAction::Write { site, output: a.output },
+        (None, true) => PersonalizeAction::Show,
+        (None, false) => PersonalizeAction::Reset,
+    };
+    PersonalizeOptions { iso: a.iso, action }
 }
 
 fn site_iso_options(a: SiteIsoArgs) -> SiteIsoOptions {

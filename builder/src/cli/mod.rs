@@ -71,6 +71,19 @@ pub enum Command {
     #[command(after_help = "Examples:
   edgeiso build --spec site.yaml --base kairos.iso --output build/palette-edge-installer.iso")]
     Build(IsoArgs),
+    /// Make a golden ISO one site's: the site file's settings (names,
+    /// network, Harbor address, credentials, users) go into the ISO's site
+    /// area, in place, in a time that does not depend on the bundle.
+    #[command(after_help = "Examples:
+  edgeiso personalize build/golden.iso --site sites/store-042.yaml --output build/store-042.iso
+  edgeiso personalize build/store-042.iso --site sites/store-042.yaml --in-place
+  edgeiso personalize build/store-042.iso --show          # secrets are never printed
+  edgeiso personalize build/store-042.iso --reset         # the golden again
+
+A site file sets only site: (name, hostName, tags, network), harbor: (url, vip, tls,
+adminPasswordFile/Env), users: and the credentials of the golden's registries: (host,
+username, passwordFile/Env). Exit 3: the site file, or an ISO without a site area.")]
+    Personalize(PersonalizeArgs),
     /// Write the small `cidata` ISO (user-data, meta-data; Joliet + Rock
     /// Ridge) that carries site-specific user-data beside the installer ISO.
     #[command(
@@ -121,6 +134,16 @@ pub struct AgentArgs {
     /// Compression of the initramfs overlay (gzip for kernels before 5.9).
     #[arg(long, value_enum, default_value_t = InitrdCompression::Zstd)]
     pub initrd_compression: InitrdCompression,
+    /// Bytes reserved on the ISO for one site's settings (`edgeiso
+    /// personalize`): a multiple of 2048, 64 KiB to 64 MiB. Empty, it changes nothing.
+    #[arg(long, value_name = "BYTES", default_value_t = edgeiso_contract::site_area::DEFAULT_BYTES, value_parser = parse_site_area_size)]
+    pub site_area_size: u64,
+}
+
+fn parse_site_area_size(s: &str) -> Result<u64, String> {
+    let bytes: u64 = s.parse().map_err(|_| format!("`{s}` is not a number of bytes"))?;
+    edgeiso_contract::site_area::check_size(bytes)?;
+    Ok(bytes)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -193,6 +216,29 @@ pub struct IsoArgs {
     /// [default: a temporary folder beside the output, removed afterwards].
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["site", "show", "reset"])))]
+#[command(group(clap::ArgGroup::new("where").args(["in_place", "output"])))]
+pub struct PersonalizeArgs {
+    /// The golden ISO (built by `edgeiso iso` or `edgeiso build`).
+    pub iso: PathBuf,
+    /// The site file (YAML: the per-site keys of a site spec).
+    #[arg(long, value_name = "FILE", requires = "where")]
+    pub site: Option<PathBuf>,
+    /// Write into ISO itself.
+    #[arg(long)]
+    pub in_place: bool,
+    /// Write a personalised copy here (ISO is left as it is).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print what the site area holds (secrets are never shown).
+    #[arg(long)]
+    pub show: bool,
+    /// Empty the site area.
+    #[arg(long)]
+    pub reset: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,18 @@ pub enum Event {
         saved_by_deduplication: u64,
         bundle_bytes: u64,
     },
+    /// `personalize` (and `personalize --reset`, with no site).
+    Personalized {
+        iso: PathBuf,
+        site: Option<String>,
+        golden: String,
+        area_bytes: u64,
+        used_bytes: u64,
+        /// The area's members.
+        files: Vec<String>,
+    },
+    /// `personalize --show`: secrets' text is never included.
+    SiteAreaShown { iso: PathBuf, golden: String, site: Option<String>, files: Vec<crate::personalize::ShownFile> },
     /// `render`.
     Rendered {
         output: PathBuf,

@@ -271,7 +271,11 @@ trap 'umount "$mnt"' EXIT
 dest="$mnt/{rel}"
 mkdir -p "$dest/bin" "$dest/site" "$dest/content" "$dest/state" "$dest/images"
 cp -a "$live{bin}" "$dest/bin/"
-cp -a "$live{site}/." "$dest/site/"
+# The site's files as this boot used them (the hook's copy: a personalised
+# site's over the medium's), else the medium's.
+site={merged}
+[ -d "$site" ] || site="$live{site}"
+cp -a "$site/." "$dest/site/"
 if [ -d "$live{content}" ]; then cp -a "$live{content}/." "$dest/content/"; fi
 if [ -d "$live{images}" ]; then cp -a "$live{images}/." "$dest/images/"; fi
 chmod 0700 "$dest/site" "$dest/state"
@@ -282,6 +286,7 @@ sync
         rel = node::ROOT.trim_start_matches("/usr/local/"),
         bin = iso::AGENT_BIN,
         site = iso::SITE_DIR,
+        merged = live::SITE_DIR,
         content = iso::CONTENT_DIR,
         images = iso::IMAGES_DIR,
     )

@@ -24,8 +24,18 @@ impl Spec {
     /// anchors relative paths).
     #[allow(clippy::should_implement_trait)] // needs the path; FromStr cannot carry it
     pub fn from_str(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        Spec::from_str_remapped(text, path, None)
+    }
+
+    /// Like [`Spec::from_str`], with the files the spec names found where
+    /// `remap` says (path as written -> path now) instead of where written.
+    pub fn from_str_remapped(
+        text: &str,
+        path: &Path,
+        remap: Option<&std::collections::BTreeMap<String, PathBuf>>,
+    ) -> Result<Spec, SpecError> {
         let raw: RawSpec = parse_yaml(text, path)?;
-        Validator { file: path, base: base_dir(path) }.spec(raw)
+        Validator { file: path, base: base_dir(path), remap, inputs: Default::default() }.spec(raw)
     }
 
     /// The `registries[]` entry for `host` (`index.docker.io` finds `docker.io`).

@@ -14,6 +14,7 @@ mod keys;
 mod load;
 mod model;
 mod raw;
+pub mod snapshot;
 pub mod user_data;
 mod validate;
 

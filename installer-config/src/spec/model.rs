@@ -52,6 +52,22 @@ pub struct Spec {
     /// The file the spec was read from; relative paths in it were resolved
     /// against its folder.
     pub source_path: PathBuf,
+    /// Every file and folder the spec names (what render reads besides the
+    /// spec): what a golden ISO keeps so that `edgeiso personalize` can
+    /// render its sites.
+    pub inputs: Vec<SpecInput>,
+}
+
+/// A file or folder a spec names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecInput {
+    /// The key that names it (`harbor.tls.certFile`).
+    pub key: String,
+    /// The path as written in the spec.
+    pub written: String,
+    /// Where it was found.
+    pub path: PathBuf,
+    pub dir: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

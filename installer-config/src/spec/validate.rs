@@ -19,6 +19,11 @@ use crate::error::{Pos, SpecError};
 pub(super) struct Validator<'a> {
     pub(super) file: &'a Path,
     pub(super) base: PathBuf,
+    /// Paths as written in the spec -> where those files are now (a golden
+    /// ISO's copy of its spec's inputs, `edgeiso personalize`).
+    pub(super) remap: Option<&'a BTreeMap<String, PathBuf>>,
+    /// Every file and folder the spec names, in the order met.
+    pub(super) inputs: std::cell::RefCell<Vec<SpecInput>>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -37,8 +42,11 @@ impl Validator<'_> {
         if s.value.trim().is_empty() {
             return Err(self.err(pos(s), format!("{key} is empty")));
         }
-        let p = Path::new(&s.value);
-        let p = if p.is_absolute() { p.to_owned() } else { self.base.join(p) };
+        let p = match self.remap.and_then(|m| m.get(&s.value)) {
+            Some(moved) => moved.clone(),
+            None if Path::new(&s.value).is_absolute() => PathBuf::from(&s.value),
+            None => self.base.join(&s.value),
+        };
         let ok = match want {
             Want::File => p.is_file(),
             Want::Dir => p.is_dir(),
@@ -47,6 +55,12 @@ impl Validator<'_> {
             let kind = if want == Want::File { "file" } else { "folder" };
             return Err(self.err(pos(s), format!("{key}: no such {kind}: {}", p.display())));
         }
+        self.inputs.borrow_mut().push(SpecInput {
+            key: key.to_owned(),
+            written: s.value.clone(),
+            path: p.clone(),
+            dir: want == Want::Dir,
+        });
         Ok(p)
     }
 
@@ -155,6 +169,7 @@ impl Validator<'_> {
             agent: self.agent(raw.agent.as_ref())?,
             trust: raw.trust.as_ref().map(|t| self.trust(t)).transpose()?,
             source_path: self.file.to_owned(),
+            inputs: self.inputs.take(),
         })
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use edgeiso_contract::fs::{self as tempfs, scratch_dir};
 use edgeiso_contract::kernel_args::check_kernel_arg;
-use edgeiso_contract::paths::iso::INITRD;
+use edgeiso_contract::paths::iso::{INITRD, SITE_AREA};
 
 use super::boot::{inspect_with_files, patch_config};
 use super::error::{io_err, unpatchable};
@@ -71,6 +71,10 @@ pub struct Remaster {
     /// boot entry (normally [`edgeiso_contract::paths::iso::INITRD`]); `None` lays the
     /// files without touching boot configs.
     pub initrd_overlay: Option<String>,
+    /// ISO path of the site area inside `overlay_dir`
+    /// ([`edgeiso_contract::site_area`]), loaded by every boot entry after
+    /// the overlay; only with `initrd_overlay`.
+    pub site_area: Option<String>,
     /// Fixed time for every date in the ISO (reproducible output); `None`
     /// leaves xorriso's defaults (current time).
     pub source_date_epoch: Option<u64>,
@@ -88,7 +92,8 @@ pub struct Remaster {
 }
 
 impl Remaster {
-    /// A job with the initramfs overlay at `/boot/edgeiso.img` and the time
+    /// A job with the initramfs overlay at `/boot/edgeiso.img`, the site
+    /// area at `/boot/edgeiso-site.img` when the tree has one, and the time
     /// from `SOURCE_DATE_EPOCH`.
     pub fn new(
         base: impl Into<PathBuf>,
@@ -97,9 +102,12 @@ impl Remaster {
     ) -> Result<Self, IsoError> {
         let epoch = crate::source_date_epoch()
             .map_err(|e| IsoError::BadOverlay { path: PathBuf::from("SOURCE_DATE_EPOCH"), reason: e.to_string() })?;
+        let overlay_dir = overlay_dir.into();
+        let has_area = overlay_dir.join(SITE_AREA.trim_start_matches('/')).is_file();
         Ok(Remaster {
             base: base.into(),
-            overlay_dir: overlay_dir.into(),
+            site_area: has_area.then(|| SITE_AREA.to_string()),
+            overlay_dir,
             output: output.into(),
             initrd_overlay: Some(INITRD.to_string()),
             source_date_epoch: epoch,
@@ -173,9 +181,21 @@ impl Remaster {
                 if let Some(problem) = p.problems.first() {
                     return Err(unpatchable(&self.base, &cfg.path, problem));
                 }
+                // The site area after the overlay: the same patch again (it
+                // appends after the last initrd, now the overlay).
+                let text = match &self.site_area {
+                    Some(area) => {
+                        let a = patch_config(cfg.kind, &p.text, area, &[]);
+                        if let Some(problem) = a.problems.first() {
+                            return Err(unpatchable(&self.base, &cfg.path, problem));
+                        }
+                        a.text
+                    }
+                    None => p.text.clone(),
+                };
                 let dest = patched_dir.join(rel);
                 std::fs::create_dir_all(dest.parent().expect("joined path has a parent")).map_err(io_err(&dest))?;
-                std::fs::write(&dest, p.text.as_bytes()).map_err(io_err(&dest))?;
+                std::fs::write(&dest, text.as_bytes()).map_err(io_err(&dest))?;
                 patched_configs.push(PatchedConfig {
                     path: cfg.path.clone(),
                     patched_lines: p.patched_lines,

@@ -56,6 +56,8 @@ pub fn make_overlay(dir: &Path, label: &str) {
         part_size: PART_SIZE,
         agent: &agent,
         compression: Compression::Zstd,
+        site_area_bytes: edgeiso_contract::site_area::DEFAULT_BYTES,
+        golden_inputs: b"",
     };
     write_tree(&tree, dir).unwrap();
 }

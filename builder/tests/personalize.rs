@@ -1,0 +1,222 @@
+//! `edgeiso personalize` at the command line (no boot; the boots of
+//! personalised goldens are in iso_e2e.rs): one golden built by `edgeiso
+//! iso`, made two sites in place and by copy; what goes into the site area
+//! (the site's files that differ, its user-data for /oem, its live
+//! configuration); `--show` without secrets; `--reset`; and every refusal
+//! with exit 3 and the ISO unchanged.
+
+mod common;
+mod iso_common;
+
+use std::path::{Path, PathBuf};
+
+use common::{edgeiso, p, write_spec};
+use edgeiso_testkit::files::fake_static_agent;
+use edgeiso_testkit::{images, Registry};
+use iso_common::{base_iso, sha256_file, E2E_EPOCH};
+
+/// A golden ISO: the corpus' app image, Harbor at a made-up address, a
+/// registry credential from a variable, a live load.
+fn golden(dir: &Path, source: &Registry) -> PathBuf {
+    let host = source.host();
+    std::fs::write(dir.join("harbor.pw"), "Golden-Harbor-1\n").unwrap();
+    let spec = write_spec(
+        dir,
+        &format!(
+            "name: fleet\nimages:\n  - {host}/team/app:1.0\nregistries:\n  - host: {host}\n    insecure: true\n\
+             site:\n  tags: {{region: east}}\n\
+             harbor:\n  url: http://10.0.2.2:5999\n  adminPasswordFile: harbor.pw\nagent: {{liveLoad: true}}\n"
+        ),
+    );
+    let iso = dir.join("golden.iso");
+    let agent = fake_static_agent(dir);
+    let epoch = E2E_EPOCH.to_string();
+    edgeiso(
+        &[
+            "iso",
+            "--spec",
+            p(&spec),
+            "--base",
+            p(&base_iso("grub-mkrescue")),
+            "--output",
+            p(&iso),
+            "--agent",
+            p(&agent),
+            "--cache",
+            p(&dir.join("cache")),
+        ],
+        &[("SOURCE_DATE_EPOCH", &epoch)],
+    )
+    .ok();
+    iso
+}
+
+fn site_file(dir: &Path, name: &str, port: u16) -> PathBuf {
+    std::fs::create_dir_all(dir.join("sites")).unwrap();
+    std::fs::write(dir.join(format!("sites/{name}.pw")), format!("{name}-Harbor-1\n")).unwrap();
+    let path = dir.join(format!("sites/{name}.yaml"));
+    std::fs::write(
+        &path,
+        format!(
+            "site:\n  name: {name}\n  hostName: edge-{name}\n  tags: {{store: \"{name}\"}}\nharbor:\n  url: http://10.0.2.2:{port}\n  adminPasswordFile: {name}.pw\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn one_golden_becomes_two_sites_and_back() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let source = Registry::start();
+    images::push_all(&source, &images::corpus());
+    let golden = golden(dir, &source);
+    let golden_sum = sha256_file(&golden);
+
+    // Empty to begin with.
+    let shown = edgeiso(&["personalize", p(&golden), "--show", "--json"], &[]).ok();
+    let e = &shown.events("site-area-shown")[0];
+    assert_eq!(e["golden"], "fleet");
+    assert!(e["site"].is_null());
+
+    // Site 1 by copy: the golden stays as it is.
+    let s1 = dir.join("store-1.iso");
+    let run = edgeiso(
+        &["personalize", p(&golden), "--site", p(&site_file(dir, "store-1", 5001)), "--output", p(&s1), "--json"],
+        &[],
+    )
+    .ok();
+    assert_eq!(sha256_file(&golden), golden_sum, "--output leaves the golden alone");
+    let done = &run.events("personalized")[0];
+    assert_eq!(done["site"], "store-1");
+    let files: Vec<String> = done["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
+    for want in [
+        "edgeiso-site/site.yaml",
+        "edgeiso/agent-live.yaml",
+        "edgeiso-site/oem/98_edgeiso-reset.yaml",
+        "edgeiso-site/oem/99_edgeiso-site.yaml",
+        "edgeiso-site/files/edgeiso/site/agent.yaml",
+        "edgeiso-site/files/edgeiso/site/harbor/admin-password",
+    ] {
+        assert!(files.iter().any(|f| f == want), "{want} in {files:?}");
+    }
+    assert!(done["usedBytes"].as_u64().unwrap() < done["areaBytes"].as_u64().unwrap());
+    assert_eq!(std::fs::metadata(&s1).unwrap().len(), std::fs::metadata(&golden).unwrap().len());
+
+    // What the area holds: the site's registry for the live load and the
+    // node; its user-data; its password never shown.
+    let shown = edgeiso(&["personalize", p(&s1), "--show", "--json"], &[]).ok();
+    assert!(!shown.stdout().contains("store-1-Harbor-1"), "a secret was printed");
+    let e = &shown.events("site-area-shown")[0];
+    assert_eq!(e["site"], "store-1");
+    let file = |path: &str| e["files"].as_array().unwrap().iter().find(|f| f["path"] == path).cloned().unwrap();
+    assert!(file("edgeiso/agent-live.yaml")["text"].as_str().unwrap().contains("registry: http://10.0.2.2:5001"));
+    assert!(file("edgeiso-site/files/edgeiso/site/agent.yaml")["text"].as_str().unwrap().contains("10.0.2.2:5001"));
+    assert!(file("edgeiso-site/files/edgeiso/site/harbor/admin-password")["text"].is_null());
+    assert_eq!(file("edgeiso-site/oem/99_edgeiso-site.yaml")["mode"], 0o600);
+    let human = edgeiso(&["personalize", p(&s1), "--show"], &[]).ok();
+    assert!(
+        human.stderr().contains("site store-1") && human.stderr().contains("secret: not shown"),
+        "{}",
+        human.stderr()
+    );
+    assert!(!human.stderr().contains("store-1-Harbor-1") && !human.stdout().contains("store-1-Harbor-1"));
+
+    // Site 2 in place on a copy of site 1: the site's settings replace site
+    // 1's. It has users, and its Harbor on https at a VIP: everything that
+    // depends on them is the site's (user-data, node mirrors, certificate).
+    let s2 = dir.join("store-2.iso");
+    std::fs::copy(&s1, &s2).unwrap();
+    let site2 = site_file(dir, "store-2", 5002);
+    std::fs::write(dir.join("sites/ops.hash"), "$6$salt$hash\n").unwrap();
+    let text = std::fs::read_to_string(&site2)
+        .unwrap()
+        .replace("http://10.0.2.2:5002", "https://10.2.0.5:30003\n  vip: 10.2.0.10");
+    std::fs::write(&site2, format!("{text}users:\n  - {{name: ops, passwordFile: ops.hash, groups: [admin]}}\n"))
+        .unwrap();
+    edgeiso(&["personalize", p(&s2), "--site", p(&site2), "--in-place"], &[]).ok();
+    let x = edgeiso_overlay::iso::Xorriso::find().unwrap();
+    let area = edgeiso_overlay::site_area::locate(&x, &s2).unwrap();
+    let edgeiso_overlay::site_area::AreaContent::Written { files, .. } = area.read().unwrap() else { panic!("empty") };
+    let member = |path: &str| {
+        let (_, bytes) = files.iter().find(|(f, _)| f.path == path).unwrap_or_else(|| panic!("{path} not in the area"));
+        String::from_utf8(bytes.clone()).unwrap()
+    };
+    let user_data = member("edgeiso-site/oem/99_edgeiso-site.yaml");
+    assert!(user_data.contains("name: store-2") && user_data.contains("hostName: edge-store-2"), "{user_data}");
+    assert!(user_data.contains("ops:") && user_data.contains("$6$salt$hash"), "the site's users: {user_data}");
+    assert!(
+        user_data.contains("https://10.2.0.5:30003/v2/spectro-images"),
+        "node mirrors to the site's Harbor: {user_data}"
+    );
+    assert!(!user_data.contains("10.0.2.2:5999"), "nothing of the golden's Harbor: {user_data}");
+    let reset = member("edgeiso-site/oem/98_edgeiso-reset.yaml");
+    assert!(
+        reset.starts_with("#cloud-config\n") && reset.contains("stylus: null") && reset.contains("stages: null"),
+        "{reset}"
+    );
+    // Harbor from the pack: its certificate (in pack-values.yaml) serves the site's VIP and host.
+    let values = member("edgeiso-site/files/edgeiso/site/harbor/pack-values.yaml");
+    let values = edgeiso_installer_config::yaml::parse(&values).unwrap();
+    let crt = values.path(&["harbor-config", "auth", "certs", "tls.crt"]).and_then(|v| v.as_str()).unwrap().to_owned();
+    std::fs::write(dir.join("site2.crt"), crt).unwrap();
+    let o = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+        .arg(dir.join("site2.crt"))
+        .output()
+        .unwrap();
+    let sans = String::from_utf8_lossy(&o.stdout);
+    assert!(sans.contains("IP Address:10.2.0.10") && sans.contains("IP Address:10.2.0.5"), "{sans}");
+    let shown = edgeiso(&["personalize", p(&s2), "--show", "--json"], &[]).ok();
+    let e = &shown.events("site-area-shown")[0];
+    assert_eq!(e["site"], "store-2");
+    let live = e["files"].as_array().unwrap().iter().find(|f| f["path"] == "edgeiso/agent-live.yaml").unwrap();
+    assert!(live["text"].as_str().unwrap().contains("https://10.2.0.5:30003"));
+
+    // Reset: the golden's bytes again.
+    edgeiso(&["personalize", p(&s2), "--reset"], &[]).ok();
+    assert_eq!(sha256_file(&s2), golden_sum, "an emptied area is the golden, byte for byte");
+}
+
+#[test]
+fn bad_input_is_refused_with_exit_3_and_the_iso_unchanged() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let source = Registry::start();
+    images::push_all(&source, &images::corpus());
+    let golden = golden(dir, &source);
+    let sum = sha256_file(&golden);
+    let refused = |site_text: &str, want: &str| {
+        let site = dir.join("bad.yaml");
+        std::fs::write(&site, site_text).unwrap();
+        let run = edgeiso(&["personalize", p(&golden), "--site", p(&site), "--in-place"], &[]);
+        assert_eq!(run.code(), 3, "{}", run.stderr());
+        assert!(run.stderr().contains(want), "{want}: {}", run.stderr());
+        assert_eq!(sha256_file(&golden), sum, "nothing written");
+    };
+    refused("site: {name: s}\nimages: [nginx:1]\n", "`images` is fixed by the golden ISO");
+    refused(
+        "site: {name: s}\nharbor:\n  url: http://h:1\n  adminPassword: x\n",
+        "secrets are not written in a site file",
+    );
+    refused("site: {name: s, hostNmae: x}\n", "hostName");
+    refused("site: {hostName: x}\n", "site.name");
+    refused(
+        "site: {name: s}\nregistries:\n  - {host: other.example, username: u, passwordEnv: X}\n",
+        "no registry `other.example`",
+    );
+
+    // Not a golden: a base ISO, and a plain file.
+    let ok_site = site_file(dir, "s", 5001);
+    let run = edgeiso(
+        &["personalize", p(&base_iso("isolinux")), "--site", p(&ok_site), "--output", p(&dir.join("x.iso"))],
+        &[],
+    );
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("not an ISO edgeiso built"), "{}", run.stderr());
+    assert!(!dir.join("x.iso").exists());
+    // The flags: a site needs --in-place or --output.
+    let run = edgeiso(&["personalize", p(&golden), "--site", p(&ok_site)], &[]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+}
