@@ -343,7 +343,7 @@ fn show(ui: &Ui, area: &SiteArea) -> anyhow::Result<()> {
                 ui.line(format!("  {:o} {:>10} {}{what}", f.mode, human_bytes(f.bytes), f.path));
             }
             if let Some(site) = shown.iter().find(|f| f.path == site_area::SITE_FILE).and_then(|f| f.text.clone()) {
-                ui.line("the site's settings:".to_string());
+                ui.line("the site's settings:");
                 for line in site.lines() {
                     ui.line(format!("  {line}"));
                 }
