@@ -46,7 +46,8 @@ site() { # N -> $work/sites/site-N.yaml
 }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2}'; }
 now() { date +%s.%N; }
-timed() { local t0; t0=$(now); "$@" >/dev/null 2>&1; echo "$(now) - $t0" | bc; }
+# A failed run is no figure: stop with its message.
+timed() { local t0 t1; t0=$(now); "$@" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }; t1=$(now); echo "$t1 - $t0" | bc; }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 site 1
@@ -71,7 +72,7 @@ for n in $(seq "$sites"); do site "$n"; done
 rm -rf "$work/out"; mkdir -p "$work/out"; sync
 t0=$(now)
 for n in $(seq "$sites"); do
-  "$edgeiso" personalize "$work/golden-$small.iso" --site "$work/sites/site-$n.yaml" --output "$work/out/p-$n.iso" >/dev/null 2>&1
+  "$edgeiso" personalize "$work/golden-$small.iso" --site "$work/sites/site-$n.yaml" --output "$work/out/p-$n.iso" >/dev/null
   rm -f "$work/out/p-$n.iso"
 done
 sync
@@ -84,7 +85,7 @@ for n in $(seq "$sites"); do
     printf 'site:\n  name: store-%s\n  hostName: edge-%s\nharbor:\n  url: https://10.%s.0.5:30003\n  vip: 10.%s.0.10\n  adminPasswordFile: sites/site-%s.pw\n' \
       "$n" "$n" "$((n % 250))" "$((n % 250))" "$n"; } >"$work/full-$n.yaml"
   "$edgeiso" iso --spec "$work/full-$n.yaml" --base "$work/base.iso" --output "$work/out/f-$n.iso" \
-    --bundle "$work/bundle-$small/content-bench.tar" --agent "$agent" >/dev/null 2>&1
+    --bundle "$work/bundle-$small/content-bench.tar" --agent "$agent" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
   rm -f "$work/out/f-$n.iso" "$work/full-$n.yaml"
 done
 sync

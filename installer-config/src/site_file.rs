@@ -103,6 +103,14 @@ fn owner(pattern: &str) -> Owner {
 
 impl SiteFile {
     pub fn load(path: &Path) -> Result<SiteFile, SpecError> {
+        // Absolute: the paths the file names are made absolute from its
+        // folder, and the merged spec is read from elsewhere.
+        let absolute = std::path::absolute(path).map_err(|source| SpecError::Read {
+            what: "site file",
+            path: path.to_owned(),
+            source,
+        })?;
+        let path = absolute.as_path();
         let bytes = edgeiso_contract::fs::read_bounded(path, MAX_BYTES).map_err(|source| SpecError::Read {
             what: "site file",
             path: path.to_owned(),
