@@ -11,7 +11,8 @@
 //!   the console lines of a live boot, as types both sides read;
 //! - [`kernel_args`]: which kernel arguments a live load adds, and the rule
 //!   for what may be added;
-//! - [`unit`]: the agent's systemd unit;
+//! - [`unit`]: the agent's systemd unit; [`load_command`]: the command
+//!   line it and the live hook run the agent with, deadline included;
 //! - [`fs`]: temp files, temp folders and atomic writes (the one
 //!   implementation the workspace uses);
 //! - [`cli_docs`]: man pages and completions of both binaries.
@@ -25,6 +26,7 @@ pub mod epoch;
 pub mod events;
 pub mod fs;
 pub mod kernel_args;
+pub mod load_command;
 pub mod paths;
 pub mod registry_url;
 pub mod unit;
