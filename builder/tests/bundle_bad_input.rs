@@ -309,3 +309,25 @@ fn killed_run_resumes_without_downloading_finished_blobs() {
     assert!(!tree(&blobs).iter().any(|f| f.ends_with(".partial")), "stale partial files not swept");
     edgeiso(&["bundle", "verify", p(&out.join("content-s.tar"))], &[]).ok();
 }
+
+/// A bundle whose name carries terminal escape sequences is refused by
+/// verify and inspect, naming the bundle and the entry, escaped: nothing of
+/// it reaches the terminal as a control character, with or without --json.
+#[test]
+fn a_bundle_with_escape_sequences_in_a_name_is_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edgeiso_testkit::bundles::write_bundle_with_hostile_name(dir.path());
+    for args in [vec!["bundle", "verify"], vec!["bundle", "inspect"], vec!["--json", "bundle", "inspect"]] {
+        let mut args = args.clone();
+        args.push(p(&path));
+        let r = edgeiso(&args, &[]);
+        assert_ne!(r.code(), 0, "{args:?}: {}", r.stderr());
+        let (out, err) = (r.stdout(), r.stderr());
+        for text in [&out, &err] {
+            assert!(!text.contains(['\u{1b}', '\u{7}']), "{args:?}: a control character got through: {text:?}");
+        }
+        let all = format!("{out}{err}");
+        assert!(all.contains("content-hostile.tar"), "names the bundle: {all}");
+        assert!(all.contains("bundle.json: name site\\u{1b}[31m"), "names the entry, escaped: {all}");
+    }
+}

@@ -7,6 +7,7 @@
 pub mod digest;
 pub mod format;
 pub mod manifest;
+pub mod names;
 pub mod parts;
 pub mod reader;
 pub mod reference;

@@ -192,6 +192,11 @@ fn check_index(bundle: &Bundle, report: &mut Report) {
             return;
         }
     };
+    for (n, d) in index.iter().enumerate() {
+        if let Err(e) = crate::names::check_annotations(n, &d.annotations) {
+            report.problems.push(problem(format!("refused: {e}")));
+        }
+    }
     for img in &bundle.meta.images {
         let name = img.reference.to_string();
         let entry = index.iter().find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&name));

@@ -13,6 +13,8 @@
 //!   for what may be added;
 //! - [`unit`]: the agent's systemd unit; [`load_command`]: the command
 //!   line it and the live hook run the agent with, deadline included;
+//! - [`printable`]: the one rule for control characters in names and in
+//!   text printed from a bundle or a registry (refuse, or escape);
 //! - [`fs`]: temp files, temp folders and atomic writes (the one
 //!   implementation the workspace uses);
 //! - [`cli_docs`]: man pages and completions of both binaries.
@@ -28,6 +30,7 @@ pub mod fs;
 pub mod kernel_args;
 pub mod load_command;
 pub mod paths;
+pub mod printable;
 pub mod registry_url;
 pub mod unit;
 

@@ -55,3 +55,21 @@ pub fn write_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], part_size: Op
     };
     plan.write(dir, &WriteOptions { part_size, ..Default::default() }).expect("write bundle").paths
 }
+
+/// What the bundle of [`write_bundle_with_hostile_name`] calls itself.
+pub const HOSTILE_BUNDLE_NAME: &str = "site\u{1b}[31m\u{1b}]0;pwned\u{7}";
+
+/// A one-image bundle, `content-hostile.tar` in `dir`, whose `bundle.json`
+/// name carries terminal escape sequences (a colour, a window title): the
+/// file name is plain, so only what is read from inside the bundle is
+/// hostile.
+pub fn write_bundle_with_hostile_name(dir: &Path) -> PathBuf {
+    let image = crate::image_with_layer("hostile/app", "1.0", 1024, 7);
+    let written = dir.join("written");
+    std::fs::create_dir_all(&written).unwrap();
+    let paths = write_bundle(&written, HOSTILE_BUNDLE_NAME, &[Entry::workload(&image, &image.reference())], None);
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    let plain = dir.join("content-hostile.tar");
+    std::fs::rename(&paths[0], &plain).unwrap();
+    plain
+}
