@@ -4,6 +4,7 @@
 //! A bundle is one uncompressed tar that is also a valid OCI image-layout
 //! archive, with `bundle.json` as its first member. See `docs/bundle-format.md`.
 
+pub mod claims;
 pub mod digest;
 pub mod format;
 pub mod manifest;

@@ -18,6 +18,12 @@ fn split_bundle(dir: &Path) -> Vec<PathBuf> {
 
 /// The same, its image recorded in bundle.json with `media_type`.
 fn bundle_claiming(dir: &Path, media_type: &str) -> Vec<PathBuf> {
+    bundle_recording(dir, |r| r.media_type = media_type.into())
+}
+
+/// The same, its image recorded in bundle.json as it is, then changed by
+/// `claim` (a hand-edited bundle.json: the members' hashes still agree).
+fn bundle_recording(dir: &Path, claim: impl FnOnce(&mut ImageRecord)) -> Vec<PathBuf> {
     let layer: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
@@ -28,26 +34,28 @@ fn bundle_claiming(dir: &Path, media_type: &str) -> Vec<PathBuf> {
     )
     .into_bytes();
     let md = Digest::of(&manifest);
+    let size = (layer.len() + config.len() + manifest.len()) as u64;
     let mut blobs = BTreeMap::new();
     for b in [layer, config, manifest] {
         blobs.insert(Digest::of(&b), (b.len() as u64, BlobSource::Bytes(b)));
     }
-    let plan = BundlePlan {
+    let mut plan = BundlePlan {
         name: "d".into(),
         created: UNIX_EPOCH + Duration::from_secs(1),
         tool: "test".into(),
         images: vec![ImageRecord {
             reference: "example.com/team/app:1".parse().unwrap(),
             digest: md,
-            media_type: media_type.into(),
+            media_type: OCI_MANIFEST.into(),
             platforms: vec!["linux/amd64".into()],
             role: Role::Workload,
-            size: 0,
+            size,
             source_digest: None,
             index_digest: None,
         }],
         blobs,
     };
+    claim(&mut plan.images[0]);
     let w = plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() }).unwrap();
     w.paths
 }
@@ -67,6 +75,40 @@ fn verify_checks_the_media_type_bundle_json_claims() {
     let b = Bundle::open(&paths[0]).unwrap();
     let report = edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// The problems verify finds, as "member: message (image ...)".
+fn problems(paths: &[PathBuf]) -> Vec<String> {
+    let b = Bundle::open(&paths[0]).unwrap();
+    edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap().problems.iter().map(ToString::to_string).collect()
+}
+
+/// bundle.json claims a platform the stored manifest's config does not
+/// declare, or a size the stored bytes are not: verify names the image and
+/// the claim. A variant-less claim of a variant the image has is no lie.
+#[test]
+fn verify_checks_the_platforms_and_size_bundle_json_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = problems(&bundle_recording(dir.path(), |r| r.platforms = vec!["linux/amd64".into(), "linux/arm64".into()]));
+    assert!(
+        all.iter().any(|m| m.contains("claims platform linux/arm64")
+            && m.contains("it has linux/amd64")
+            && m.contains("image example.com/team/app:1")),
+        "{all:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let all = problems(&bundle_recording(dir.path(), |r| r.size += 1));
+    assert!(
+        all.iter().any(|m| m.contains("claims a size of 40440 bytes")
+            && m.contains("are 40439 bytes")
+            && m.contains("image example.com/team/app:1")),
+        "{all:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let all = problems(&bundle_recording(dir.path(), |r| r.size = 1 << 40));
+    assert_eq!(all.len(), 1, "{all:?}");
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(problems(&bundle_recording(dir.path(), |_| {})), Vec::<String>::new(), "the truth passes");
 }
 
 fn err(path: &Path) -> String {
