@@ -29,6 +29,7 @@ pub mod exit;
 pub mod import;
 pub mod iso_build;
 pub mod lockfile;
+pub mod output_lock;
 pub mod overlay_tree;
 pub mod registry_check;
 pub mod render_site;
