@@ -133,8 +133,7 @@ pub enum TokenError {
 impl TokenResponse {
     /// The token a token endpoint's answer body carries.
     pub fn parse(body: &[u8]) -> Result<Token, TokenError> {
-        let answer: TokenResponse =
-            serde_json::from_slice(body).map_err(|e| TokenError::Unreadable(e.to_string()))?;
+        let answer: TokenResponse = serde_json::from_slice(body).map_err(|e| TokenError::Unreadable(e.to_string()))?;
         answer.into_token().ok_or(TokenError::NoToken)
     }
 

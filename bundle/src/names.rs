@@ -28,9 +28,7 @@ pub struct UnprintableName {
 
 fn check(entry: impl Fn() -> String, field: &str, value: &str) -> Result<(), UnprintableName> {
     match first_control(value) {
-        Some(found) => {
-            Err(UnprintableName { entry: entry(), field: field.to_owned(), value: value.to_owned(), found })
-        }
+        Some(found) => Err(UnprintableName { entry: entry(), field: field.to_owned(), value: value.to_owned(), found }),
         None => Ok(()),
     }
 }

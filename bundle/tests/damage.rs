@@ -89,7 +89,8 @@ fn problems(paths: &[PathBuf]) -> Vec<String> {
 #[test]
 fn verify_checks_the_platforms_and_size_bundle_json_claims() {
     let dir = tempfile::tempdir().unwrap();
-    let all = problems(&bundle_recording(dir.path(), |r| r.platforms = vec!["linux/amd64".into(), "linux/arm64".into()]));
+    let all =
+        problems(&bundle_recording(dir.path(), |r| r.platforms = vec!["linux/amd64".into(), "linux/arm64".into()]));
     assert!(
         all.iter().any(|m| m.contains("claims platform linux/arm64")
             && m.contains("it has linux/amd64")

@@ -57,10 +57,7 @@ mod tests {
         let hostile = "app\u{1b}[31mred\u{1b}]0;title\u{7}\u{9b}2J\r\u{8}\u{7f}\u{202e}gnp.exe\n";
         let e = escape(hostile);
         assert!(e.chars().all(|c| !is_unprintable(c)), "{e}");
-        assert_eq!(
-            e,
-            "app\\u{1b}[31mred\\u{1b}]0;title\\u{7}\\u{9b}2J\\r\\u{8}\\u{7f}\\u{202e}gnp.exe\\n"
-        );
+        assert_eq!(e, "app\\u{1b}[31mred\\u{1b}]0;title\\u{7}\\u{9b}2J\\r\\u{8}\\u{7f}\\u{202e}gnp.exe\\n");
         assert_eq!(first_control(hostile), Some('\u{1b}'));
     }
 
