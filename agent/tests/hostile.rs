@@ -198,6 +198,13 @@ fn an_upload_location_on_another_origin_gets_no_credentials() {
     assert!(stderr.contains(&bad) && stderr.contains("leaves the registry"), "{stderr}");
 }
 
+/// What the agent wrote holds no ESC, CSI, BEL or CR (its lines end in LF).
+fn no_control_characters(texts: &[&str]) {
+    for text in texts {
+        assert!(!text.contains(['\u{1b}', '\u{9b}', '\u{7}', '\r']), "a control character got through: {text:?}");
+    }
+}
+
 /// A registry's error body quoted in the agent's errors (stderr, the
 /// console outcome) is escaped: no terminal escape sequence gets through.
 #[test]
@@ -213,9 +220,7 @@ fn a_registrys_error_body_reaches_no_terminal_unescaped() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let marker = std::fs::read_to_string(&outcome).unwrap();
     assert!(stderr.contains("HTTP 400"), "{stderr}");
-    for text in [&*stderr, &*marker] {
-        assert!(!text.contains(['\u{1b}', '\u{9b}', '\u{7}', '\r']), "an escape sequence got through: {text:?}");
-    }
+    no_control_characters(&[&stderr, &marker]);
     assert!(stderr.contains("\\u{1b}[31mpwned"), "the body is quoted, escaped: {stderr}");
 }
 
@@ -233,8 +238,6 @@ fn a_bundle_with_escape_sequences_in_a_name_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let marker = std::fs::read_to_string(&outcome).unwrap_or_default();
-    for text in [&*stderr, &*stdout, &*marker] {
-        assert!(!text.contains(['\u{1b}', '\u{7}']), "a control character got through: {text:?}");
-    }
+    no_control_characters(&[&stderr, &stdout, &marker]);
     assert!(stderr.contains("content-hostile.tar") && stderr.contains("bundle.json: name site\\u{1b}[31m"), "{stderr}");
 }
