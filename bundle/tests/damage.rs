@@ -83,12 +83,15 @@ fn problems(paths: &[PathBuf]) -> Vec<String> {
     edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap().problems.iter().map(ToString::to_string).collect()
 }
 
+/// A change to a true record of bundle.json.
+type Lie = dyn Fn(&mut ImageRecord);
+
 /// bundle.json claims a platform the stored manifest's config does not
 /// declare, or a size the stored bytes are not: verify names the image and
 /// the claim.
 #[test]
 fn verify_checks_the_platforms_and_size_bundle_json_claims() {
-    let lies: [(&dyn Fn(&mut ImageRecord), &[&str]); 3] = [
+    let lies: [(&Lie, &[&str]); 3] = [
         (&|r| r.platforms.push("linux/arm64".into()), &["claims platform linux/arm64", "it has linux/amd64"]),
         (&|r| r.size += 1, &["claims a size of 40440 bytes", "are 40439 bytes"]),
         (&|r| r.size = 1 << 40, &["claims a size of 1099511627776 bytes"]),
