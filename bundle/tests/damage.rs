@@ -24,6 +24,15 @@ fn bundle_claiming(dir: &Path, media_type: &str) -> Vec<PathBuf> {
 /// The same, its image recorded in bundle.json as it is, then changed by
 /// `claim` (a hand-edited bundle.json: the members' hashes still agree).
 fn bundle_recording(dir: &Path, claim: impl FnOnce(&mut ImageRecord)) -> Vec<PathBuf> {
+    write_split(&plan_recording(claim), dir).unwrap().paths
+}
+
+fn write_split(plan: &BundlePlan, dir: &Path) -> Result<edgeiso_bundle::writer::Written, BundleError> {
+    plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() })
+}
+
+/// The plan of that bundle.
+fn plan_recording(claim: impl FnOnce(&mut ImageRecord)) -> BundlePlan {
     let layer: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
@@ -56,8 +65,7 @@ fn bundle_recording(dir: &Path, claim: impl FnOnce(&mut ImageRecord)) -> Vec<Pat
         blobs,
     };
     claim(&mut plan.images[0]);
-    let w = plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() }).unwrap();
-    w.paths
+    plan
 }
 
 /// bundle.json claims an index where an image manifest is stored: verify
@@ -106,6 +114,19 @@ fn verify_checks_the_platforms_and_size_bundle_json_claims() {
     }
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(problems(&bundle_recording(dir.path(), |_| {})), Vec::<String>::new(), "the truth passes");
+}
+
+/// A platform (or media type, or name) with a control character, as a
+/// hostile source registry's index could give create, is never written.
+#[test]
+fn a_bundle_json_string_with_a_control_character_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_recording(|r| r.platforms = vec!["linux/amd64\u{1b}[31m".into()]);
+    let message = write_split(&plan, dir.path()).expect_err("written").to_string();
+    assert!(message.contains("platform linux/amd64\\u{1b}[31m contains the control character"), "{message}");
+    assert!(!message.contains('\u{1b}'), "{message:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 fn err(path: &Path) -> String {
