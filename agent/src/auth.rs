@@ -121,7 +121,22 @@ impl fmt::Debug for Token {
     }
 }
 
+/// Why a token endpoint's answer gave no token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("unreadable token response: {}", edgeiso_contract::printable::escape(.0))]
+    Unreadable(String),
+    #[error("token response without a token")]
+    NoToken,
+}
+
 impl TokenResponse {
+    /// The token a token endpoint's answer body carries.
+    pub fn parse(body: &[u8]) -> Result<Token, TokenError> {
+        let answer: TokenResponse = serde_json::from_slice(body).map_err(|e| TokenError::Unreadable(e.to_string()))?;
+        answer.into_token().ok_or(TokenError::NoToken)
+    }
+
     pub fn into_token(self) -> Option<Token> {
         let value = self.token.or(self.access_token).filter(|t| !t.is_empty())?;
         // The spec's default lifetime is 60 s; renew a little early. A

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod journal;
 pub mod load;
+pub mod location;
 pub mod node_mirrors;
 pub mod outcome;
 pub mod registry;

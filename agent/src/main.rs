@@ -104,7 +104,8 @@ fn main() -> ExitCode {
         Err(e) => {
             let code = e.exit_status();
             let e = anyhow::Error::new(e);
-            tracing::error!("{e:#}");
+            // Escaped: a path or a name in it may come from outside.
+            tracing::error!("{}", edgeiso_contract::printable::escape(&format!("{e:#}")));
             if code == ExitStatus::Internal {
                 eprintln!("edgeiso-agent: internal error: {e:?}");
             }

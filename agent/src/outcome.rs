@@ -16,8 +16,10 @@ pub fn marker(registry: &str, loaded: usize, result: &Result<(), AgentError>) ->
     match result {
         Ok(()) => Marker::Loaded { images: loaded, registry: registry.to_owned() },
         Err(e) => {
-            // One line: the console shows it as one marker.
+            // One line: the console shows it as one marker; and no control
+            // character of a path or a name reaches the console.
             let message = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+            let message = edgeiso_contract::printable::escape(&message);
             Marker::Failed {
                 reason: format!("edgeiso-agent exit {} after {loaded} images: {message}", e.exit_status().code()),
             }
@@ -50,5 +52,8 @@ mod tests {
                 reason: "edgeiso-agent exit 4 after 2 images: registry http://r:5000: stopped answering".into()
             }
         );
+        let e = AgentError::Registry { url: "http://r:5000".into(), message: "\u{1b}[2J\u{9b}31m".into() };
+        let line = marker("http://r:5000", 0, &Err(e)).to_string();
+        assert!(!line.chars().any(char::is_control), "{line:?}");
     }
 }

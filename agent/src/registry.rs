@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
 use edgeiso_bundle::Digest;
+use edgeiso_contract::printable::escape;
 use reqwest::header::{
     HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
 };
@@ -23,6 +24,7 @@ use tracing::{debug, warn};
 
 use crate::auth::{self, Challenge, Credentials, Scheme, Token, TokenResponse};
 use crate::config::Endpoint;
+use crate::location::resolve_location;
 use crate::retry::RetryPolicy;
 
 #[derive(Debug, thiserror::Error)]
@@ -240,13 +242,15 @@ fn confirms(resp: &Response, digest: &Digest) -> bool {
     content_digest(resp) == Some(digest.as_str())
 }
 
-fn detail_of(body: &str) -> String {
+/// What an error message quotes of an answer's body: its first 300
+/// characters, escaped (it reaches terminals, the journal and the console).
+pub fn detail_of(body: &str) -> String {
     let body = body.trim();
     if body.is_empty() {
         String::new()
     } else {
         let cut: String = body.chars().take(300).collect();
-        format!(": {cut}")
+        format!(": {}", escape(&cut))
     }
 }
 
@@ -414,14 +418,8 @@ impl RegistryClient {
                         }
                         Err(e) => return Err(e),
                     };
-                    let body: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
-                        what: what.into(),
-                        message: format!("unreadable token response: {e}"),
-                    })?;
-                    return body.into_token().ok_or_else(|| RegistryError::Protocol {
-                        what: what.into(),
-                        message: "token response without a token".into(),
-                    });
+                    return TokenResponse::parse(&bytes)
+                        .map_err(|e| RegistryError::Protocol { what: what.into(), message: e.to_string() });
                 }
                 Ok(Ok(resp)) => self.status_error(what, resp).await,
                 Ok(Err(e)) => Self::transport_error(what, &e),
@@ -779,15 +777,17 @@ impl RegistryClient {
         }
     }
 
-    fn location(what: &str, resp: &Response) -> Result<Url, RegistryError> {
+    /// The session URL a `Location` header names, on the registry's own
+    /// origin only ([`resolve_location`]): the next request carries the
+    /// credentials.
+    fn location(&self, what: &str, resp: &Response) -> Result<Url, RegistryError> {
         let loc =
             resp.headers().get(LOCATION).and_then(|v| v.to_str().ok()).ok_or_else(|| RegistryError::Protocol {
                 what: what.into(),
                 message: format!("HTTP {} without a Location header", resp.status()),
             })?;
-        resp.url()
-            .join(loc)
-            .map_err(|e| RegistryError::Protocol { what: what.into(), message: format!("bad Location {loc:?}: {e}") })
+        resolve_location(&self.url.base, resp.url(), loc)
+            .map_err(|e| RegistryError::Protocol { what: what.into(), message: e.to_string() })
     }
 
     /// Open an upload session, or mount `digest` from `from` when given.
@@ -810,7 +810,7 @@ impl RegistryClient {
                 Ok(UploadStart::Mounted)
             }
             // A registry that cannot mount opens an ordinary session (202).
-            StatusCode::ACCEPTED => Ok(UploadStart::Session(Self::location(&what, &resp)?)),
+            StatusCode::ACCEPTED => Ok(UploadStart::Session(self.location(&what, &resp)?)),
             _ => Err(self.status_error(&what, resp).await),
         }
     }
@@ -823,7 +823,7 @@ impl RegistryClient {
         match resp.status() {
             StatusCode::NO_CONTENT | StatusCode::OK | StatusCode::ACCEPTED => {
                 let offset = resp.headers().get("range").and_then(|v| v.to_str().ok()).map_or(0, uploaded_bytes);
-                let loc = Self::location(&what, &resp).unwrap_or_else(|_| location.clone());
+                let loc = self.location(&what, &resp).unwrap_or_else(|_| location.clone());
                 Ok(Some((offset, loc)))
             }
             // 404 unknown upload; 400/416 a session the registry cannot resume.
@@ -888,7 +888,7 @@ impl RegistryClient {
             })
             .await?;
         if resp.status() == StatusCode::ACCEPTED || resp.status().is_success() {
-            Self::location(&what, &resp)
+            self.location(&what, &resp)
         } else {
             Err(self.status_error(&what, resp).await)
         }
@@ -931,7 +931,17 @@ impl RegistryClient {
 
 #[cfg(test)]
 mod tests {
-    use super::{uploaded_bytes, Refusal};
+    use super::{detail_of, uploaded_bytes, Refusal};
+
+    #[test]
+    fn error_bodies_are_quoted_escaped_and_cut() {
+        let body = "{\"errors\":[{\"message\":\"\u{1b}[31mred\u{1b}]0;pwned\u{7}\u{9b}2J\r\"}]}";
+        let d = detail_of(body);
+        assert!(!d.chars().any(char::is_control), "{d:?}");
+        assert!(d.contains("\\u{1b}[31mred"), "{d}");
+        assert_eq!(detail_of(&"x".repeat(1000)).len(), 2 + 300);
+        assert_eq!(detail_of(" \n "), "");
+    }
 
     #[test]
     fn only_harbors_quota_and_read_only_403s_are_refusals() {

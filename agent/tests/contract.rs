@@ -116,3 +116,22 @@ fn man_pages_are_not_stale() {
     let stale = edgeiso_contract::cli_docs::stale_man_pages(edgeiso_agent::cli::Cli::command(), &dir);
     assert!(stale.is_empty(), "stale man pages in docs/man: {stale:?}; run `bash scripts/gen-docs.sh`");
 }
+
+/// The unit's `ExecStart=` and the live hook's command line (both from
+/// `edgeiso_contract::load_command`) are ones this agent accepts, with the
+/// deadline they mean to pass.
+#[test]
+fn the_agent_accepts_the_units_and_the_live_hooks_command_lines_with_their_deadlines() {
+    use clap::Parser;
+    use edgeiso_agent::cli::{Cli, Command};
+    use edgeiso_contract::agent_config::LIVE_DEADLINE;
+    use edgeiso_contract::load_command::{live_load_command, node_load_command, NODE_DEADLINE};
+    let exec = AGENT_UNIT.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    for (command, deadline) in [(exec.to_owned(), NODE_DEADLINE), (live_load_command(), LIVE_DEADLINE)] {
+        let cli = Cli::try_parse_from(command.split_whitespace()).unwrap_or_else(|e| panic!("{command}: {e}"));
+        let Command::Load(args) = cli.command else { panic!("{command}: not a load") };
+        assert_eq!(args.settings.deadline, Some(deadline), "{command}");
+        assert!(args.config.is_some(), "{command}");
+    }
+    assert_eq!(exec, node_load_command());
+}

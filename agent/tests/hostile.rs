@@ -169,3 +169,75 @@ fn an_index_repeating_one_child_on_every_level_is_walked_once() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("done: 1 loaded, 0 failed"), "the image is loaded");
 }
+
+/// A registry that answers an upload start with a Location on another
+/// server must not get the agent's credentials sent there: the other server
+/// sees no request at all, and the failure names the Location.
+#[test]
+fn an_upload_location_on_another_origin_gets_no_credentials() {
+    let elsewhere = HostileServer::start(Behaviour::AcceptAll);
+    let port: u16 = elsewhere.url.rsplit(':').next().unwrap().parse().unwrap();
+    let registry = HostileServer::start(Behaviour::UploadsElsewhere(port));
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(dir.path());
+    let password = dir.path().join("password");
+    std::fs::write(&password, "s3cret\n").unwrap();
+    let mut cmd = load_cmd(&registry.url, &b, &dir.path().join("s"), &["--retries", "1", "--username", "admin"]);
+    cmd.arg("--password-file").arg(&password);
+    let out = run_bounded(cmd, Duration::from_secs(120)).expect("the agent ends");
+    assert!(
+        registry.seen.lock().unwrap().iter().any(|s| s.method == "POST" && s.authorization),
+        "the registry itself got the credentials (the test exercises them): {:?}",
+        registry.seen.lock().unwrap()
+    );
+    let leaked = elsewhere.seen.lock().unwrap().clone();
+    assert!(leaked.is_empty(), "the other server saw requests: {leaked:?}");
+    assert_eq!(out.status.code(), Some(3), "the images fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let bad = format!("Location \"http://127.0.0.1:{port}/v2/upload/");
+    assert!(stderr.contains(&bad) && stderr.contains("leaves the registry"), "{stderr}");
+}
+
+/// What the agent wrote holds no ESC, CSI, BEL or CR (its lines end in LF).
+fn no_control_characters(texts: &[&str]) {
+    for text in texts {
+        assert!(!text.contains(['\u{1b}', '\u{9b}', '\u{7}', '\r']), "a control character got through: {text:?}");
+    }
+}
+
+/// A registry's error body quoted in the agent's errors (stderr, the
+/// console outcome) is escaped: no terminal escape sequence gets through.
+#[test]
+fn a_registrys_error_body_reaches_no_terminal_unescaped() {
+    let registry = HostileServer::start(Behaviour::EscapesInErrors);
+    let dir = tempfile::tempdir().unwrap();
+    let b = bundle(dir.path());
+    let outcome = dir.path().join("outcome");
+    let mut cmd = load_cmd(&registry.url, &b, &dir.path().join("s"), &["--retries", "0"]);
+    cmd.arg("--outcome-file").arg(&outcome);
+    let out = run_bounded(cmd, Duration::from_secs(120)).expect("the agent ends");
+    assert_eq!(out.status.code(), Some(3), "the images fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let marker = std::fs::read_to_string(&outcome).unwrap();
+    assert!(stderr.contains("HTTP 400"), "{stderr}");
+    no_control_characters(&[&stderr, &marker]);
+    assert!(stderr.contains("\\u{1b}[31mpwned"), "the body is quoted, escaped: {stderr}");
+}
+
+/// A bundle whose name carries terminal escape sequences is refused
+/// (exit 6) with a message that names it, escaped.
+#[test]
+fn a_bundle_with_escape_sequences_in_a_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = edgeiso_testkit::bundles::write_bundle_with_hostile_name(dir.path());
+    let outcome = dir.path().join("outcome");
+    let mut cmd = load_cmd("http://127.0.0.1:9", &b, &dir.path().join("s"), &["--json"]);
+    cmd.arg("--outcome-file").arg(&outcome);
+    let out = run_bounded(cmd, Duration::from_secs(60)).expect("refused at once");
+    assert_eq!(out.status.code(), Some(6), "an unusable bundle");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let marker = std::fs::read_to_string(&outcome).unwrap_or_default();
+    no_control_characters(&[&stderr, &stdout, &marker]);
+    assert!(stderr.contains("content-hostile.tar") && stderr.contains("bundle.json: name site\\u{1b}[31m"), "{stderr}");
+}

@@ -69,6 +69,10 @@ struct Planned {
 }
 
 async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Written> {
+    // First: a second run into the same output fails before it downloads.
+    std::fs::create_dir_all(&args.output.dir)
+        .with_context(|| format!("output folder {}", args.output.dir.display()))?;
+    let _output = crate::output_lock::lock_output(&args.output.dir, &spec.name)?;
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
     let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -237,8 +241,6 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
         images,
         blobs,
     };
-    std::fs::create_dir_all(&args.output.dir)
-        .with_context(|| format!("output folder {}", args.output.dir.display()))?;
     crate::cache::sweep_stale_temps(&args.output.dir);
     let total: u64 = plan.blobs.values().map(|b| b.0).sum();
     let bar = ui.bytes_bar(total, "writing");

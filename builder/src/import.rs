@@ -72,6 +72,7 @@ pub fn import(ui: &Ui, args: &ImportOptions) -> anyhow::Result<()> {
     }
     let out_dir = &args.output.dir;
     std::fs::create_dir_all(out_dir).with_context(|| format!("output folder {}", out_dir.display()))?;
+    let _output = crate::output_lock::lock_output(out_dir, &args.name)?;
     crate::cache::sweep_stale_temps(out_dir);
     edgeiso_contract::fs::sweep_orphan_dirs(out_dir, STAGING_PREFIX);
     let staging = edgeiso_contract::fs::create_locked_dir(out_dir, STAGING_PREFIX)

@@ -31,6 +31,7 @@ pub mod exit;
 pub mod import;
 pub mod iso_build;
 pub mod lockfile;
+pub mod output_lock;
 pub mod overlay_tree;
 pub mod personalize;
 pub mod registry_check;

@@ -14,7 +14,10 @@ fn create(spec: &Path, out: &Path, cache: &Path) -> common::Run {
 }
 
 fn no_bundle_in(out: &Path) {
-    let left: Vec<String> = tree(out).into_iter().filter(|f| f.contains("content-")).collect();
+    // A killed run leaves its (unlocked, empty of meaning) lock file; the
+    // next run takes it over and removes it.
+    let left: Vec<String> =
+        tree(out).into_iter().filter(|f| f.contains("content-") && !f.ends_with(".tar.lock")).collect();
     assert!(left.is_empty(), "a failed run left {left:?}");
 }
 
@@ -308,4 +311,80 @@ fn killed_run_resumes_without_downloading_finished_blobs() {
     }
     assert!(!tree(&blobs).iter().any(|f| f.ends_with(".partial")), "stale partial files not swept");
     edgeiso(&["bundle", "verify", p(&out.join("content-s.tar"))], &[]).ok();
+}
+
+/// A bundle whose name carries terminal escape sequences is refused by
+/// verify and inspect, naming the bundle and the entry, escaped: nothing of
+/// it reaches the terminal as a control character, with or without --json.
+#[test]
+fn a_bundle_with_escape_sequences_in_a_name_is_refused_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = edgeiso_testkit::bundles::write_bundle_with_hostile_name(dir.path());
+    for args in [vec!["bundle", "verify"], vec!["bundle", "inspect"], vec!["--json", "bundle", "inspect"]] {
+        let mut args = args.clone();
+        args.push(p(&path));
+        let r = edgeiso(&args, &[]);
+        assert_ne!(r.code(), 0, "{args:?}: {}", r.stderr());
+        let (out, err) = (r.stdout(), r.stderr());
+        for text in [&out, &err] {
+            assert!(!text.contains(['\u{1b}', '\u{7}']), "{args:?}: a control character got through: {text:?}");
+        }
+        let all = format!("{out}{err}");
+        assert!(all.contains("content-hostile.tar"), "names the bundle: {all}");
+        assert!(all.contains("bundle.json: name site\\u{1b}[31m"), "names the entry, escaped: {all}");
+    }
+}
+
+/// Two `bundle create` runs into one output folder, for one bundle name:
+/// the second fails at once, naming the folder and the run that holds it,
+/// and never replaces the first's bundle; once the first has ended, a run
+/// goes ahead. (The first run is held up by a registry that accepts
+/// connections and never answers.)
+#[test]
+fn a_second_create_into_the_same_output_fails_naming_the_first() {
+    use std::process::{Command, Stdio};
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_host = silent.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let reg = Registry::start();
+    images::push_all(&reg, &images::corpus());
+    let dir = tempfile::tempdir().unwrap();
+    let (first_dir, second_dir) = (dir.path().join("first"), dir.path().join("second"));
+    std::fs::create_dir_all(&first_dir).unwrap();
+    std::fs::create_dir_all(&second_dir).unwrap();
+    let first_spec = simple_spec(&first_dir, &silent_host, &["team/app:1.0"]);
+    let second_spec = simple_spec(&second_dir, &reg.host(), &["team/app:1.0"]);
+    let out = dir.path().join("out");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_edgeiso"))
+        .args(["bundle", "create", "--spec", p(&first_spec), "--output", p(&out), "--cache", p(&dir.path().join("c1"))])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The first run holds the lock once it has written its pid into it.
+    let lock = edgeiso::output_lock::lock_path(&out, "s");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&lock).unwrap_or_default().contains(&format!("pid {}", first.id())) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first run never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = create(&second_spec, &out, &dir.path().join("c2"));
+    let still_running = first.try_wait().unwrap().is_none();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(still_running, "the runs overlapped");
+    assert_eq!(second.code(), 1, "{}", second.stderr());
+    let err = second.stderr();
+    assert!(err.contains(p(&out)) && err.contains("another run is writing bundle content-s.tar"), "{err}");
+    assert!(err.contains(&format!("edgeiso pid {}", first.id())), "names the other run: {err}");
+    let left: Vec<String> = tree(&out).into_iter().filter(|f| f.ends_with(".tar")).collect();
+    assert!(left.is_empty(), "{left:?}");
+    // The first run is gone (killed): its lock went with it (the file stays).
+    create(&second_spec, &out, &dir.path().join("c2")).ok();
+    assert!(out.join("content-s.tar").exists());
 }

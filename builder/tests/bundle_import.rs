@@ -511,3 +511,31 @@ fn a_killed_imports_staging_folder_is_swept_by_the_next_run() {
     assert!(!left.exists(), "{:?}", tree(&out));
     assert!(tree(&out).iter().all(|n| !n.contains(".edgeiso-import-")), "{:?}", tree(&out));
 }
+
+/// An import input that names an image with terminal escape sequences (an
+/// `index.json` annotation, a `docker save` RepoTag) is refused, the entry
+/// named and the name shown escaped; nothing is written.
+#[test]
+fn names_with_escape_sequences_are_refused_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = images::corpus();
+    let layout = dir.path().join("layout");
+    images::write_oci_layout(&layout, &corpus);
+    edit_index(&layout, |v| {
+        v["manifests"][0]["annotations"] =
+            serde_json::json!({ "io.containerd.image.name": "docker.io/team/app:1.0\u{1b}[31m" });
+    });
+    let saved = dir.path().join("saved.tar");
+    let mut hostile = corpus.iter().find(|i| !i.is_index()).unwrap().clone();
+    hostile.repository = "team/app\u{1b}]0;pwned\u{7}".into();
+    images::write_docker_save(&saved, std::slice::from_ref(&hostile));
+    for (src, entry) in [(&layout, "entry 0"), (&saved, "manifest.json entry 0")] {
+        let out = dir.path().join("out");
+        let r = import(&[src], &out);
+        assert_eq!(r.code(), 3, "{}", r.stderr());
+        let err = r.stderr();
+        assert!(!err.contains(['\u{1b}', '\u{7}']), "a control character got through: {err:?}");
+        assert!(err.contains(entry) && err.contains("control character \\u{1b}"), "{err}");
+        assert!(!tree(&out).iter().any(|f| f.ends_with(".tar")), "{:?}", tree(&out));
+    }
+}

@@ -181,11 +181,12 @@ fn overlay_tree_and_initramfs_follow_the_layout() {
         assert!(report.entries.iter().all(|e| e.uid == 0 && e.gid == 0 && e.mode & 0o170000 != 0));
         // The hook: live load only when asked, against harbor.url.
         let hook = decompressed_member(&img, "lib/dracut/hooks/pre-pivot/90-edgeiso.sh");
-        let runs = "/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --outcome-file";
+        let runs =
+            "/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --deadline 10m --outcome-file";
         assert_eq!(hook.contains(runs), live, "{hook}");
         assert!(!hook.contains("\nexit"), "a sourced hook must not exit: {hook}");
         let config = decompressed_member(&img, "edgeiso/agent-live.yaml");
-        // A live load is bounded, by its configuration.
+        // A live load is bounded, by its command line (above) and its configuration.
         assert!(config.contains("deadline: 10m") && config.contains("waitTimeout: 3m"), "{config}");
         assert!(config.contains("registry: http://10.0.2.2:5000"), "{config}");
         assert!(config.contains("/run/initramfs/live/opt/spectrocloud/content"), "{config}");

@@ -18,6 +18,9 @@ pub enum BundleError {
     PartCutShort { path: PathBuf, size: u64, expected: u64 },
     #[error("bundle ends early: part {0} is missing (or the last part was cut short)")]
     NextPartMissing(PathBuf),
+    /// A name in the bundle has a control character ([`crate::names`]).
+    #[error("{path}: refused: {name}")]
+    UnprintableName { path: PathBuf, name: crate::names::UnprintableName },
     #[error("{path} is not an edgeiso bundle: {reason}")]
     NotABundle { path: PathBuf, reason: String },
     #[error("{path} is truncated: member {member} needs {needed} bytes, only {available} remain (a part may be missing or cut short)")]

@@ -4,9 +4,11 @@
 //! A bundle is one uncompressed tar that is also a valid OCI image-layout
 //! archive, with `bundle.json` as its first member. See `docs/bundle-format.md`.
 
+pub mod claims;
 pub mod digest;
 pub mod format;
 pub mod manifest;
+pub mod names;
 pub mod parts;
 pub mod reader;
 pub mod reference;

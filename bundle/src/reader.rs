@@ -70,6 +70,8 @@ impl Bundle {
                 let entry = entry.map_err(|e| not_bundle(format!("unreadable tar header: {e}")))?;
                 let name = entry.path().map_err(|e| not_bundle(format!("bad member name: {e}")))?;
                 let name = name.to_string_lossy().trim_start_matches("./").to_owned();
+                crate::names::check_member_name(&name)
+                    .map_err(|name| BundleError::UnprintableName { path: shown.clone(), name })?;
                 let kind = entry.header().entry_type();
                 if kind.is_dir() {
                     continue;
@@ -108,6 +110,8 @@ impl Bundle {
         let meta_bytes = read_range(&mut reader, meta_loc).map_err(|e| BundleError::io(&shown, e))?;
         let meta: BundleJson =
             serde_json::from_slice(&meta_bytes).map_err(|e| not_bundle(format!("{BUNDLE_JSON}: {e}")))?;
+        crate::names::check_bundle_json(&meta)
+            .map_err(|name| BundleError::UnprintableName { path: shown.clone(), name })?;
         if meta.format_version != FORMAT_VERSION {
             return Err(not_bundle(format!(
                 "format version {} (this edgeiso reads version {FORMAT_VERSION})",

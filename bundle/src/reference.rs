@@ -8,6 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use edgeiso_contract::printable::{escape, first_control};
+
 /// A fully normalized image reference: `nginx` becomes `docker.io/library/nginx:latest`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ImageRef {
@@ -18,8 +20,10 @@ pub struct ImageRef {
     digest: Option<String>,
 }
 
+/// The reference is quoted escaped: it may come from a bundle or an import
+/// input, and reach a terminal.
 #[derive(Debug, thiserror::Error)]
-#[error("`{reference}` is not a valid image reference: {reason}")]
+#[error("`{}` is not a valid image reference: {reason}", escape(.reference))]
 pub struct BadReference {
     pub reference: String,
     pub reason: String,
@@ -28,6 +32,9 @@ pub struct BadReference {
 impl ImageRef {
     pub fn parse(s: &str) -> Result<ImageRef, BadReference> {
         let bad = |reason: String| BadReference { reference: s.to_owned(), reason };
+        if let Some(c) = first_control(s) {
+            return Err(bad(format!("it contains the control character {}", c.escape_unicode())));
+        }
         if s.trim() != s || s.is_empty() {
             return Err(bad("empty, or surrounded by white space".into()));
         }
@@ -308,6 +315,21 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    /// From a bundle, an import's annotations or a spec: a reference with a
+    /// control character is refused, and the error shows it escaped.
+    #[test]
+    fn control_characters_are_refused_and_quoted_escaped() {
+        for bad in ["docker.io/x/app:1\u{1b}[31m", "app\u{9b}2J", "app:1\r", "app\u{7f}", "\u{1b}]0;t\u{7}app"] {
+            let e = ImageRef::parse(bad).unwrap_err();
+            let shown = e.to_string();
+            assert!(shown.contains("control character"), "{shown}");
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+            let json = format!("\"{}\"", bad.escape_default());
+            let e = serde_json::from_str::<ImageRef>(&json).unwrap_err().to_string();
+            assert!(!e.chars().any(char::is_control), "{e:?}");
+        }
+    }
 
     #[test]
     fn normalizes_like_docker() {

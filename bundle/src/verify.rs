@@ -50,7 +50,9 @@ pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report
         let name = img.reference.to_string();
         match bundle.image_graph(img) {
             Ok(g) => {
-                if let Some(message) = media_type_contradiction(bundle, img) {
+                // bundle.json's claims (media type, platforms, size) that
+                // the stored bytes contradict, on the image's top manifest.
+                for message in crate::claims::contradictions(bundle, img, &g) {
                     report.problems.push(Problem {
                         member: img.digest.blob_path(),
                         images: vec![name.clone()],
@@ -155,23 +157,6 @@ pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report
     Ok(report)
 }
 
-/// What bundle.json says the image is against what is stored: a record
-/// that claims an index where a manifest is stored passes the hashes but
-/// fails every push on the node.
-fn media_type_contradiction(bundle: &Bundle, img: &crate::ImageRecord) -> Option<String> {
-    let bytes = bundle.read_manifest(&img.reference.to_string(), &img.digest).ok()?;
-    let view = crate::manifest::ManifestView::parse(&bytes).ok()?;
-    let stored = match view.media_type.as_deref() {
-        Some(own) if own != img.media_type => own.to_string(),
-        Some(_) => return None,
-        None if view.is_index() != crate::manifest::is_index(&img.media_type) => {
-            (if view.is_index() { "an index" } else { "an image manifest" }).to_string()
-        }
-        None => return None,
-    };
-    Some(format!("bundle.json gives the image media type {}, but the stored manifest is {stored}", img.media_type))
-}
-
 fn graph_member(e: &BundleError) -> Option<String> {
     match e {
         BundleError::Graph { digest, .. } | BundleError::DigestMismatch { digest, .. } => Some(digest.blob_path()),
@@ -192,6 +177,11 @@ fn check_index(bundle: &Bundle, report: &mut Report) {
             return;
         }
     };
+    for (n, d) in index.iter().enumerate() {
+        if let Err(e) = crate::names::check_annotations(n, &d.annotations) {
+            report.problems.push(problem(format!("refused: {e}")));
+        }
+    }
     for img in &bundle.meta.images {
         let name = img.reference.to_string();
         let entry = index.iter().find(|d| d.annotations.get(ANNOTATION_REF_NAME) == Some(&name));

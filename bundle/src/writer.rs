@@ -195,6 +195,10 @@ impl BundlePlan {
         let base = dir.join(bundle_file_name(&self.name));
         let index = self.index_json();
         let meta = self.bundle_json(&index);
+        // What a reader refuses is never written: a source registry's
+        // platform strings, media types and the bundle's name land here.
+        crate::names::check_bundle_json(&meta)
+            .map_err(|name| BundleError::UnprintableName { path: base.clone(), name })?;
         let mut meta_bytes = serde_json::to_vec_pretty(&meta).expect("json");
         meta_bytes.push(b'\n');
         let mtime = format::epoch_seconds(self.created);

@@ -18,6 +18,21 @@ fn split_bundle(dir: &Path) -> Vec<PathBuf> {
 
 /// The same, its image recorded in bundle.json with `media_type`.
 fn bundle_claiming(dir: &Path, media_type: &str) -> Vec<PathBuf> {
+    bundle_recording(dir, |r| r.media_type = media_type.into())
+}
+
+/// The same, its image recorded in bundle.json as it is, then changed by
+/// `claim` (a hand-edited bundle.json: the members' hashes still agree).
+fn bundle_recording(dir: &Path, claim: impl FnOnce(&mut ImageRecord)) -> Vec<PathBuf> {
+    write_split(&plan_recording(claim), dir).unwrap().paths
+}
+
+fn write_split(plan: &BundlePlan, dir: &Path) -> Result<edgeiso_bundle::writer::Written, BundleError> {
+    plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() })
+}
+
+/// The plan of that bundle.
+fn plan_recording(claim: impl FnOnce(&mut ImageRecord)) -> BundlePlan {
     let layer: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
     let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
@@ -28,28 +43,29 @@ fn bundle_claiming(dir: &Path, media_type: &str) -> Vec<PathBuf> {
     )
     .into_bytes();
     let md = Digest::of(&manifest);
+    let size = (layer.len() + config.len() + manifest.len()) as u64;
     let mut blobs = BTreeMap::new();
     for b in [layer, config, manifest] {
         blobs.insert(Digest::of(&b), (b.len() as u64, BlobSource::Bytes(b)));
     }
-    let plan = BundlePlan {
+    let mut plan = BundlePlan {
         name: "d".into(),
         created: UNIX_EPOCH + Duration::from_secs(1),
         tool: "test".into(),
         images: vec![ImageRecord {
             reference: "example.com/team/app:1".parse().unwrap(),
             digest: md,
-            media_type: media_type.into(),
+            media_type: OCI_MANIFEST.into(),
             platforms: vec!["linux/amd64".into()],
             role: Role::Workload,
-            size: 0,
+            size,
             source_digest: None,
             index_digest: None,
         }],
         blobs,
     };
-    let w = plan.write(dir, &WriteOptions { part_size: Some(4096), ..Default::default() }).unwrap();
-    w.paths
+    claim(&mut plan.images[0]);
+    plan
 }
 
 /// bundle.json claims an index where an image manifest is stored: verify
@@ -67,6 +83,50 @@ fn verify_checks_the_media_type_bundle_json_claims() {
     let b = Bundle::open(&paths[0]).unwrap();
     let report = edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
+}
+
+/// The problems verify finds, as "member: message (image ...)".
+fn problems(paths: &[PathBuf]) -> Vec<String> {
+    let b = Bundle::open(&paths[0]).unwrap();
+    edgeiso_bundle::verify::verify(&b, &|_| {}).unwrap().problems.iter().map(ToString::to_string).collect()
+}
+
+/// A change to a true record of bundle.json.
+type Lie = dyn Fn(&mut ImageRecord);
+
+/// bundle.json claims a platform the stored manifest's config does not
+/// declare, or a size the stored bytes are not: verify names the image and
+/// the claim.
+#[test]
+fn verify_checks_the_platforms_and_size_bundle_json_claims() {
+    let lies: [(&Lie, &[&str]); 3] = [
+        (&|r| r.platforms.push("linux/arm64".into()), &["claims platform linux/arm64", "it has linux/amd64"]),
+        (&|r| r.size += 1, &["claims a size of 40440 bytes", "are 40439 bytes"]),
+        (&|r| r.size = 1 << 40, &["claims a size of 1099511627776 bytes"]),
+    ];
+    for (lie, says) in lies {
+        let dir = tempfile::tempdir().unwrap();
+        let all = problems(&bundle_recording(dir.path(), lie));
+        assert_eq!(all.len(), 1, "{all:?}");
+        for s in says.iter().chain(&["image example.com/team/app:1"]) {
+            assert!(all[0].contains(s), "{s}: {all:?}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(problems(&bundle_recording(dir.path(), |_| {})), Vec::<String>::new(), "the truth passes");
+}
+
+/// A platform (or media type, or name) with a control character, as a
+/// hostile source registry's index could give create, is never written.
+#[test]
+fn a_bundle_json_string_with_a_control_character_is_never_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan_recording(|r| r.platforms = vec!["linux/amd64\u{1b}[31m".into()]);
+    let message = write_split(&plan, dir.path()).expect_err("written").to_string();
+    assert!(message.contains("platform linux/amd64\\u{1b}[31m contains the control character"), "{message}");
+    assert!(!message.contains('\u{1b}'), "{message:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 fn err(path: &Path) -> String {

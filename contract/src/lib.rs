@@ -11,7 +11,10 @@
 //!   the console lines of a live boot, as types both sides read;
 //! - [`kernel_args`]: which kernel arguments a live load adds, and the rule
 //!   for what may be added;
-//! - [`unit`]: the agent's systemd unit;
+//! - [`unit`]: the agent's systemd unit; [`load_command`]: the command
+//!   line it and the live hook run the agent with, deadline included;
+//! - [`printable`]: the one rule for control characters in names and in
+//!   text printed from a bundle or a registry (refuse, or escape);
 //! - [`site_area`]: the per-site region of a golden ISO and its layout;
 //! - [`fs`]: temp files, temp folders and atomic writes (the one
 //!   implementation the workspace uses);
@@ -26,7 +29,9 @@ pub mod epoch;
 pub mod events;
 pub mod fs;
 pub mod kernel_args;
+pub mod load_command;
 pub mod paths;
+pub mod printable;
 pub mod registry_url;
 pub mod site_area;
 pub mod unit;

@@ -31,7 +31,7 @@ mod tests {
     #[test]
     fn the_unit_runs_the_agent_where_the_node_layout_puts_it() {
         let exec = AGENT_UNIT.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
-        assert_eq!(exec, format!("{} load --config {}", node::AGENT_BIN, node::AGENT_CONFIG));
+        assert_eq!(exec, crate::load_command::node_load_command());
         assert!(AGENT_UNIT.contains(&format!("ConditionPathExists={}", node::AGENT_CONFIG)));
         assert!(AGENT_UNIT.contains(&format!("ReadWritePaths={} -{}", node::ROOT, node::DEFAULT_STATE_DIR)));
         assert!(node::UNIT.ends_with(AGENT_UNIT_NAME));

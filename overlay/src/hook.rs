@@ -39,7 +39,7 @@ pub fn dracut_hook(s: &HookSettings<'_>) -> String {
         return 0
     fi
     edgeiso_say "{loading}"
-    {agent} load --config {config} --outcome-file {outcome} --json \
+    {command} --outcome-file {outcome} --json \
         >{events} 2>{log} </dev/null
     rc=$?
     if [ -s {outcome} ]; then
@@ -58,8 +58,7 @@ pub fn dracut_hook(s: &HookSettings<'_>) -> String {
     done <{log}
 "#,
             content = live::CONTENT_DIR,
-            agent = live::AGENT_BIN,
-            config = live::AGENT_CONFIG,
+            command = edgeiso_contract::load_command::live_load_command(),
             outcome = live::LOAD_OUTCOME,
             events = live::LOAD_EVENTS,
             log = live::LOAD_LOG,
@@ -134,7 +133,7 @@ mod tests {
     #[test]
     fn a_live_load_runs_the_agent_and_relays_its_outcome() {
         let h = hook(true);
-        assert!(h.contains("/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --outcome-file /run/edgeiso/outcome"), "{h}");
+        assert!(h.contains("/run/edgeiso/bin/edgeiso-agent load --config /run/edgeiso/agent-live.yaml --deadline 10m --outcome-file /run/edgeiso/outcome"), "{h}");
         // The golden's registry, unless a personalised site's configuration says otherwise.
         assert!(h.contains(r#"registry="http://10.0.2.2:5000""#), "{h}");
         assert!(

@@ -55,3 +55,38 @@ pub fn write_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], part_size: Op
     };
     plan.write(dir, &WriteOptions { part_size, ..Default::default() }).expect("write bundle").paths
 }
+
+/// What the bundle of [`write_bundle_with_hostile_name`] calls itself.
+pub const HOSTILE_BUNDLE_NAME: &str = "site\u{1b}[31m\u{1b}]0;pwned\u{7}";
+
+/// A one-image bundle, `content-hostile.tar` in `dir`, whose `bundle.json`
+/// name carries terminal escape sequences (a colour, a window title): the
+/// file name is plain, so only what is read from inside the bundle is
+/// hostile. The writer refuses such a name, so the tar is rewritten by hand
+/// (`bundle.json`'s own bytes are pinned by nothing).
+pub fn write_bundle_with_hostile_name(dir: &Path) -> PathBuf {
+    let image = crate::image_with_layer("hostile/app", "1.0", 1024, 7);
+    let written = dir.join("written");
+    std::fs::create_dir_all(&written).unwrap();
+    let paths = write_bundle(&written, "hostile", &[Entry::workload(&image, &image.reference())], None);
+    assert_eq!(paths.len(), 1, "{paths:?}");
+    let plain = dir.join("content-hostile.tar");
+    let mut input = tar::Archive::new(std::fs::File::open(&paths[0]).unwrap());
+    let mut output = tar::Builder::new(std::fs::File::create(&plain).unwrap());
+    for entry in input.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut header = entry.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if entry.path().unwrap().to_str() == Some(edgeiso_bundle::format::BUNDLE_JSON) {
+            let mut meta: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            meta["name"] = HOSTILE_BUNDLE_NAME.into();
+            data = serde_json::to_vec_pretty(&meta).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+        }
+        output.append(&header, &data[..]).unwrap();
+    }
+    output.finish().unwrap();
+    plain
+}

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,10 +20,33 @@ pub enum Behaviour {
     /// Answers the start-up probes (`/api/v2.0/ping` 404, `GET /v2/` 200),
     /// then trickles every other answer at one byte a second.
     Trickle,
+    /// [`AcceptAll`](Behaviour::AcceptAll) behind Basic auth (a request
+    /// without `Authorization` gets a 401 Basic challenge), except that an
+    /// upload start is answered with a Location on another server: this
+    /// port of 127.0.0.1.
+    UploadsElsewhere(u16),
+    /// [`AcceptAll`](Behaviour::AcceptAll), except that an upload start is
+    /// refused (400) with an error body full of terminal escape sequences.
+    EscapesInErrors,
+}
+
+/// What an error body of [`Behaviour::EscapesInErrors`] says: colour, a
+/// window title, a CSI clear screen, a carriage return over the line.
+pub const HOSTILE_ERROR_BODY: &str =
+    "{\"errors\":[{\"code\":\"DENIED\",\"message\":\"\u{1b}[31mpwned\u{1b}]0;title\u{7}\u{9b}2J\rall good\"}]}";
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub authorization: bool,
 }
 
 pub struct HostileServer {
     pub url: String,
+    /// Every request, in order of arrival.
+    pub seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<AtomicBool>,
     addr: std::net::SocketAddr,
 }
@@ -34,17 +57,19 @@ impl HostileServer {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let st = stop.clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let st = st.clone();
-                std::thread::spawn(move || serve(conn, behaviour, &st));
+                let (st, log) = (st.clone(), log.clone());
+                std::thread::spawn(move || serve(conn, behaviour, &st, &log));
             }
         });
-        HostileServer { url: format!("http://{addr}"), stop, addr }
+        HostileServer { url: format!("http://{addr}"), seen, stop, addr }
     }
 }
 
@@ -56,8 +81,9 @@ impl Drop for HostileServer {
     }
 }
 
-/// One request's method and path, its body read and dropped.
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String)> {
+/// One request's method, path and whether it carried `Authorization`, its
+/// body read and dropped.
+fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
@@ -66,6 +92,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String)> {
     let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
     let mut len = 0usize;
     let mut chunked = false;
+    let mut authorization = false;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).ok()? == 0 {
@@ -79,6 +106,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String)> {
         if let Some(v) = lower.strip_prefix("content-length:") {
             len = v.trim().parse().unwrap_or(0);
         }
+        authorization |= lower.starts_with("authorization:");
         if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
             chunked = true;
         }
@@ -97,26 +125,39 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String)> {
     } else {
         std::io::copy(&mut r.by_ref().take(len as u64), &mut std::io::sink()).ok()?;
     }
-    Some((method, path))
+    Some(Seen { method, path, authorization })
 }
 
-fn serve(conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool) {
+fn serve(conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool, log: &Mutex<Vec<Seen>>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     let mut uploads = 0;
-    while let Some((method, path)) = read_request(&mut r) {
+    while let Some(seen) = read_request(&mut r) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
+        log.lock().unwrap().push(seen.clone());
+        let Seen { method, path, authorization } = seen;
         let html = "<html>hello</html>";
         let answer = match behaviour {
             Behaviour::Html => {
                 format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{html}", html.len())
             }
-            Behaviour::AcceptAll => {
+            Behaviour::UploadsElsewhere(_) if !authorization => {
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"hostile\"\r\nContent-Length: 0\r\n\r\n"
+                    .to_owned()
+            }
+            Behaviour::EscapesInErrors if method == "POST" => format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{HOSTILE_ERROR_BODY}",
+                HOSTILE_ERROR_BODY.len()
+            ),
+            Behaviour::AcceptAll | Behaviour::UploadsElsewhere(_) | Behaviour::EscapesInErrors => {
                 uploads += 1;
-                let loc = format!("/v2/upload/{uploads}?_state=x");
+                let loc = match behaviour {
+                    Behaviour::UploadsElsewhere(port) => format!("http://127.0.0.1:{port}/v2/upload/{uploads}?_state=x"),
+                    _ => format!("/v2/upload/{uploads}?_state=x"),
+                };
                 match method.as_str() {
                     "POST" | "PATCH" => {
                         format!("HTTP/1.1 202 Accepted\r\nLocation: {loc}\r\nRange: 0-0\r\nContent-Length: 0\r\n\r\n")

@@ -11,6 +11,17 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub use events::Event;
 
+/// Human output as it reaches the terminal: each line escaped
+/// (`edgeiso_contract::printable`), so that a name from a bundle or an
+/// answer from a registry can carry no escape sequence, and a line break
+/// only where ours put one. JSON events are not passed through it:
+/// serde_json writes C0 as `\u00XX` but DEL and C1 as they are, which is
+/// why names with any of them are refused when a bundle is opened, and
+/// registry error bodies are escaped where they are quoted.
+fn printable(msg: &str) -> String {
+    msg.split('\n').map(edgeiso_contract::printable::escape).collect::<Vec<_>>().join("\n")
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
     Json,
@@ -52,14 +63,14 @@ impl Ui {
     /// A line for people, on stderr (not printed with `--json`).
     pub fn line(&self, msg: impl AsRef<str>) {
         if self.mode != Mode::Json {
-            eprintln!("{}", msg.as_ref());
+            eprintln!("{}", printable(msg.as_ref()));
         }
     }
 
     /// Output that is the point of the command (tables): stdout.
     pub fn print(&self, msg: impl AsRef<str>) {
         if self.mode != Mode::Json {
-            println!("{}", msg.as_ref());
+            println!("{}", printable(msg.as_ref()));
         }
     }
 
@@ -67,7 +78,7 @@ impl Ui {
         if self.mode == Mode::Json {
             self.event(&Event::Error { message: format!("{e:#}"), code: crate::exit::code_of(e) });
         }
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", printable(&format!("{e:#}")));
     }
 
     /// A byte progress bar: drawn on a terminal, hidden otherwise.
