@@ -63,6 +63,7 @@ fn plan_recording(claim: impl FnOnce(&mut ImageRecord)) -> BundlePlan {
             index_digest: None,
         }],
         blobs,
+        partial: None,
     };
     claim(&mut plan.images[0]);
     plan
@@ -195,7 +196,8 @@ fn a_verified_file_of_the_wrong_size_is_refused_not_padded() {
     let d = Digest::of(b"the real bytes");
     let mut blobs = BTreeMap::new();
     blobs.insert(d.clone(), (14, BlobSource::VerifiedFile(blob.clone())));
-    let plan = BundlePlan { name: "v".into(), created: UNIX_EPOCH, tool: "test".into(), images: vec![], blobs };
+    let plan =
+        BundlePlan { name: "v".into(), created: UNIX_EPOCH, tool: "test".into(), images: vec![], blobs, partial: None };
     let e = plan.write(dir.path(), &WriteOptions::default()).unwrap_err().to_string();
     assert!(e.contains(&blob.display().to_string()) && e.contains(d.as_str()), "{e}");
     assert!(!dir.path().join("content-v.tar").exists(), "nothing half-written");

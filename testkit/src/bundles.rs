@@ -52,6 +52,7 @@ pub fn write_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], part_size: Op
         tool: "edgeiso tests".into(),
         images,
         blobs,
+        partial: None,
     };
     plan.write(dir, &WriteOptions { part_size, ..Default::default() }).expect("write bundle").paths
 }
