@@ -137,7 +137,7 @@ pub fn inspect(ui: &Ui, path: &Path) -> anyhow::Result<()> {
     ui.print(format!("{} part(s), {}", bundle.paths.len(), human_bytes(bundle.total_len())));
     match bundle.partial() {
         Some(p) => ui.print(format!("partial: {p}")),
-        None => ui.print("whole: every blob inside".to_string()),
+        None => ui.print("whole: every blob inside"),
     }
     let width = bundle.meta.images.iter().map(|i| i.reference.as_str().len()).max().unwrap_or(5).max(5);
     ui.print(format!("{:<width$}  {:<9}  {:<24}  {:>10}", "IMAGE", "ROLE", "PLATFORMS", "SIZE"));

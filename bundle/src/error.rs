@@ -36,10 +36,10 @@ pub enum BundleError {
     Partial { path: PathBuf, partial: crate::format::Partial },
     /// A delta checked against a base that is not the one it was made on.
     #[error(
-        "{delta} was made on base bundle {name} whose bundle.json has sha256 {recorded}; {base}'s bundle.json has \
-         sha256 {actual}: not that base"
+        "{delta} was made on base bundle {} whose bundle.json has sha256 {}; {base}'s bundle.json has \
+         sha256 {actual}: not that base", .recorded.name, .recorded.bundle_json_sha256
     )]
-    BaseMismatch { delta: PathBuf, name: String, base: PathBuf, recorded: Digest, actual: Digest },
+    BaseMismatch { delta: PathBuf, base: PathBuf, recorded: Box<crate::BaseBundle>, actual: Digest },
     /// A base given for a bundle that is not a delta.
     #[error("{path} is not a delta bundle ({what}): it has no base to check")]
     NotADelta { path: PathBuf, what: String },

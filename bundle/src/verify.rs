@@ -93,9 +93,8 @@ pub fn verify_with_base(
             if actual != rec.bundle_json_sha256 {
                 return Err(BundleError::BaseMismatch {
                     delta: bundle.path().to_path_buf(),
-                    name: rec.name.clone(),
                     base: b.path().to_path_buf(),
-                    recorded: rec.bundle_json_sha256.clone(),
+                    recorded: Box::new(rec.clone()),
                     actual,
                 });
             }
