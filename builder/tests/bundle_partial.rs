@@ -29,6 +29,15 @@ fn fixture() -> (Registry, tempfile::TempDir, PathBuf, Vec<TestImage>) {
     (reg, dir, spec, imgs)
 }
 
+/// The whole bundle `old/content-s.tar` of `spec` (the base of the deltas),
+/// and the blob cache it filled.
+fn whole(dir: &tempfile::TempDir, spec: &Path) -> (PathBuf, PathBuf) {
+    let cache = dir.path().join("cache");
+    let old = dir.path().join("old");
+    create(spec, &old, &cache, &[], "1700000000").ok();
+    (cache, old.join("content-s.tar"))
+}
+
 /// The digests of the bundle's `blobs/` members.
 fn stored_blobs(tar: &Path) -> BTreeSet<Digest> {
     let b = Bundle::open(tar).unwrap();
@@ -49,10 +58,7 @@ fn blob_digests(imgs: &[&TestImage]) -> BTreeSet<Digest> {
 #[test]
 fn a_delta_holds_only_what_changed_and_verifies_against_its_base() {
     let (reg, dir, spec, imgs) = fixture();
-    let cache = dir.path().join("cache");
-    let old = dir.path().join("old");
-    create(&spec, &old, &cache, &[], "1700000000").ok();
-    let old_tar = old.join("content-s.tar");
+    let (cache, old_tar) = whole(&dir, &spec);
     let old_bundle = Bundle::open(&old_tar).unwrap();
     assert_eq!(old_bundle.meta.format_version, 1, "a whole bundle stays version 1");
     assert!(!String::from_utf8_lossy(&old_bundle.meta_bytes).contains("partial"));
@@ -150,10 +156,7 @@ fn a_thin_bundle_holds_every_manifest_and_no_config_or_layer() {
 #[test]
 fn bad_bases_wrong_bases_and_thin_with_base_are_refused() {
     let (_reg, dir, spec, _imgs) = fixture();
-    let cache = dir.path().join("cache");
-    let old = dir.path().join("old");
-    create(&spec, &old, &cache, &[], "1700000000").ok();
-    let old_tar = old.join("content-s.tar");
+    let (cache, old_tar) = whole(&dir, &spec);
 
     // Not a bundle: exit 3 naming it.
     let junk = dir.path().join("junk.tar");
@@ -216,16 +219,13 @@ fn bad_bases_wrong_bases_and_thin_with_base_are_refused() {
 #[test]
 fn a_delta_is_signed_and_verified_the_same_way() {
     let (_reg, dir, spec, _imgs) = fixture();
-    let cache = dir.path().join("cache");
-    let old = dir.path().join("old");
-    create(&spec, &old, &cache, &[], "1700000000").ok();
+    let (cache, old_tar) = whole(&dir, &spec);
     let (key, public) = keypair(dir.path(), "k");
     let delta = dir.path().join("delta");
-    create(&spec, &delta, &cache, &["--base", p(&old.join("content-s.tar")), "--sign-key", p(&key)], "1700000100").ok();
+    create(&spec, &delta, &cache, &["--base", p(&old_tar), "--sign-key", p(&key)], "1700000100").ok();
     let tar = delta.join("content-s.tar");
     assert!(delta.join("content-s.tar.sig").is_file());
-    let r =
-        edgeiso(&["bundle", "verify", p(&tar), "--key", p(&public), "--base", p(&old.join("content-s.tar"))], &[]).ok();
+    let r = edgeiso(&["bundle", "verify", p(&tar), "--key", p(&public), "--base", p(&old_tar)], &[]).ok();
     assert!(r.stderr().contains("signature OK"), "{}", r.stderr());
     // `bundle sign` signs it as any bundle; a changed bundle.json is refused.
     edgeiso(&["bundle", "sign", p(&tar), "--key", p(&key)], &[]).ok();

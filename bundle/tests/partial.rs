@@ -3,50 +3,17 @@
 //! verify accounts for every left-out blob; the format version tells a
 //! partial bundle from a whole one.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
-use edgeiso_bundle::manifest::OCI_MANIFEST;
 use edgeiso_bundle::verify::{verify, verify_with_base};
-use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
-use edgeiso_bundle::{BaseBundle, Bundle, BundleError, Digest, ImageRecord, Partial, Role};
+use edgeiso_bundle::writer::{BundlePlan, WriteOptions};
+use edgeiso_bundle::{BaseBundle, Bundle, BundleError, Digest, Partial};
 
-/// A one-image plan (manifest, config, layer) and the config's and layer's digests.
+/// The one-image plan (manifest, config, layer) and those three digests.
 fn plan(name: &str) -> (BundlePlan, Digest, Digest, Digest) {
-    let layer = vec![7u8; 5000];
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    )
-    .into_bytes();
-    let md = Digest::of(&manifest);
-    let size = (layer.len() + config.len() + manifest.len()) as u64;
-    let mut blobs = BTreeMap::new();
-    for b in [layer, config, manifest] {
-        blobs.insert(Digest::of(&b), (b.len() as u64, BlobSource::Bytes(b)));
-    }
-    let plan = BundlePlan {
-        name: name.into(),
-        created: UNIX_EPOCH,
-        tool: "test".into(),
-        images: vec![ImageRecord {
-            reference: "example.com/team/app:1".parse().unwrap(),
-            digest: md.clone(),
-            media_type: OCI_MANIFEST.into(),
-            platforms: vec!["linux/amd64".into()],
-            role: Role::Workload,
-            size,
-            source_digest: None,
-            index_digest: None,
-        }],
-        blobs,
-        partial: None,
-    };
-    (plan, md, cd, ld)
+    common::one_image_plan(name, vec![7u8; 5000])
 }
 
 fn write(plan: &BundlePlan, dir: &Path) -> PathBuf {
