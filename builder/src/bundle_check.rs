@@ -136,7 +136,15 @@ pub fn inspect(ui: &Ui, path: &Path) -> anyhow::Result<()> {
     ));
     ui.print(format!("{} part(s), {}", bundle.paths.len(), human_bytes(bundle.total_len())));
     match bundle.partial() {
-        Some(p) => ui.print(format!("partial: {p}")),
+        Some(p) => {
+            ui.print(format!("partial: {p}"));
+            let left_out = bundle.left_out().map_err(|e| with_code(exit::VERIFY_FAILED, e))?;
+            ui.print(format!(
+                "left out: {} config and layer blob(s), {}",
+                left_out.len(),
+                human_bytes(left_out.values().sum())
+            ));
+        }
         None => ui.print("whole: every blob inside"),
     }
     let width = bundle.meta.images.iter().map(|i| i.reference.as_str().len()).max().unwrap_or(5).max(5);

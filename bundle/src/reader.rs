@@ -207,6 +207,18 @@ impl Bundle {
         self.members().filter(|(n, _)| n.starts_with("blobs/")).map(|(_, l)| l.size).sum()
     }
 
+    /// The config and layer blobs a partial bundle leaves out, each once,
+    /// with their sizes (empty for a whole bundle).
+    pub fn left_out(&self) -> Result<BTreeMap<Digest, u64>, BundleError> {
+        let mut out = BTreeMap::new();
+        if self.partial().is_some() {
+            for img in &self.meta.images {
+                out.extend(self.image_graph(img)?.absent.into_iter().map(|d| (d.digest, d.size)));
+            }
+        }
+        Ok(out)
+    }
+
     pub fn blob(&self, digest: &Digest) -> Option<MemberLoc> {
         self.member(&digest.blob_path())
     }

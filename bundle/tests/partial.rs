@@ -46,6 +46,9 @@ fn a_thin_bundle_walks_and_verifies_a_whole_one_lacking_a_blob_does_not() {
     let absent: Vec<&Digest> = g.absent.iter().map(|d| &d.digest).collect();
     assert_eq!(absent, [&cd, &ld]);
     assert_eq!(g.total_size(), b.meta.images[0].size, "sizes count left-out blobs");
+    let left_out = b.left_out().unwrap();
+    assert_eq!(left_out.keys().collect::<Vec<_>>(), [&cd, &ld]);
+    assert_eq!(left_out[&ld], 5000);
     let report = verify(&b, &|_| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.expected.len(), 2);
