@@ -61,10 +61,21 @@ pub enum PartialOptions {
     Delta(PathBuf),
 }
 
-/// The base of a delta: a whole bundle that verifies, else exit 3 naming it.
-fn open_base(ui: &Ui, path: &std::path::Path) -> anyhow::Result<Bundle> {
+/// The base of a delta: a whole bundle that verifies, and that the delta
+/// (`content-NAME.tar` in `out`) would not replace; else exit 3 naming it.
+fn open_base(ui: &Ui, path: &std::path::Path, out: &std::path::Path, name: &str) -> anyhow::Result<Bundle> {
     let invalid = |e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--base {}: {e}", path.display()));
     let base = Bundle::open(path).map_err(|e| invalid(e.to_string()))?;
+    let target = std::fs::canonicalize(out).map(|d| d.join(edgeiso_bundle::writer::bundle_file_name(name)));
+    let first = std::fs::canonicalize(base.path()).map(|p| edgeiso_bundle::parts::part_base(&p).unwrap_or(p));
+    if let (Ok(target), Ok(first)) = (target, first) {
+        if target == first {
+            return Err(invalid(format!(
+                "the delta would replace its own base ({}): write it to another --output folder",
+                target.display()
+            )));
+        }
+    }
     base.require_whole().map_err(|e| invalid(format!("{e} (a delta is made on a whole bundle)")))?;
     ui.line(format!("verifying the base {}", base.path().display()));
     let report = edgeiso_bundle::verify::verify(&base, &|_| {}).map_err(|e| invalid(e.to_string()))?;
@@ -122,7 +133,7 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
     let _output = crate::output_lock::lock_output(&args.output.dir, &spec.name)?;
     // A bad base fails before anything is resolved or pulled.
     let base = match &args.partial {
-        PartialOptions::Delta(p) => Some(open_base(ui, p)?),
+        PartialOptions::Delta(p) => Some(open_base(ui, p, &args.output.dir, &spec.name)?),
         _ => None,
     };
     let partial = leave_out(&args.partial, base.as_ref());

@@ -195,6 +195,13 @@ fn bad_bases_wrong_bases_and_thin_with_base_are_refused() {
     assert_eq!(r.code(), 3, "{}", r.stderr());
     assert!(r.stderr().contains("whole bundle"), "{}", r.stderr());
 
+    // The delta would replace its base: refused, the base untouched.
+    let before = std::fs::read(&old_tar).unwrap();
+    let r = create(&spec, old_tar.parent().unwrap(), &cache, &["--base", p(&old_tar)], "1");
+    assert_eq!(r.code(), 3, "{}", r.stderr());
+    assert!(r.stderr().contains("replace its own base"), "{}", r.stderr());
+    assert_eq!(std::fs::read(&old_tar).unwrap(), before);
+
     // --thin with --base: a usage error.
     let r = create(&spec, &dir.path().join("o4"), &cache, &["--thin", "--base", p(&old_tar)], "1");
     assert_eq!(r.code(), 2, "{}", r.stderr());
