@@ -85,11 +85,12 @@ fn open_base(ui: &Ui, path: &std::path::Path, out: &std::path::Path, name: &str)
     Ok(base)
 }
 
-/// The partial description of a new bundle, and which of its config and
-/// layer blobs (digest, size) it leaves out.
-/// A delta leaves out what the base pins in its bundle.json and holds at
-/// that size (the base was verified when opened).
+/// Which config and layer blobs (digest, size) a partial bundle leaves out.
 type LeaveOut<'a> = Box<dyn Fn(&Digest, u64) -> bool + 'a>;
+
+/// The partial description of a new bundle and what it leaves out: a thin
+/// one every config and layer blob; a delta those the base pins in its
+/// bundle.json and holds at that size (the base was verified when opened).
 fn leave_out<'a>(partial: &PartialOptions, base: Option<&'a Bundle>) -> Option<(Partial, LeaveOut<'a>)> {
     match (partial, base) {
         (PartialOptions::Thin, _) => Some((Partial::Thin, Box::new(|_: &Digest, _| true))),
