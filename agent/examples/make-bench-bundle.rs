@@ -33,7 +33,14 @@ fn main() {
 }
 
 fn plan(name: &str, images: Vec<ImageRecord>, blobs: BTreeMap<Digest, (u64, BlobSource)>) -> BundlePlan {
-    BundlePlan { name: name.into(), created: SystemTime::UNIX_EPOCH, tool: "make-bench-bundle".into(), images, blobs }
+    BundlePlan {
+        name: name.into(),
+        created: SystemTime::UNIX_EPOCH,
+        tool: "make-bench-bundle".into(),
+        images,
+        blobs,
+        partial: None,
+    }
 }
 
 fn record(reference: &str, digest: Digest, media_type: &str, size: u64) -> ImageRecord {

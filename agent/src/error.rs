@@ -74,6 +74,9 @@ pub enum AgentError {
     ImagesFailed { failed: usize, total: usize },
     #[error("bundle {} refused, nothing pushed: {reason}", bundle.display())]
     Untrusted { bundle: PathBuf, reason: String },
+    /// A thin or delta bundle: its left-out blobs cannot be fetched yet.
+    #[error("{0}; edgeiso-agent cannot fetch the blobs a partial bundle leaves out yet, nothing pushed: load a whole bundle")]
+    Partial(BundleError),
     #[error("bundle unreadable: {0}")]
     BundleRead(String),
     #[error(
@@ -89,7 +92,9 @@ impl AgentError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             AgentError::Usage(_) => ExitStatus::Usage,
-            AgentError::Bundle(_) | AgentError::NoBundle(_) | AgentError::BundleRead(_) => ExitStatus::BadBundle,
+            AgentError::Bundle(_) | AgentError::NoBundle(_) | AgentError::BundleRead(_) | AgentError::Partial(_) => {
+                ExitStatus::BadBundle
+            }
             AgentError::RegistryTimeout { .. } | AgentError::Registry { .. } => ExitStatus::RegistryUnavailable,
             AgentError::Auth { .. } => ExitStatus::AuthFailed,
             AgentError::Tls { .. } => ExitStatus::Tls,

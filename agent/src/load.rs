@@ -306,6 +306,11 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     if let Some(key) = &settings.trust {
         crate::trust::check_all(key, &bundles)?;
     }
+    // A thin or delta bundle leaves blobs out; pushing it would fail half
+    // way (or worse, look loaded): refused before anything is pushed.
+    for b in &bundles {
+        b.require_whole().map_err(AgentError::Partial)?;
+    }
 
     if settings.insecure {
         warn!(registry = %settings.registry, "--insecure: TLS certificates are NOT verified");

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use edgeiso_bundle::signature::VerifyingKey;
-use edgeiso_bundle::verify::verify as verify_bundle;
+use edgeiso_bundle::verify::verify_with_base;
 use edgeiso_bundle::{Bundle, BundleError};
 
 use crate::exit::{self, with_code};
@@ -45,19 +45,38 @@ pub fn check_site_trust(spec: &edgeiso_installer_config::Spec, first: &Path) -> 
 }
 
 /// Check every checksum, blob digest and manifest reference of the bundle at
-/// `path`, and first, with `key`, that `bundle.json` is signed by it.
-pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>) -> anyhow::Result<()> {
+/// `path`, and first, with `key`, that `bundle.json` is signed by it. A
+/// delta's left-out blobs are checked against `base` when given.
+pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>, base: Option<&Path>) -> anyhow::Result<()> {
     let bundle = open(path)?;
+    let base = base
+        .map(|b| {
+            Bundle::open(b).map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--base {}: {e}", b.display())))
+        })
+        .transpose()?;
     if let Some(key) = key {
         let key = VerifyingKey::read(key).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
         check_signature(&bundle, &key)?;
         ui.line(format!("{}: signature OK ({})", bundle.path().display(), key.path().display()));
     }
     let bar = ui.bytes_bar(bundle.total_len(), "verifying");
-    let report = verify_bundle(&bundle, &|n| bar.inc(n))?;
+    let report = verify_with_base(&bundle, base.as_ref(), &|n| bar.inc(n)).map_err(|e| {
+        let code = match e {
+            BundleError::NotADelta { .. } => exit::INVALID_INPUT,
+            _ => exit::VERIFY_FAILED,
+        };
+        with_code(code, e)
+    })?;
     bar.finish_and_clear();
     for p in &report.problems {
         ui.line(format!("  {p}"));
+    }
+    if let Some(partial) = bundle.partial() {
+        ui.line(format!("{}: partial bundle, {partial}", bundle.path().display()));
+        ui.line(format!("  {} blob(s) expected from elsewhere:", report.expected.len()));
+        for e in &report.expected {
+            ui.line(format!("    {e}"));
+        }
     }
     ui.event(&Event::Verified {
         bundle: bundle.path().to_path_buf(),
@@ -65,6 +84,8 @@ pub fn verify(ui: &Ui, path: &Path, key: Option<&Path>) -> anyhow::Result<()> {
         members: report.members_checked,
         bytes: report.bytes_checked,
         problems: report.problems.clone(),
+        partial: bundle.partial().cloned(),
+        expected: report.expected.clone(),
     });
     if report.problems.is_empty() {
         ui.line(format!(
@@ -100,6 +121,7 @@ pub fn inspect(ui: &Ui, path: &Path) -> anyhow::Result<()> {
             created: bundle.meta.created.clone(),
             tool: bundle.meta.tool.clone(),
             format_version: bundle.meta.format_version,
+            partial: bundle.partial().cloned(),
             images: bundle.meta.images.clone(),
             unique_blob_bytes: unique,
             image_bytes: summed,
@@ -113,6 +135,18 @@ pub fn inspect(ui: &Ui, path: &Path) -> anyhow::Result<()> {
         bundle.meta.name, bundle.meta.format_version, bundle.meta.tool, bundle.meta.created
     ));
     ui.print(format!("{} part(s), {}", bundle.paths.len(), human_bytes(bundle.total_len())));
+    match bundle.partial() {
+        Some(p) => {
+            ui.print(format!("partial: {p}"));
+            let left_out = bundle.left_out().map_err(|e| with_code(exit::VERIFY_FAILED, e))?;
+            ui.print(format!(
+                "left out: {} config and layer blob(s), {}",
+                left_out.len(),
+                human_bytes(left_out.values().sum())
+            ));
+        }
+        None => ui.print("whole: every blob inside"),
+    }
     let width = bundle.meta.images.iter().map(|i| i.reference.as_str().len()).max().unwrap_or(5).max(5);
     ui.print(format!("{:<width$}  {:<9}  {:<24}  {:>10}", "IMAGE", "ROLE", "PLATFORMS", "SIZE"));
     for i in &bundle.meta.images {

@@ -36,6 +36,17 @@ impl BundleInput {
         match self {
             BundleInput::Given(p) => {
                 let b = edgeiso_bundle::Bundle::open(p).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+                // The ISO's agent pushes every blob off the disc and cannot
+                // fetch a left-out one (yet): a partial bundle is refused.
+                b.require_whole().map_err(|e| {
+                    with_code(
+                        exit::INVALID_INPUT,
+                        anyhow::anyhow!(
+                            "--bundle {e}; the ISO's agent cannot fetch the blobs it leaves out yet: give a whole \
+                             bundle (bundle create without --thin or --base)"
+                        ),
+                    )
+                })?;
                 Ok(b.paths)
             }
             BundleInput::Build { locked, cache, concurrency, sign_key } => {
@@ -46,6 +57,7 @@ impl BundleInput {
                     locked: *locked,
                     cache: cache.clone(),
                     concurrency: *concurrency,
+                    partial: Default::default(),
                 };
                 let paths = create_bundle(ui, spec, &opts)?.paths;
                 crate::bundle_sign::sign_or_clear(ui, &paths[0], sign_key.as_deref())?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use edgeiso_bundle::manifest::{Descriptor, ManifestView, Platform};
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions, Written};
-use edgeiso_bundle::{Digest, ImageRecord, ImageRef, Role};
+use edgeiso_bundle::{BaseBundle, Bundle, Digest, ImageRecord, ImageRef, Partial, Role};
 use edgeiso_installer_config::spec::{ImageSpec, Platforms, Spec};
 use futures_util::stream::{self, StreamExt};
 
@@ -45,6 +45,65 @@ pub struct CreateOptions {
     pub cache: Option<PathBuf>,
     /// Blobs downloaded at once.
     pub concurrency: usize,
+    /// A whole bundle, or which blobs a partial one leaves out.
+    pub partial: PartialOptions,
+}
+
+/// `bundle create`'s `--thin` and `--base` (decision 0016).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PartialOptions {
+    /// Every blob.
+    #[default]
+    Whole,
+    /// No config or layer blob.
+    Thin,
+    /// No config or layer blob this (whole) bundle holds.
+    Delta(PathBuf),
+}
+
+/// The base of a delta: a whole bundle that verifies, and that the delta
+/// (`content-NAME.tar` in `out`) would not replace; else exit 3 naming it.
+fn open_base(ui: &Ui, path: &std::path::Path, out: &std::path::Path, name: &str) -> anyhow::Result<Bundle> {
+    let invalid = |e: String| with_code(exit::INVALID_INPUT, anyhow::anyhow!("--base {}: {e}", path.display()));
+    let base = Bundle::open(path).map_err(|e| invalid(e.to_string()))?;
+    let target = std::fs::canonicalize(out).map(|d| d.join(edgeiso_bundle::writer::bundle_file_name(name)));
+    let first = std::fs::canonicalize(base.path()).map(|p| edgeiso_bundle::parts::part_base(&p).unwrap_or(p));
+    if let (Ok(target), Ok(first)) = (target, first) {
+        if target == first {
+            return Err(invalid(format!(
+                "the delta would replace its own base ({}): write it to another --output folder",
+                target.display()
+            )));
+        }
+    }
+    base.require_whole().map_err(|e| invalid(format!("{e} (a delta is made on a whole bundle)")))?;
+    ui.line(format!("verifying the base {}", base.path().display()));
+    let report = edgeiso_bundle::verify::verify(&base, &|_| {}).map_err(|e| invalid(e.to_string()))?;
+    if let Some(first) = report.problems.first() {
+        return Err(invalid(format!("damaged: {} problem(s), first: {first}", report.problems.len())));
+    }
+    Ok(base)
+}
+
+/// Which config and layer blobs (digest, size) a partial bundle leaves out.
+type LeaveOut<'a> = Box<dyn Fn(&Digest, u64) -> bool + 'a>;
+
+/// The partial description of a new bundle and what it leaves out: a thin
+/// one every config and layer blob; a delta those the base pins in its
+/// bundle.json and holds at that size (the base was verified when opened).
+fn leave_out<'a>(partial: &PartialOptions, base: Option<&'a Bundle>) -> Option<(Partial, LeaveOut<'a>)> {
+    match (partial, base) {
+        (PartialOptions::Thin, _) => Some((Partial::Thin, Box::new(|_: &Digest, _| true))),
+        (PartialOptions::Delta(_), Some(base)) => Some((
+            Partial::Delta {
+                base: BaseBundle { name: base.meta.name.clone(), bundle_json_sha256: base.bundle_json_sha256() },
+            },
+            Box::new(move |d: &Digest, size| {
+                base.meta.members.get(&d.blob_path()) == Some(d) && base.blob(d).is_some_and(|l| l.size == size)
+            }),
+        )),
+        _ => None,
+    }
 }
 
 /// Build the bundle of `spec`: resolve, lock, pull, write.
@@ -73,6 +132,13 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
     std::fs::create_dir_all(&args.output.dir)
         .with_context(|| format!("output folder {}", args.output.dir.display()))?;
     let _output = crate::output_lock::lock_output(&args.output.dir, &spec.name)?;
+    // A bad base fails before anything is resolved or pulled.
+    let base = match &args.partial {
+        PartialOptions::Delta(p) => Some(open_base(ui, p, &args.output.dir, &spec.name)?),
+        _ => None,
+    };
+    let partial = leave_out(&args.partial, base.as_ref());
+    let left_out = |b: &Descriptor| partial.as_ref().is_some_and(|(_, leave)| leave(&b.digest, b.size));
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
     let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -164,9 +230,12 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
     fail_together(failures, "could not plan")?;
 
     // 3. Download every blob the cache lacks.
+    // A partial bundle's left-out blobs are not pulled, but for a single
+    // manifest's config: it says the image's platform.
     let mut wanted: BTreeMap<Digest, (u64, ImageRef)> = BTreeMap::new();
     for p in &planned {
-        for b in &p.blobs {
+        let config = p.blobs.first().filter(|_| p.stored_platforms.is_empty());
+        for b in p.blobs.iter().filter(|b| !left_out(b) || Some(*b) == config) {
             wanted.entry(b.digest.clone()).or_insert((b.size, p.reference.clone()));
         }
     }
@@ -188,6 +257,7 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
     let mut images = Vec::new();
     let mut mismatched = Vec::new();
+    let planned_blobs: Vec<Descriptor> = planned.iter().flat_map(|p| p.blobs.iter().cloned()).collect();
     for p in planned {
         let mut size = 0;
         for (d, bytes) in &p.manifests {
@@ -234,13 +304,21 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
             anyhow::anyhow!("images for the wrong platform (set `platforms` on them):\n{}", mismatched.join("\n")),
         ));
     }
-    let plan = BundlePlan {
+    let mut plan = BundlePlan {
         name: spec.name.clone(),
         created: edgeiso_bundle::format::creation_time().map_err(|e| with_code(exit::INVALID_INPUT, e))?,
         tool: format!("edgeiso {}", env!("CARGO_PKG_VERSION")),
         images,
         blobs,
+        partial: None,
     };
+    let config_and_layers: std::collections::BTreeSet<Digest> =
+        planned_blobs.iter().filter(|b| left_out(b)).map(|b| b.digest.clone()).collect();
+    let before: u64 = plan.blobs.values().map(|b| b.0).sum();
+    if let Some((description, _)) = &partial {
+        plan.leave_out(description.clone(), |d, _| config_and_layers.contains(d));
+    }
+    let left_out_bytes = before - plan.blobs.values().map(|b| b.0).sum::<u64>();
     crate::cache::sweep_stale_temps(&args.output.dir);
     let total: u64 = plan.blobs.values().map(|b| b.0).sum();
     let bar = ui.bytes_bar(total, "writing");
@@ -275,8 +353,11 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
         spec.name,
         written.meta.images.len(),
         human_bytes(written.total_bytes),
-        human_bytes(summed.saturating_sub(unique))
+        human_bytes(summed.saturating_sub(unique + left_out_bytes))
     ));
+    if let Some(p) = &written.meta.partial {
+        ui.line(format!("partial bundle: {p}; {} of blobs left out", human_bytes(left_out_bytes)));
+    }
     ui.event(&Event::Done {
         paths: written.paths.clone(),
         zstd: written.zstd.clone(),

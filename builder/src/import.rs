@@ -112,6 +112,7 @@ pub fn import(ui: &Ui, args: &ImportOptions) -> anyhow::Result<()> {
         tool: format!("edgeiso {}", env!("CARGO_PKG_VERSION")),
         images,
         blobs,
+        partial: None,
     };
     let total = plan.blobs.values().map(|b| b.0).sum();
     let bar = ui.bytes_bar(total, "writing");

@@ -157,8 +157,10 @@ fn findings(report: &LintReport) -> Vec<Finding> {
         .collect()
 }
 
-/// Unique blob bytes of a bundle: what Harbor's registry storage must hold.
+/// Unique blob bytes of a bundle: what Harbor's registry storage must hold
+/// (a partial bundle's left-out blobs too: they end up there as well).
 pub fn unique_blob_bytes(path: &Path) -> anyhow::Result<u64> {
     let bundle = edgeiso_bundle::Bundle::open(path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    Ok(bundle.unique_blob_bytes())
+    let left_out = bundle.left_out().map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+    Ok(bundle.unique_blob_bytes() + left_out.values().sum::<u64>())
 }

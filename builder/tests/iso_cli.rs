@@ -57,6 +57,48 @@ fn extract(iso: &Path, path: &str, dest: &Path) -> Vec<u8> {
 }
 
 #[test]
+fn overlay_and_iso_refuse_a_partial_bundle_they_cannot_fetch_the_rest_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_static_agent(dir.path());
+    let image = images::image_with_layer("team/app", "1.0", 4096, 5);
+    let entries = [edgeiso_testkit::bundles::Entry::workload(&image, "127.0.0.1:9/team/app:1.0")];
+    let thin = edgeiso_testkit::bundles::write_thin_bundle(dir.path(), "cli", &entries);
+    let spec = write_spec(
+        dir.path(),
+        "name: cli\nimages:\n  - 127.0.0.1:9/team/app:1.0\nregistries:\n  - host: 127.0.0.1:9\n    insecure: true\n\
+         harbor:\n  url: http://10.0.2.2:5000\n",
+    );
+    let out = dir.path().join("overlay");
+    let run =
+        edgeiso(&["overlay", "--spec", p(&spec), "--output", p(&out), "--agent", p(&agent), "--bundle", p(&thin)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let e = run.stderr();
+    assert!(e.contains("content-cli.tar") && e.contains("partial bundle, thin") && e.contains("whole bundle"), "{e}");
+    assert!(!out.exists(), "no overlay tree");
+    let base = base_iso("isolinux");
+    let iso = dir.path().join("site.iso");
+    let run = edgeiso(
+        &[
+            "iso",
+            "--spec",
+            p(&spec),
+            "--base",
+            p(&base),
+            "--output",
+            p(&iso),
+            "--agent",
+            p(&agent),
+            "--bundle",
+            p(&thin),
+        ],
+        &[],
+    );
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("partial bundle, thin"), "{}", run.stderr());
+    assert!(!iso.exists(), "no ISO");
+}
+
+#[test]
 fn output_on_the_base_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write_spec(dir.path(), "name: s\nimages:\n  - 127.0.0.1:1/a:1\n");

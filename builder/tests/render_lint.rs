@@ -5,15 +5,17 @@ mod common;
 
 use common::{edgeiso, p, write_spec};
 
+/// A spec `name` of one `image`, its Harbor's admin password in a file, and
+/// `harbor` (more lines of the harbor section).
+fn harbor_site(dir: &std::path::Path, name: &str, image: &str, harbor: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("harbor-pw"), "Harbor12345\n").unwrap();
+    write_spec(dir, &format!("name: {name}\nimages:\n  - {image}\nharbor:\n  adminPasswordFile: harbor-pw\n{harbor}"))
+}
+
 #[test]
 fn render_writes_the_site_and_reports_it_as_json() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("harbor-pw"), "Harbor12345\n").unwrap();
-    let spec = write_spec(
-        dir.path(),
-        "name: store-042\nimages:\n  - docker.io/library/nginx:1.25\n\
-         harbor:\n  adminPasswordFile: harbor-pw\n",
-    );
+    let spec = harbor_site(dir.path(), "store-042", "docker.io/library/nginx:1.25", "");
     let out = dir.path().join("site");
     let r = edgeiso(&["--json", "render", "--spec", p(&spec), "--output", p(&out)], &[]).ok();
     let ev = &r.events("rendered")[0];
@@ -50,4 +52,23 @@ fn render_refuses_a_bad_spec_with_exit_3() {
     assert_eq!(r.code(), 3, "{}", r.stderr());
     assert!(r.stderr().contains("site.yaml:4") && r.stderr().contains("url"), "{}", r.stderr());
     assert!(!dir.path().join("o").exists());
+}
+
+#[test]
+fn render_checks_harbor_storage_against_what_a_thin_bundle_leaves_out_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = harbor_site(dir.path(), "s", "docker.io/team/app:1.0", "  storage: {registry: 1Mi}\n");
+    // 2 MiB of layer, none of it in the bundle: Harbor still ends up holding it.
+    let image = edgeiso_testkit::images::image_with_layer("team/app", "1.0", 2 << 20, 9);
+    let entries = [edgeiso_testkit::bundles::Entry::workload(&image, "docker.io/team/app:1.0")];
+    let thin = edgeiso_testkit::bundles::write_thin_bundle(dir.path(), "s", &entries);
+    assert!(std::fs::metadata(&thin).unwrap().len() < 64 << 10);
+    let out = dir.path().join("site");
+    let r = edgeiso(&["render", "--spec", p(&spec), "--output", p(&out), "--bundle", p(&thin)], &[]);
+    assert_ne!(r.code(), 0, "{}", r.stderr());
+    assert!(
+        r.stderr().contains("harbor.storage.registry 1Mi") && r.stderr().contains("2.0 MiB of unique"),
+        "{}",
+        r.stderr()
+    );
 }

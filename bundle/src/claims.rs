@@ -48,25 +48,29 @@ fn media_type(img: &ImageRecord, top: &ManifestView) -> Option<String> {
 
 /// The platforms the stored bytes have: every index's entries that name a
 /// real one (`unknown/unknown` marks attestations), and every image
-/// manifest's config.
-fn stored_platforms(bundle: &Bundle, views: &[(crate::Digest, ManifestView)]) -> Vec<Platform> {
+/// manifest's config. `None` when a config a partial bundle left out would
+/// have to say (the claim cannot be checked from this bundle alone).
+fn stored_platforms(bundle: &Bundle, views: &[(crate::Digest, ManifestView)]) -> Option<Vec<Platform>> {
     let mut stored = Vec::new();
     for (_, view) in views {
         stored.extend(view.manifests.iter().filter_map(|d| d.platform.clone()).filter(|p| p.os != "unknown"));
         if let Some(config) = &view.config {
+            if bundle.partial().is_some() && bundle.blob(&config.digest).is_none() {
+                return None;
+            }
             if let Some(p) = bundle.read_small(&config.digest.blob_path()).ok().and_then(|b| Platform::of_config(&b)) {
                 stored.push(p);
             }
         }
     }
-    stored
+    Some(stored)
 }
 
 /// Each platform bundle.json claims is one the stored index lists or the
 /// stored manifest's config declares (`linux/arm64` is had by
 /// `linux/arm64/v8`).
 fn platforms(bundle: &Bundle, img: &ImageRecord, views: &[(crate::Digest, ManifestView)]) -> Vec<String> {
-    let stored = stored_platforms(bundle, views);
+    let Some(stored) = stored_platforms(bundle, views) else { return Vec::new() };
     img.platforms
         .iter()
         .filter(|claim| !stored.iter().any(|s| s.id() == **claim || s.matches(claim)))

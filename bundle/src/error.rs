@@ -31,6 +31,18 @@ pub enum BundleError {
     Graph { image: String, digest: Digest, what: String },
     #[error("blob {digest} read from {origin} does not match its digest (got {actual}, {bytes} bytes)")]
     SourceMismatch { origin: String, digest: Digest, actual: Digest, bytes: u64 },
+    /// A thin or delta bundle where only a whole one will do.
+    #[error("{path} is a partial bundle, {partial}: only a whole bundle can be used here")]
+    Partial { path: PathBuf, partial: crate::format::Partial },
+    /// A delta checked against a base that is not the one it was made on.
+    #[error(
+        "{delta} was made on base bundle {} whose bundle.json has sha256 {}; {base}'s bundle.json has \
+         sha256 {actual}: not that base", .recorded.name, .recorded.bundle_json_sha256
+    )]
+    BaseMismatch { delta: PathBuf, base: PathBuf, recorded: Box<crate::BaseBundle>, actual: Digest },
+    /// A base given for a bundle that is not a delta.
+    #[error("{path} is not a delta bundle ({what}): it has no base to check")]
+    NotADelta { path: PathBuf, what: String },
     #[error("blob {digest} of image {image} does not match its digest (got {actual})")]
     DigestMismatch { image: String, digest: Digest, actual: Digest },
 }

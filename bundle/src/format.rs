@@ -9,7 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Digest, ImageRef};
 
+/// The format version of a whole bundle (every blob inside).
 pub const FORMAT_VERSION: u32 = 1;
+/// The format version of a partial bundle (thin or delta, [`Partial`]): a
+/// reader of version 1 refuses it by its version alone, so it can never be
+/// mistaken for a whole one (decision 0016).
+pub const FORMAT_VERSION_PARTIAL: u32 = 2;
 pub const BUNDLE_JSON: &str = "bundle.json";
 pub const OCI_LAYOUT: &str = "oci-layout";
 pub const INDEX_JSON: &str = "index.json";
@@ -76,6 +81,56 @@ pub struct BundleJson {
     pub images: Vec<ImageRecord>,
     /// sha256 of every member other than `bundle.json`, by member path.
     pub members: BTreeMap<String, Digest>,
+    /// Present (with format version 2) when config and layer blobs the
+    /// manifests reference are left out: where they are to come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<Partial>,
+}
+
+impl BundleJson {
+    /// The format version a bundle with this `partial` is written with.
+    pub fn version_for(partial: Option<&Partial>) -> u32 {
+        if partial.is_some() {
+            FORMAT_VERSION_PARTIAL
+        } else {
+            FORMAT_VERSION
+        }
+    }
+}
+
+/// What a partial bundle leaves out. Manifests and indexes are always
+/// stored; only config and layer blobs are ever absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Partial {
+    /// No config or layer blob: each comes from its image's source registry.
+    Thin,
+    /// No config or layer blob the base bundle holds: those come from it.
+    Delta { base: BaseBundle },
+}
+
+/// The bundle a delta was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaseBundle {
+    /// The base's `bundle.json` name.
+    pub name: String,
+    /// sha256 of the base's `bundle.json` member, exactly as stored (it pins
+    /// every other member of the base, as a signature does).
+    pub bundle_json_sha256: Digest,
+}
+
+impl std::fmt::Display for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Partial::Thin => f.write_str("thin (its config and layer blobs come from the source registries)"),
+            Partial::Delta { base } => write!(
+                f,
+                "delta on base bundle {} (bundle.json sha256 {}; the blobs it holds are left out)",
+                base.name, base.bundle_json_sha256
+            ),
+        }
+    }
 }
 
 /// The creation time of a new bundle: `SOURCE_DATE_EPOCH` when set, so that

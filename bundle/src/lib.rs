@@ -20,6 +20,6 @@ mod error;
 
 pub use digest::Digest;
 pub use error::BundleError;
-pub use format::{BundleJson, ImageRecord, Role};
+pub use format::{BaseBundle, BundleJson, ImageRecord, Partial, Role};
 pub use reader::{Bundle, ImageGraph, MemberLoc};
 pub use reference::{harbor_prefix, harbor_target, ImageRef, TargetRef};

@@ -44,6 +44,9 @@ pub fn check_bundle_json(meta: &BundleJson) -> Result<(), UnprintableName> {
     check(top, "name", &meta.name)?;
     check(top, "tool", &meta.tool)?;
     check(top, "created", &meta.created)?;
+    if let Some(crate::Partial::Delta { base }) = &meta.partial {
+        check(top, "partial base name", &base.name)?;
+    }
     for member in meta.members.keys() {
         check(top, "member", member)?;
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::format::{BundleJson, BUNDLE_JSON, FORMAT_VERSION};
+use crate::format::{BundleJson, Partial, BUNDLE_JSON, FORMAT_VERSION, FORMAT_VERSION_PARTIAL};
 use crate::manifest::{Descriptor, ManifestView};
 use crate::parts::{self, PartsReader};
 use crate::{BundleError, Digest, ImageRecord};
@@ -36,13 +36,18 @@ pub struct Bundle {
 pub struct ImageGraph {
     /// Image manifests before the index that lists them; the top-level one last.
     pub manifests: Vec<Descriptor>,
-    /// Config and layer blobs, each once.
+    /// Config and layer blobs the bundle holds, each once.
     pub blobs: Vec<Descriptor>,
+    /// Config and layer blobs the manifests reference that a partial bundle
+    /// leaves out, each once (always empty for a whole bundle, whose walk
+    /// fails on a missing blob instead).
+    pub absent: Vec<Descriptor>,
 }
 
 impl ImageGraph {
+    /// Bytes of every manifest and blob the image needs, held or not.
     pub fn total_size(&self) -> u64 {
-        self.manifests.iter().chain(&self.blobs).map(|d| d.size).sum()
+        self.manifests.iter().chain(&self.blobs).chain(&self.absent).map(|d| d.size).sum()
     }
 }
 
@@ -112,11 +117,23 @@ impl Bundle {
             serde_json::from_slice(&meta_bytes).map_err(|e| not_bundle(format!("{BUNDLE_JSON}: {e}")))?;
         crate::names::check_bundle_json(&meta)
             .map_err(|name| BundleError::UnprintableName { path: shown.clone(), name })?;
-        if meta.format_version != FORMAT_VERSION {
-            return Err(not_bundle(format!(
-                "format version {} (this edgeiso reads version {FORMAT_VERSION})",
-                meta.format_version
-            )));
+        // Version 2 is a partial bundle and nothing else: a `partial`
+        // under version 1 (which old readers would ignore) is refused too.
+        if meta.format_version != BundleJson::version_for(meta.partial.as_ref()) {
+            return Err(not_bundle(match &meta.partial {
+                None if meta.format_version == FORMAT_VERSION_PARTIAL => {
+                    format!("format version {FORMAT_VERSION_PARTIAL} without a `partial` description")
+                }
+                None => format!(
+                    "format version {} (this edgeiso reads versions {FORMAT_VERSION} and {FORMAT_VERSION_PARTIAL})",
+                    meta.format_version
+                ),
+                Some(_) => format!(
+                    "format version {} with a `partial` description (a partial bundle is version \
+                     {FORMAT_VERSION_PARTIAL})",
+                    meta.format_version
+                ),
+            }));
         }
         let bundle = Bundle { paths, meta, meta_bytes, members, order, total_len };
         // A part cut at a member boundary leaves a valid-looking tar: only the
@@ -144,6 +161,25 @@ impl Bundle {
         Ok(bundle)
     }
 
+    /// What a thin or delta bundle leaves out; `None` for a whole bundle.
+    pub fn partial(&self) -> Option<&Partial> {
+        self.meta.partial.as_ref()
+    }
+
+    /// A whole bundle, or [`BundleError::Partial`]: for the readers that
+    /// push or copy every blob and cannot fetch one from elsewhere (yet).
+    pub fn require_whole(&self) -> Result<(), BundleError> {
+        match self.partial() {
+            None => Ok(()),
+            Some(p) => Err(BundleError::Partial { path: self.path().to_path_buf(), partial: p.clone() }),
+        }
+    }
+
+    /// sha256 of `bundle.json` as stored: what a delta records of its base.
+    pub fn bundle_json_sha256(&self) -> Digest {
+        Digest::of(&self.meta_bytes)
+    }
+
     /// A path to name this bundle in messages (the tar, or its first part).
     pub fn path(&self) -> &Path {
         &self.paths[0]
@@ -169,6 +205,18 @@ impl Bundle {
     /// Bytes of all blobs, each counted once: what a registry must store.
     pub fn unique_blob_bytes(&self) -> u64 {
         self.members().filter(|(n, _)| n.starts_with("blobs/")).map(|(_, l)| l.size).sum()
+    }
+
+    /// The config and layer blobs a partial bundle leaves out, each once,
+    /// with their sizes (empty for a whole bundle).
+    pub fn left_out(&self) -> Result<BTreeMap<Digest, u64>, BundleError> {
+        let mut out = BTreeMap::new();
+        if self.partial().is_some() {
+            for img in &self.meta.images {
+                out.extend(self.image_graph(img)?.absent.into_iter().map(|d| (d.digest, d.size)));
+            }
+        }
+        Ok(out)
     }
 
     pub fn blob(&self, digest: &Digest) -> Option<MemberLoc> {
@@ -256,6 +304,14 @@ impl Bundle {
         }
         for b in view.blobs() {
             match self.blob(&b.digest) {
+                // A partial bundle leaves config and layer blobs out on
+                // purpose (verify accounts for each); a whole one never.
+                None if self.meta.partial.is_some() => {
+                    if seen.blobs.insert(b.digest.clone()) {
+                        graph.absent.push(b.clone());
+                    }
+                    continue;
+                }
                 None => return Err(graph_err(&b.digest, "missing blob".into())),
                 Some(loc) if loc.size != b.size => {
                     return Err(graph_err(
@@ -328,6 +384,7 @@ impl Bundle {
             tool: self.meta.tool.clone(),
             images,
             blobs,
+            partial: None,
         }))
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use crate::digest::digest_reader;
 use crate::format::{self, ANNOTATION_REF_NAME};
 use crate::manifest::Descriptor;
-use crate::{Bundle, BundleError, Digest};
+use crate::{Bundle, BundleError, Digest, Partial};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
@@ -37,19 +37,85 @@ pub struct Report {
     pub members_checked: usize,
     pub bytes_checked: u64,
     pub problems: Vec<Problem>,
+    /// What a partial bundle's manifests reference and it leaves out, and
+    /// where each is to come from. Empty for a whole bundle.
+    pub expected: Vec<Expected>,
+}
+
+/// A config or layer blob a partial bundle leaves out, accounted for.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Expected {
+    pub digest: Digest,
+    pub size: u64,
+    /// Images that need it.
+    pub images: Vec<String>,
+    /// `source registry` (thin), `base NAME` (delta).
+    pub from: String,
+    /// Whether the base was given and holds it.
+    pub checked: bool,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let checked = if self.checked { ", held there" } else { "" };
+        write!(
+            f,
+            "{} ({} bytes) from {}{checked} (image {})",
+            self.digest,
+            self.size,
+            self.from,
+            self.images.join(", image ")
+        )
+    }
 }
 
 /// Verify `bundle`. `progress` is called with bytes hashed.
 pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report, BundleError> {
+    verify_with_base(bundle, None, progress)
+}
+
+/// Verify `bundle`; a delta's left-out blobs also against `base`, which
+/// must be the very bundle it was made on (its `bundle.json` sha256 the one
+/// recorded, else [`BundleError::BaseMismatch`]) and must hold each one.
+pub fn verify_with_base(
+    bundle: &Bundle,
+    base: Option<&Bundle>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report, BundleError> {
     let mut report = Report::default();
     let meta = &bundle.meta;
+    let from = match (bundle.partial(), base) {
+        (None, None) => String::new(),
+        (Some(Partial::Thin), None) => "its image's source registry".into(),
+        (Some(Partial::Delta { base: rec }), None) => format!("base bundle {} (not checked: give the base)", rec.name),
+        (Some(Partial::Delta { base: rec }), Some(b)) => {
+            let actual = b.bundle_json_sha256();
+            if actual != rec.bundle_json_sha256 {
+                return Err(BundleError::BaseMismatch {
+                    delta: bundle.path().to_path_buf(),
+                    base: b.path().to_path_buf(),
+                    recorded: Box::new(rec.clone()),
+                    actual,
+                });
+            }
+            format!("base bundle {} ({})", rec.name, b.path().display())
+        }
+        (other, Some(_)) => {
+            let what = if other.is_some() { "a thin bundle" } else { "a whole bundle" };
+            return Err(BundleError::NotADelta { path: bundle.path().to_path_buf(), what: what.into() });
+        }
+    };
 
     // Which images need which member, to name them in every problem.
     let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut absent: BTreeMap<Digest, (u64, Vec<String>)> = BTreeMap::new();
     for img in &meta.images {
         let name = img.reference.to_string();
         match bundle.image_graph(img) {
             Ok(g) => {
+                for d in &g.absent {
+                    absent.entry(d.digest.clone()).or_insert((d.size, Vec::new())).1.push(name.clone());
+                }
                 // bundle.json's claims (media type, platforms, size) that
                 // the stored bytes contradict, on the image's top manifest.
                 for message in crate::claims::contradictions(bundle, img, &g) {
@@ -91,6 +157,17 @@ pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report
 
     // index.json must name every image of bundle.json.
     check_index(bundle, &mut report);
+
+    // Every blob left out is accounted for: a thin bundle's come from the
+    // source registries; a delta's from its base, which holds each one.
+    for (digest, (size, images)) in absent {
+        let held = base.map(|b| base_holds(b, &digest, size));
+        if let Some(Err(why)) = &held {
+            report.problems.push(Problem { member: digest.blob_path(), images: images.clone(), message: why.clone() });
+        }
+        let checked = matches!(held, Some(Ok(())));
+        report.expected.push(Expected { digest, size, images, from: from.clone(), checked });
+    }
 
     // Hash every listed member, in parallel: this is the slow part.
     let work: Vec<(&str, &Digest)> =
@@ -155,6 +232,25 @@ pub fn verify(bundle: &Bundle, progress: &(dyn Fn(u64) + Sync)) -> Result<Report
     report.problems.sort_by(|a, b| (&a.member, &a.message).cmp(&(&b.member, &b.message)));
     report.problems.dedup();
     Ok(report)
+}
+
+/// `base` holds `digest` of `size` bytes: listed in its `bundle.json`
+/// (whose sha256 the delta pinned) and stored at that size. Its bytes are
+/// hashed by verifying the base itself.
+fn base_holds(base: &Bundle, digest: &Digest, size: u64) -> Result<(), String> {
+    let name = base.path().display();
+    let path = digest.blob_path();
+    match (base.meta.members.get(&path), base.member(&path)) {
+        (Some(listed), Some(loc)) if listed == digest && loc.size == size => Ok(()),
+        (Some(listed), Some(_)) if listed != digest => {
+            Err(format!("is left out for the base {name}, whose bundle.json pins it as {listed}"))
+        }
+        (Some(_), Some(loc)) => Err(format!(
+            "is left out for the base {name}, which holds {} bytes of it, the manifest says {size}",
+            loc.size
+        )),
+        _ => Err(format!("is left out, but the base {name} does not hold it")),
+    }
 }
 
 fn graph_member(e: &BundleError) -> Option<String> {

@@ -36,8 +36,11 @@ pub struct BundlePlan {
     pub created: SystemTime,
     pub tool: String,
     pub images: Vec<ImageRecord>,
-    /// Every manifest and blob, each once.
+    /// Every manifest and blob, each once (of a partial bundle: those it
+    /// holds).
     pub blobs: BTreeMap<Digest, (u64, BlobSource)>,
+    /// A thin or delta bundle: what is left out of `blobs` ([`BundlePlan::leave_out`]).
+    pub partial: Option<format::Partial>,
 }
 
 #[derive(Default)]
@@ -171,13 +174,23 @@ impl BundlePlan {
             members.insert(d.blob_path(), d.clone());
         }
         BundleJson {
-            format_version: format::FORMAT_VERSION,
+            format_version: BundleJson::version_for(self.partial.as_ref()),
             name: self.name.clone(),
             created: format::rfc3339(self.created),
             tool: self.tool.clone(),
             images: self.images.clone(),
             members,
+            partial: self.partial.clone(),
         }
+    }
+
+    /// Make this a partial bundle: the config and layer blobs `leave`
+    /// selects are not written, and `bundle.json` says why (`partial`).
+    /// The caller selects only config and layer blobs: manifests and indexes
+    /// are always kept (a reader walks every image from them).
+    pub fn leave_out(&mut self, partial: format::Partial, leave: impl Fn(&Digest, u64) -> bool) {
+        self.blobs.retain(|d, (size, _)| !leave(d, *size));
+        self.partial = Some(partial);
     }
 
     /// Write the bundle as `dir/content-NAME.tar` (or parts). Nothing gets its

@@ -1,12 +1,14 @@
 //! Damaged bundles: every reader names the part or member at fault.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use edgeiso_bundle::manifest::OCI_MANIFEST;
 use edgeiso_bundle::writer::{BlobSource, BundlePlan, WriteOptions};
-use edgeiso_bundle::{Bundle, BundleError, Digest, ImageRecord, Role};
+use edgeiso_bundle::{Bundle, BundleError, Digest, ImageRecord};
 
 /// A one-image bundle of about 40 KB, split into 4 KB parts.
 fn split_bundle(dir: &Path) -> Vec<PathBuf> {
@@ -34,36 +36,8 @@ fn write_split(plan: &BundlePlan, dir: &Path) -> Result<edgeiso_bundle::writer::
 /// The plan of that bundle.
 fn plan_recording(claim: impl FnOnce(&mut ImageRecord)) -> BundlePlan {
     let layer: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let config = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
-    let (ld, cd) = (Digest::of(&layer), Digest::of(&config));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    )
-    .into_bytes();
-    let md = Digest::of(&manifest);
-    let size = (layer.len() + config.len() + manifest.len()) as u64;
-    let mut blobs = BTreeMap::new();
-    for b in [layer, config, manifest] {
-        blobs.insert(Digest::of(&b), (b.len() as u64, BlobSource::Bytes(b)));
-    }
-    let mut plan = BundlePlan {
-        name: "d".into(),
-        created: UNIX_EPOCH + Duration::from_secs(1),
-        tool: "test".into(),
-        images: vec![ImageRecord {
-            reference: "example.com/team/app:1".parse().unwrap(),
-            digest: md,
-            media_type: OCI_MANIFEST.into(),
-            platforms: vec!["linux/amd64".into()],
-            role: Role::Workload,
-            size,
-            source_digest: None,
-            index_digest: None,
-        }],
-        blobs,
-    };
+    let (mut plan, ..) = common::one_image_plan("d", layer);
+    plan.created = UNIX_EPOCH + Duration::from_secs(1);
     claim(&mut plan.images[0]);
     plan
 }
@@ -195,7 +169,8 @@ fn a_verified_file_of_the_wrong_size_is_refused_not_padded() {
     let d = Digest::of(b"the real bytes");
     let mut blobs = BTreeMap::new();
     blobs.insert(d.clone(), (14, BlobSource::VerifiedFile(blob.clone())));
-    let plan = BundlePlan { name: "v".into(), created: UNIX_EPOCH, tool: "test".into(), images: vec![], blobs };
+    let plan =
+        BundlePlan { name: "v".into(), created: UNIX_EPOCH, tool: "test".into(), images: vec![], blobs, partial: None };
     let e = plan.write(dir.path(), &WriteOptions::default()).unwrap_err().to_string();
     assert!(e.contains(&blob.display().to_string()) && e.contains(d.as_str()), "{e}");
     assert!(!dir.path().join("content-v.tar").exists(), "nothing half-written");

@@ -26,6 +26,20 @@ impl<'a> Entry<'a> {
 
 /// Write `content-NAME.tar` (or parts) into `dir`.
 pub fn write_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], part_size: Option<u64>) -> Vec<PathBuf> {
+    let plan = plan(name, entries);
+    plan.write(dir, &WriteOptions { part_size, ..Default::default() }).expect("write bundle").paths
+}
+
+/// Write a thin `content-NAME.tar` into `dir`: every manifest, no config or
+/// layer blob (`bundle create --thin`'s shape).
+pub fn write_thin_bundle(dir: &Path, name: &str, entries: &[Entry<'_>]) -> PathBuf {
+    let mut plan = plan(name, entries);
+    let left: Vec<Digest> = entries.iter().flat_map(|e| e.image.blobs.keys().cloned()).collect();
+    plan.leave_out(edgeiso_bundle::Partial::Thin, |d, _| left.contains(d));
+    plan.write(dir, &WriteOptions::default()).expect("write bundle").paths.remove(0)
+}
+
+fn plan(name: &str, entries: &[Entry<'_>]) -> BundlePlan {
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
     let mut images = Vec::new();
     for e in entries {
@@ -46,14 +60,14 @@ pub fn write_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], part_size: Op
             index_digest: None,
         });
     }
-    let plan = BundlePlan {
+    BundlePlan {
         name: name.to_owned(),
         created: SystemTime::UNIX_EPOCH,
         tool: "edgeiso tests".into(),
         images,
         blobs,
-    };
-    plan.write(dir, &WriteOptions { part_size, ..Default::default() }).expect("write bundle").paths
+        partial: None,
+    }
 }
 
 /// What the bundle of [`write_bundle_with_hostile_name`] calls itself.

@@ -15,7 +15,7 @@ use crate::boot_test::{boot_test, parse_forward, BootTestOptions};
 use crate::bundle_input::BundleInput;
 use crate::bundle_sign::read_key;
 use crate::check::{check, CheckOptions};
-use crate::create::{create_bundle, CreateOptions, OutputOptions};
+use crate::create::{create_bundle, CreateOptions, OutputOptions, PartialOptions};
 use crate::exit::{self, with_code};
 use crate::import::{import, ImportOptions};
 use crate::iso_build::{iso, IsoOptions};
@@ -55,7 +55,9 @@ fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<()> {
             let key = read_key(&a.key, a.key_password_file.as_deref())?;
             crate::bundle_sign::sign(ui, &a.bundle, &key).map(drop)
         }
-        Command::Bundle(BundleCommand::Verify(a)) => crate::bundle_check::verify(ui, &a.bundle, a.key.as_deref()),
+        Command::Bundle(BundleCommand::Verify(a)) => {
+            crate::bundle_check::verify(ui, &a.bundle, a.key.as_deref(), a.base.as_deref())
+        }
         Command::Bundle(BundleCommand::Inspect(a)) => crate::bundle_check::inspect(ui, &a.bundle),
         Command::Bundle(BundleCommand::Import(a)) => import(ui, &import_options(a)),
         Command::Render(a) => render_site(ui, &render_options(a)),
@@ -85,6 +87,11 @@ fn create_options(a: &CreateArgs) -> CreateOptions {
         locked: a.pull.locked,
         cache: a.pull.cache.clone(),
         concurrency: a.pull.concurrency.into(),
+        partial: match (&a.base, a.thin) {
+            (Some(base), _) => PartialOptions::Delta(base.clone()),
+            (None, true) => PartialOptions::Thin,
+            (None, false) => PartialOptions::Whole,
+        },
     }
 }
 

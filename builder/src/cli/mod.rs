@@ -359,12 +359,20 @@ pub enum BundleCommand {
     #[command(after_help = "Examples:
   edgeiso bundle create --spec site.yaml --output build/
   edgeiso bundle create --spec site.yaml --output build/ --locked --part-size 1000000000 --zstd
-  SOURCE_DATE_EPOCH=0 edgeiso bundle create --spec site.yaml --output build/   # byte-identical rebuilds")]
+  SOURCE_DATE_EPOCH=0 edgeiso bundle create --spec site.yaml --output build/   # byte-identical rebuilds
+  edgeiso bundle create --spec site.yaml --output build/thin --thin              # manifests only
+  edgeiso bundle create --spec site.yaml --output build/delta --base old/content-store-042.tar
+
+A thin or delta bundle (format version 2) cannot yet be put on an ISO or loaded by the agent.")]
     Create(CreateArgs),
     /// Check every checksum, blob digest and manifest reference of a bundle.
     #[command(after_help = "Examples:
   edgeiso bundle verify build/content-store-042.tar
-  edgeiso bundle verify build/content-store-042.tar.part000 --json")]
+  edgeiso bundle verify build/content-store-042.tar.part000 --json
+  edgeiso bundle verify build/delta/content-store-042.tar --base old/content-store-042.tar
+
+A thin or delta bundle is checked for what it holds, and every blob it leaves out is listed with
+where it is to come from; with --base, the base must be the one the delta was made on and hold each.")]
     Verify(VerifyArgs),
     /// Sign a bundle: ECDSA P-256 over its bundle.json (which pins every
     /// other member), written as `NAME.tar.sig` beside it.
@@ -417,6 +425,15 @@ pub struct CreateArgs {
     pub pull: PullArgs,
     #[command(flatten)]
     pub sign: SignKeyArgs,
+    /// Write a thin bundle: every manifest and index, but no config or layer
+    /// blob (those are to come from the source registries). Not with --base.
+    #[arg(long, conflicts_with = "base")]
+    pub thin: bool,
+    /// Write a delta bundle: leave out every config and layer blob this
+    /// earlier (whole) bundle holds; bundle.json records its name and the
+    /// sha256 of its bundle.json.
+    #[arg(long, value_name = "OLD")]
+    pub base: Option<PathBuf>,
 }
 
 /// Signing a bundle as it is built (`bundle create`, and the bundle
@@ -443,6 +460,11 @@ pub struct VerifyArgs {
     /// signing is exit 6.
     #[arg(long, value_name = "PUB.pem")]
     pub key: Option<PathBuf>,
+    /// For a delta bundle: the base it was made on. Its bundle.json must have
+    /// the sha256 the delta recorded, and it must hold every blob the delta
+    /// leaves out.
+    #[arg(long, value_name = "OLD")]
+    pub base: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -5,8 +5,8 @@
 
 use std::path::PathBuf;
 
-use edgeiso_bundle::verify::Problem;
-use edgeiso_bundle::{Digest, ImageRecord};
+use edgeiso_bundle::verify::{Expected, Problem};
+use edgeiso_bundle::{Digest, ImageRecord, Partial};
 use edgeiso_overlay::tree::TreeReport;
 use serde::Serialize;
 
@@ -29,7 +29,19 @@ pub enum Event {
     /// `bundle sign` (or `bundle create --sign-key`): the signature is written.
     Signed { bundle: PathBuf, signature: PathBuf },
     /// `bundle verify`.
-    Verified { bundle: PathBuf, ok: bool, members: usize, bytes: u64, problems: Vec<Problem> },
+    Verified {
+        bundle: PathBuf,
+        ok: bool,
+        members: usize,
+        bytes: u64,
+        problems: Vec<Problem>,
+        /// A thin or delta bundle: what it leaves out (absent for a whole one).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        partial: Option<Partial>,
+        /// The blobs it leaves out, each with where it is to come from.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        expected: Vec<Expected>,
+    },
     /// `bundle inspect --json`.
     Inspect {
         bundle: PathBuf,
@@ -38,6 +50,9 @@ pub enum Event {
         created: String,
         tool: String,
         format_version: u32,
+        /// A thin or delta bundle (`{"kind":"thin"}`, `{"kind":"delta","base":{...}}`); absent for a whole one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        partial: Option<Partial>,
         images: Vec<ImageRecord>,
         unique_blob_bytes: u64,
         image_bytes: u64,
