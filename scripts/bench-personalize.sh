@@ -72,7 +72,7 @@ for n in $(seq "$sites"); do site "$n"; done
 rm -rf "$work/out"; mkdir -p "$work/out"; sync
 t0=$(now)
 for n in $(seq "$sites"); do
-  "$edgeiso" personalize "$work/golden-$small.iso" --site "$work/sites/site-$n.yaml" --output "$work/out/p-$n.iso" >/dev/null
+  "$edgeiso" personalize "$work/golden-$small.iso" --site "$work/sites/site-$n.yaml" --output "$work/out/p-$n.iso" >/dev/null 2>"$work/last.err" || { cat "$work/last.err" >&2; exit 1; }
   rm -f "$work/out/p-$n.iso"
 done
 sync
