@@ -17,6 +17,7 @@ packages=(
   # systemd-networkd) for the unpacked test kernel, and its squashfs root
   dracut-core dracut-live dracut-network udev squashfs-tools kmod
   openssl curl time hyperfine
+  e2fsprogs         # mkfs.ext4 -d and debugfs: the courier-stick test images
 )
 
 missing=()

@@ -37,6 +37,11 @@ pub mod out {
     /// and apply `manifests/` ([`crate::unit::KUBEADM_UNIT`]).
     pub const KUBEADM_BOOTSTRAP: &str = "kubeadm-bootstrap.sh";
     pub const KUBEADM_UNIT: &str = "systemd/edgeiso-kubeadm-bootstrap.service";
+    /// Updates by courier stick: the udev rule, its unit and script
+    /// ([`crate::unit::COURIER_UNIT`]).
+    pub const COURIER_SCRIPT: &str = "courier.sh";
+    pub const COURIER_UNIT: &str = "systemd/edgeiso-courier@.service";
+    pub const COURIER_RULE: &str = "udev/90-edgeiso-courier.rules";
     /// Marks a folder as render output, so a re-render may replace it.
     pub const MARKER: &str = ".edgeiso-render";
 }
@@ -135,6 +140,13 @@ pub mod node {
     /// [`SITE_DIR`]; the unit is installed as [`crate::unit::KUBEADM_UNIT_NAME`].
     pub const KUBEADM_BOOTSTRAP: &str = "/usr/local/edgeiso/site/kubeadm-bootstrap.sh";
     pub const KUBEADM_UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-kubeadm-bootstrap.service";
+    /// [`super::out::COURIER_SCRIPT`], [`super::out::COURIER_UNIT`] and
+    /// [`super::out::COURIER_RULE`] in [`SITE_DIR`]; the boot stage installs
+    /// the unit as [`crate::unit::COURIER_UNIT_NAME`] and the rule as [`COURIER_RULE_INSTALLED`].
+    pub const COURIER_SCRIPT: &str = "/usr/local/edgeiso/site/courier.sh";
+    pub const COURIER_UNIT: &str = "/usr/local/edgeiso/site/systemd/edgeiso-courier@.service";
+    pub const COURIER_RULE: &str = "/usr/local/edgeiso/site/udev/90-edgeiso-courier.rules";
+    pub const COURIER_RULE_INSTALLED: &str = "/etc/udev/rules.d/90-edgeiso-courier.rules";
     /// The agent's journal when no `stateDir` is given.
     pub const DEFAULT_STATE_DIR: &str = "/var/lib/edgeiso";
     /// The nodes' pull credential and the agent's copies of the mirror files

@@ -23,6 +23,16 @@ pub const KUBEADM_UNIT_NAME: &str = "edgeiso-kubeadm-bootstrap.service";
 pub const KUBEADM_UNIT: &str = include_str!("../dist/edgeiso-kubeadm-bootstrap.service");
 pub const KUBEADM_BOOTSTRAP: &str = include_str!("../dist/edgeiso-kubeadm-bootstrap.sh");
 
+/// Updates by courier stick: a udev rule starts the template unit for a
+/// file system whose label starts with [`COURIER_LABEL`] (`EDGEISO-UPD`: a
+/// FAT label holds 11 characters; `EDGEISO-UPDATE` where the file system
+/// allows); the unit runs the script.
+pub const COURIER_LABEL: &str = "EDGEISO-UPD";
+pub const COURIER_UNIT_NAME: &str = "edgeiso-courier@.service";
+pub const COURIER_UNIT: &str = include_str!("../dist/edgeiso-courier@.service");
+pub const COURIER_SCRIPT: &str = include_str!("../dist/edgeiso-courier.sh");
+pub const COURIER_RULE: &str = include_str!("../dist/90-edgeiso-courier.rules");
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +92,27 @@ mod tests {
         // Waiting for the API server must not hold up boot: not a oneshot.
         assert!(KUBEADM_UNIT.lines().any(|l| l == "Type=exec"));
         assert!(KUBEADM_UNIT.lines().any(|l| l == "StateDirectory=edgeiso"));
+    }
+
+    #[test]
+    fn the_courier_rule_unit_and_script_agree_with_the_node_layout() {
+        let rule = COURIER_RULE.lines().find(|l| !l.starts_with('#')).expect("a rule");
+        assert!(rule.contains(&format!("ENV{{ID_FS_LABEL}}==\"{COURIER_LABEL}*\"")), "{rule}");
+        let wants = COURIER_UNIT_NAME.replace("@.service", "@%k.service");
+        assert!(rule.contains(&format!("ENV{{SYSTEMD_WANTS}}+=\"{wants}\"")), "{rule}");
+        let exec = COURIER_UNIT.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+        assert_eq!(exec, format!("/bin/sh {} /dev/%I", node::COURIER_SCRIPT));
+        assert!(COURIER_UNIT.contains(&format!("ConditionPathExists={}", node::AGENT_CONFIG)));
+        assert!(node::COURIER_UNIT.ends_with(COURIER_UNIT_NAME));
+        for (var, path) in [
+            ("EDGEISO_AGENT", node::AGENT_BIN),
+            ("EDGEISO_AGENT_CONFIG", node::AGENT_CONFIG),
+            ("EDGEISO_STATE_DIR", node::STATE_DIR),
+        ] {
+            assert!(COURIER_SCRIPT.contains(&format!("${{{var}:-{path}}}")), "{var} defaults to {path}");
+        }
+        // The load's deadline is the node unit's (decision 0013).
+        let deadline = humantime::format_duration(crate::load_command::NODE_DEADLINE).to_string();
+        assert!(COURIER_SCRIPT.contains(&format!("--deadline {deadline} ")), "{deadline}");
     }
 }

@@ -299,6 +299,10 @@ fn write_all(
     let agent = agent::agent_config(spec, &AgentSite::NODE, tls.is_some(), admin_password.is_some());
     out.put(paths::AGENT_CONFIG, agent.to_yaml().as_bytes(), Mode::Public)?;
     out.put(paths::UNIT, edgeiso_contract::unit::AGENT_UNIT.as_bytes(), Mode::Public)?;
+    // Updates by courier stick: the boot stage installs the rule and unit.
+    out.put(paths::COURIER_SCRIPT, edgeiso_contract::unit::COURIER_SCRIPT.as_bytes(), Mode::Public)?;
+    out.put(paths::COURIER_UNIT, edgeiso_contract::unit::COURIER_UNIT.as_bytes(), Mode::Public)?;
+    out.put(paths::COURIER_RULE, edgeiso_contract::unit::COURIER_RULE.as_bytes(), Mode::Public)?;
 
     // The image-redirect webhook: its configuration for the API server, its
     // certificate and key (the key only in the site folder, 0600), its unit.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use edgeiso_contract::paths::{iso, live, node};
-use edgeiso_contract::unit::{AGENT_UNIT_NAME, KUBEADM_UNIT_NAME, WEBHOOK_UNIT_NAME};
+use edgeiso_contract::unit::{AGENT_UNIT_NAME, COURIER_LABEL, COURIER_UNIT_NAME, KUBEADM_UNIT_NAME, WEBHOOK_UNIT_NAME};
 
 use super::{mirrors, RenderError};
 use crate::spec::{read_secret_file, InterfaceSpec, Spec};
@@ -336,6 +336,10 @@ install -m 0644 {kubeadm_unit_src} /etc/systemd/system/{kubeadm_unit}
 site={site}
 [ -d "$site" ] || exit 0
 {handoff}install -m 0644 {unit_src} /etc/systemd/system/{unit}
+# Updates by courier stick (a file system labelled {courier_label}).
+install -m 0644 {courier_unit_src} /etc/systemd/system/{courier_unit}
+install -D -m 0644 {courier_rule_src} {courier_rule}
+udevadm control --reload 2>/dev/null || true
 # The image-redirect webhook, when the site has one: ordered after the load.
 if [ -f {webhook_unit_src} ]; then install -m 0644 {webhook_unit_src} /etc/systemd/system/{webhook_unit}; fi
 systemctl daemon-reload
@@ -347,6 +351,11 @@ if [ -f {webhook_unit_src} ]; then systemctl enable --now --no-block {webhook_un
         unit = AGENT_UNIT_NAME,
         webhook_unit_src = node::WEBHOOK_UNIT,
         webhook_unit = WEBHOOK_UNIT_NAME,
+        courier_label = COURIER_LABEL,
+        courier_unit_src = node::COURIER_UNIT,
+        courier_unit = COURIER_UNIT_NAME,
+        courier_rule_src = node::COURIER_RULE,
+        courier_rule = node::COURIER_RULE_INSTALLED,
     )
 }
 
