@@ -49,5 +49,12 @@ for t in "${targets[@]}"; do
         echo "$t: ${seconds} s, ${runs:-?} runs, $cov, corpus $(ls "$work" | wc -l) + $(ls "fuzz/corpus/$t" | wc -l) seeds"
     fi
 done
-rm -rf /dev/shm/edgeiso-fuzz-* 2>/dev/null || true
+# Scratch folders of fuzzers that are gone (edgeiso-fuzz-PID-*; a run
+# beside this one keeps its own).
+for d in /dev/shm/edgeiso-fuzz-*; do
+  [ -d "$d" ] || continue
+  pid=${d#/dev/shm/edgeiso-fuzz-}
+  pid=${pid%%-*}
+  case $pid in '' | *[!0-9]*) rm -rf "$d" ;; *) kill -0 "$pid" 2>/dev/null || rm -rf "$d" ;; esac
+done
 exit $failed

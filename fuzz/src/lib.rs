@@ -10,7 +10,10 @@ pub fn scratch() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
         let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
-        tempfile::Builder::new().prefix("edgeiso-fuzz-").tempdir_in(base).expect("a scratch folder")
+        // The pid in the name: `scripts/fuzz.sh` sweeps only the folders of
+        // processes that are gone, so runs side by side keep theirs.
+        let prefix = format!("edgeiso-fuzz-{}-", std::process::id());
+        tempfile::Builder::new().prefix(&prefix).tempdir_in(base).expect("a scratch folder")
     })
     .path()
 }
