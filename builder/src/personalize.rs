@@ -136,6 +136,12 @@ fn write(ui: &Ui, x: &Xorriso, golden_iso: &Path, site_path: &Path, output: Opti
     // Into a copy (`--output`: the copy is made whole, then written, then
     // renamed), or into the golden itself.
     let (target_area, copy) = match output {
+        Some(out) if same_file(golden_iso, out) => {
+            return Err(with_code(
+                exit::INVALID_INPUT,
+                anyhow::anyhow!("--output {} is the golden itself: use --in-place to write into it", out.display()),
+            ));
+        }
         Some(out) => {
             let copy = copy_for_output(golden_iso, out)?;
             (locate(x, &copy.tmp).map_err(no_area)?, Some(copy))
@@ -274,6 +280,15 @@ fn area_members(
         bytes: rendered.live_agent_config.to_yaml().into_bytes(),
     });
     Ok(members)
+}
+
+/// Whether `a` and `b` are one file (by inode; `b` need not exist).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
 }
 
 /// Copy `golden` to a locked temp beside `out` (reflinked or

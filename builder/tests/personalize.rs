@@ -216,6 +216,11 @@ fn bad_input_is_refused_with_exit_3_and_the_iso_unchanged() {
     assert_eq!(run.code(), 3, "{}", run.stderr());
     assert!(run.stderr().contains("not an ISO edgeiso built"), "{}", run.stderr());
     assert!(!dir.join("x.iso").exists());
+    // --output onto the golden itself would lose it.
+    let run = edgeiso(&["personalize", p(&golden), "--site", p(&ok_site), "--output", p(&golden)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    assert!(run.stderr().contains("is the golden itself"), "{}", run.stderr());
+    assert_eq!(sha256_file(&golden), sum);
     // The flags: a site needs --in-place or --output.
     let run = edgeiso(&["personalize", p(&golden), "--site", p(&ok_site)], &[]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
