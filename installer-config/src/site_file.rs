@@ -165,7 +165,7 @@ impl SiteFile {
             checked.push('\n');
         }
         checked.push_str("name: site-file\n");
-        let spec = Spec::from_str(&checked, path)?;
+        let spec = Spec::from_str_fragment(&checked, path)?;
         let mut value = value;
         absolute_paths(&mut value, &spec);
         Ok(SiteFile { path: path.to_owned(), text, value, spec })

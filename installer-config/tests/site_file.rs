@@ -79,3 +79,56 @@ fn what_a_site_may_not_set_is_refused_at_its_line() {
     let e = s.merge_into(GOLDEN, &p.join("golden.yaml")).unwrap_err().to_string();
     assert!(e.contains("r.yaml:2:") && e.contains("no registry `other.example`"), "{e}");
 }
+
+/// A site's own Harbor certificate is judged against the golden it joins:
+/// with Harbor from manifests it need serve only the site's host; with
+/// Harbor from the pack, also `spectro.registry.local` and the VIP.
+#[test]
+fn a_sites_certificate_is_judged_by_the_golden_it_joins() {
+    if !edgeiso_testkit::tools_present("a_sites_certificate_is_judged_by_the_golden_it_joins", &["openssl"]) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let o = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-subj", "/CN=h", "-addext", "subjectAltName=DNS:harbor.store7.example"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(p.join("tls.key"))
+        .arg("-out")
+        .arg(p.join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let site = write(
+        p,
+        "store-7.yaml",
+        "site: {name: store-7}\nharbor:\n  url: https://harbor.store7.example:30003\n  tls: {certFile: tls.crt, keyFile: tls.key}\n",
+    );
+    let s = SiteFile::load(&site).unwrap();
+    std::fs::create_dir(p.join("m")).unwrap();
+    let golden_path = p.join("golden.yaml");
+    // Harbor from manifests: the site's host is all the certificate must serve.
+    let merged = s.merge_into("name: fleet\nharbor:\n  manifests: m\n", &golden_path).unwrap();
+    Spec::from_str(&merged, &golden_path).unwrap();
+    // Harbor from the pack: Palette's name is missing, and said so.
+    let merged = s.merge_into("name: fleet\n", &golden_path).unwrap();
+    let e = Spec::from_str(&merged, &golden_path).unwrap_err().to_string();
+    assert!(e.contains("does not name `spectro.registry.local`"), "{e}");
+    // `openssl req -x509` without CA:FALSE makes a CA: the agent's TLS
+    // refuses it as a server's certificate, and so does the check, saying why.
+    let o = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "30"])
+        .args(["-subj", "/CN=h", "-addext", "subjectAltName=DNS:harbor.store7.example"])
+        .arg("-keyout")
+        .arg(p.join("tls.key"))
+        .arg("-out")
+        .arg(p.join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let merged = s.merge_into("name: fleet\nharbor:\n  manifests: m\n", &golden_path).unwrap();
+    let e = Spec::from_str(&merged, &golden_path).unwrap_err().to_string();
+    assert!(e.contains("is a CA certificate (basicConstraints CA:TRUE)"), "{e}");
+}

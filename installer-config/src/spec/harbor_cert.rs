@@ -60,6 +60,13 @@ pub fn check(cert_file: &Path, ca_file: Option<&Path>, names: &[String]) -> Resu
                         None => "is not self-signed; give its CA as harbor.tls.caFile".into(),
                     }
                 }
+                // A self-signed certificate made as a CA (`openssl req -x509`
+                // marks it CA:TRUE) is refused by the agent's TLS as well.
+                rustls::Error::InvalidCertificate(CertificateError::Other(o))
+                    if format!("{o:?}").contains("CaUsedAsEndEntity") =>
+                {
+                    "is a CA certificate (basicConstraints CA:TRUE) serving as Harbor's own, which the agent's TLS refuses: give a server certificate (CA:FALSE, e.g. `-addext basicConstraints=critical,CA:FALSE`), or one a caFile signed".into()
+                }
                 other => other.to_string(),
             };
             format!("{} {why}", cert_file.display())

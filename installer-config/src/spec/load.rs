@@ -35,7 +35,15 @@ impl Spec {
         remap: Option<&std::collections::BTreeMap<String, PathBuf>>,
     ) -> Result<Spec, SpecError> {
         let raw: RawSpec = parse_yaml(text, path)?;
-        Validator { file: path, base: base_dir(path), remap, inputs: Default::default() }.spec(raw)
+        Validator { file: path, base: base_dir(path), remap, inputs: Default::default(), fragment: false }.spec(raw)
+    }
+
+    /// A site file's fragment, checked as a spec of its own but for what
+    /// depends on the golden's keys (see `site_file`).
+    pub(crate) fn from_str_fragment(text: &str, path: &Path) -> Result<Spec, SpecError> {
+        let raw: RawSpec = parse_yaml(text, path)?;
+        Validator { file: path, base: base_dir(path), remap: None, inputs: Default::default(), fragment: true }
+            .spec(raw)
     }
 
     /// The `registries[]` entry for `host` (`index.docker.io` finds `docker.io`).
