@@ -222,7 +222,7 @@ fn domain(host: &str, path: Option<&str>) -> String {
 }
 
 fn read_pem(p: &Path) -> Result<String, RenderError> {
-    let text = std::fs::read_to_string(p).map_err(|e| RenderError::read(p, e))?;
+    let text = super::tls::read_pem(p)?;
     if !text.contains("-----BEGIN CERTIFICATE-----") {
         return Err(RenderError::Input { file: p.to_owned(), message: "not a PEM certificate".into() });
     }

@@ -54,7 +54,7 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 
 /// The tar of `spec`'s text and inputs.
 pub fn pack(spec: &Spec) -> Result<Vec<u8>, SnapshotError> {
-    let text = std::fs::read(&spec.source_path).map_err(io_at(&spec.source_path))?;
+    let text = read_within(&spec.source_path, 0)?;
     let mut total = text.len() as u64;
     let mut tar = tar::Builder::new(Vec::new());
     let mut index: Vec<Stored> = Vec::new();
@@ -78,20 +78,14 @@ pub fn pack(spec: &Spec) -> Result<Vec<u8>, SnapshotError> {
                     h.set_cksum();
                     tar.append_data(&mut h, &name, std::io::empty()).map_err(io_at(entry.path()))?;
                 } else if entry.file_type().is_file() {
-                    let bytes = std::fs::read(entry.path()).map_err(io_at(entry.path()))?;
+                    let bytes = read_within(entry.path(), total)?;
                     total += bytes.len() as u64;
-                    if total > MAX_BYTES {
-                        return Err(SnapshotError::TooLarge);
-                    }
                     append(&mut tar, &name, &bytes, 0o600)?;
                 }
             }
         } else {
-            let bytes = edgeiso_contract::fs::read_bounded(&input.path, MAX_BYTES).map_err(io_at(&input.path))?;
+            let bytes = read_within(&input.path, total)?;
             total += bytes.len() as u64;
-            if total > MAX_BYTES {
-                return Err(SnapshotError::TooLarge);
-            }
             append(&mut tar, &stored, &bytes, 0o600)?;
         }
         index.push(Stored { written: input.written.clone(), stored, dir: input.dir });
@@ -99,6 +93,15 @@ pub fn pack(spec: &Spec) -> Result<Vec<u8>, SnapshotError> {
     let json = serde_json::to_vec_pretty(&index).expect("plain data serializes");
     append(&mut tar, INDEX, &json, 0o600)?;
     tar.into_inner().map_err(io_at(&spec.source_path))
+}
+
+/// A file of the spec's inputs, read only as far as what is left of
+/// [`MAX_BYTES`] after the `used` bytes already taken.
+fn read_within(path: &Path, used: u64) -> Result<Vec<u8>, SnapshotError> {
+    edgeiso_contract::fs::read_bounded(path, MAX_BYTES.saturating_sub(used)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => SnapshotError::TooLarge,
+        _ => SnapshotError::Io { path: path.to_owned(), source: e },
+    })
 }
 
 fn append(tar: &mut tar::Builder<Vec<u8>>, name: &str, bytes: &[u8], mode: u32) -> Result<(), SnapshotError> {
