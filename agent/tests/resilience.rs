@@ -168,8 +168,10 @@ fn a_chunk_refused_by_the_proxy_resumes_where_the_registry_stopped() {
 fn dir_size(p: &Path) -> u64 {
     let mut n = 0;
     if let Ok(rd) = std::fs::read_dir(p) {
+        // The registry renames and removes upload files while this walks,
+        // so an entry may be gone by the time it is looked at.
         for e in rd.flatten() {
-            let m = e.metadata().unwrap();
+            let Ok(m) = e.metadata() else { continue };
             n += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
         }
     }
