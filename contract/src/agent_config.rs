@@ -124,6 +124,36 @@ pub struct AgentConfig {
     #[arg(skip)]
     #[serde(default, skip_serializing_if = "NodeMirrorsConfig::is_empty")]
     pub node_mirrors: NodeMirrorsConfig,
+
+    /// The registries a thin bundle's blobs are fetched from (`sources:` in
+    /// the file, or `edgeiso-agent load --sources FILE`; render writes them
+    /// from the spec's `registries[]` when the bundle is thin). A host with
+    /// no entry is reached over HTTPS without credentials.
+    #[arg(skip)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceRegistry>,
+}
+
+/// One registry a thin bundle's images come from, with the keys (and their
+/// meaning) of the site spec's `registries[]` entry it is rendered from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SourceRegistry {
+    /// `host[:port]` as the images' references name it (`docker.io`,
+    /// `127.0.0.1:5000`).
+    pub host: String,
+    /// Plain HTTP.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// PEM CA certificates to trust for this host, on top of the built-in
+    /// roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// A file (0600) holding the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Where the node's mirror configuration comes from and where it goes
@@ -266,6 +296,7 @@ impl AgentConfig {
             trust: self.trust.or(file.trust),
             webhook: self.webhook.over(file.webhook),
             node_mirrors: if self.node_mirrors.is_empty() { file.node_mirrors } else { self.node_mirrors },
+            sources: if self.sources.is_empty() { file.sources } else { self.sources },
         }
     }
 }
@@ -321,6 +352,13 @@ mod tests {
                 install_registries_yaml: Some("/etc/rancher/k3s/registries.yaml".into()),
                 keep_dir: Some("/state/node-pull".into()),
             },
+            sources: vec![SourceRegistry {
+                host: "127.0.0.1:5000".into(),
+                insecure: true,
+                ca_file: Some("/site/sources/0.ca.pem".into()),
+                username: Some("puller".into()),
+                password_file: Some("/site/sources/0.password".into()),
+            }],
         }
     }
 
@@ -352,6 +390,12 @@ mod tests {
             "  installCertsD:",
             "  installRegistriesYaml: /etc/rancher/k3s/registries.yaml",
             "  keepDir: /state/node-pull",
+            "sources:",
+            "- host: 127.0.0.1:5000",
+            "  insecure: true",
+            "  caFile: /site/sources/0.ca.pem",
+            "  username: puller",
+            "  passwordFile: /site/sources/0.password",
         ] {
             assert!(y.contains(key), "{key} in {y}");
         }
@@ -362,6 +406,8 @@ mod tests {
         assert!(!AgentConfig { webhook: Default::default(), ..full() }.to_yaml().contains("webhook"));
         assert!(AgentConfig::from_yaml("nodeMirrors: {certD: x}\n").is_err(), "typos in nodeMirrors too");
         assert!(!AgentConfig { node_mirrors: Default::default(), ..full() }.to_yaml().contains("nodeMirrors"));
+        assert!(AgentConfig::from_yaml("sources: [{host: x, pasword: y}]\n").is_err(), "typos in sources too");
+        assert!(!AgentConfig { sources: vec![], ..full() }.to_yaml().contains("sources"));
     }
 
     #[test]

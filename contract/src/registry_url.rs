@@ -115,6 +115,28 @@ impl std::str::FromStr for RegistryUrl {
     }
 }
 
+/// The one name of a registry host as image references write it: docker's
+/// aliases of Docker Hub all mean `docker.io`; hosts compare
+/// case-insensitively.
+pub fn canonical_host(host: &str) -> String {
+    let h = host.to_ascii_lowercase();
+    match h.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".into(),
+        _ => h,
+    }
+}
+
+/// Where the registry that image references name `host` answers: Docker
+/// Hub's API is `registry-1.docker.io`; `plain_http` is the spec's
+/// `insecure` for that host. `https://host[:port]`, no trailing slash.
+pub fn upstream_url(host: &str, plain_http: bool) -> String {
+    if canonical_host(host) == "docker.io" {
+        return "https://registry-1.docker.io".into();
+    }
+    let scheme = if plain_http { "http" } else { "https" };
+    format!("{scheme}://{host}")
+}
+
 /// Split `host[:port]`: an IPv6 address must be in brackets (`[fe80::1]:5000`),
 /// so that its colons are never taken for a port separator.
 pub fn split_host_port(s: &str) -> Result<(&str, Option<&str>), RegistryUrlError> {
@@ -153,6 +175,16 @@ pub fn is_host_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_hosts() {
+        assert_eq!(canonical_host("Index.Docker.IO"), "docker.io");
+        assert_eq!(canonical_host("Reg.Example:5000"), "reg.example:5000");
+        assert_eq!(upstream_url("docker.io", false), "https://registry-1.docker.io");
+        assert_eq!(upstream_url("registry-1.docker.io", true), "https://registry-1.docker.io");
+        assert_eq!(upstream_url("127.0.0.1:5000", true), "http://127.0.0.1:5000");
+        assert_eq!(upstream_url("ghcr.io", false), "https://ghcr.io");
+    }
 
     #[test]
     fn good_urls() {

@@ -40,6 +40,7 @@ pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: b
             _ => WebhookConfig::default(),
         },
         node_mirrors: if live { NodeMirrorsConfig::default() } else { node_mirrors(spec, site) },
+        sources: Vec::new(),
     }
 }
 

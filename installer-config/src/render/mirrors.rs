@@ -25,11 +25,7 @@ pub fn upstream_hosts(spec: &Spec) -> Vec<String> {
 
 /// Where containerd reaches an upstream registry itself (the fallback).
 fn upstream_server(spec: &Spec, host: &str) -> String {
-    if host == "docker.io" {
-        return "https://registry-1.docker.io".into();
-    }
-    let scheme = if spec.registry(host).is_some_and(|r| r.insecure) { "http" } else { "https" };
-    format!("{scheme}://{host}")
+    edgeiso_contract::registry_url::upstream_url(host, spec.registry(host).is_some_and(|r| r.insecure))
 }
 
 fn toml_str(s: &str) -> String {

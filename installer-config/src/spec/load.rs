@@ -103,14 +103,7 @@ pub fn read_secret_file(path: &Path, what: &'static str) -> Result<String, SpecE
     })
 }
 
-/// docker's aliases of Docker Hub all mean `docker.io`; hosts compare case-insensitively.
-pub(crate) fn canonical_host(host: &str) -> String {
-    let h = host.to_ascii_lowercase();
-    match h.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".into(),
-        _ => h,
-    }
-}
+pub(crate) use edgeiso_contract::registry_url::canonical_host;
 
 pub(super) fn base_dir(path: &Path) -> PathBuf {
     match path.parent() {
