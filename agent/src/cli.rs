@@ -42,6 +42,13 @@ Examples:
   edgeiso-agent load --bundle /mnt/content-site.tar --registry http://127.0.0.1:5000 \\
       --trust /usr/local/edgeiso/site/trust/bundle-signing.pub
 
+  # A thin bundle: its layers fetched from their source registries (the
+  # site spec's registries[] give hosts and credentials) and pushed as they come
+  edgeiso-agent load --bundle content-site.tar --registry https://10.0.0.5:30003 --sources site.yaml
+
+  # A delta: only what its base lacks; the base must have been loaded before
+  edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --bundle /mnt/content-site-2.tar
+
   # Everything from the agent's configuration file, one flag overridden
   edgeiso-agent load --config /usr/local/edgeiso/site/agent.yaml --concurrency 6
 
@@ -92,6 +99,14 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub settings: AgentConfig,
+
+    /// Where a thin bundle's left-out blobs come from: a YAML file whose
+    /// `registries:` entries have the site spec's keys (host, insecure,
+    /// caFile, username, passwordFile, passwordEnv), such as the site spec
+    /// itself. Replaces `sources:` of --config. A host with no entry is
+    /// reached over HTTPS without credentials.
+    #[arg(long, value_name = "FILE")]
+    pub sources: Option<PathBuf>,
 
     /// Print one JSON event per line on stdout (logs stay on stderr).
     #[arg(long)]

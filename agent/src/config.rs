@@ -76,6 +76,9 @@ pub struct LoadSettings {
     pub node_mirrors: NodeMirrorsConfig,
     /// `--trust`: the key every bundle must be signed by (none: unchecked).
     pub trust: Option<edgeiso_bundle::signature::VerifyingKey>,
+    /// Where a thin bundle's left-out blobs are fetched from (`--sources`,
+    /// or `sources:` in the file).
+    pub sources: Vec<crate::sources::Source>,
 }
 
 /// Blobs above this go in resumable chunks. Below it one streamed PUT is
@@ -163,6 +166,10 @@ impl LoadSettings {
             retries: args.retries,
             node_mirrors: c.node_mirrors,
             trust: c.trust.as_deref().map(crate::trust::read_key).transpose()?,
+            sources: match &args.sources {
+                Some(file) => crate::sources::read_sources_file(file)?,
+                None => crate::sources::from_config(&c.sources)?,
+            },
         })
     }
 }

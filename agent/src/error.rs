@@ -74,9 +74,10 @@ pub enum AgentError {
     ImagesFailed { failed: usize, total: usize },
     #[error("bundle {} refused, nothing pushed: {reason}", bundle.display())]
     Untrusted { bundle: PathBuf, reason: String },
-    /// A thin or delta bundle: its left-out blobs cannot be fetched yet.
-    #[error("{0}; edgeiso-agent cannot fetch the blobs a partial bundle leaves out yet, nothing pushed: load a whole bundle")]
-    Partial(BundleError),
+    /// Images of a thin bundle whose source registry failed them, all in
+    /// one way: the exit status of that way (4, 5 or 7).
+    #[error("{message}")]
+    Source { status: ExitStatus, message: String },
     #[error("bundle unreadable: {0}")]
     BundleRead(String),
     #[error(
@@ -92,9 +93,8 @@ impl AgentError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
             AgentError::Usage(_) => ExitStatus::Usage,
-            AgentError::Bundle(_) | AgentError::NoBundle(_) | AgentError::BundleRead(_) | AgentError::Partial(_) => {
-                ExitStatus::BadBundle
-            }
+            AgentError::Bundle(_) | AgentError::NoBundle(_) | AgentError::BundleRead(_) => ExitStatus::BadBundle,
+            AgentError::Source { status, .. } => *status,
             AgentError::RegistryTimeout { .. } | AgentError::Registry { .. } => ExitStatus::RegistryUnavailable,
             AgentError::Auth { .. } => ExitStatus::AuthFailed,
             AgentError::Tls { .. } => ExitStatus::Tls,

@@ -27,7 +27,16 @@ use tracing::warn;
 #[serde(tag = "t", rename_all = "kebab-case")]
 pub enum Record {
     /// A run is about to load these images from this bundle.
-    Plan { bundle: String, path: String, images: Vec<PlannedImage>, at: String },
+    Plan {
+        bundle: String,
+        path: String,
+        images: Vec<PlannedImage>,
+        at: String,
+        /// sha256 of the bundle's `bundle.json`: what a delta names its base
+        /// by (absent in journals written before deltas existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<Digest>,
+    },
     /// `repo` holds blob `digest` (uploaded, mounted, or found there).
     Blob { repo: String, digest: Digest },
     /// A chunked upload in progress: where to resume it.
@@ -66,6 +75,27 @@ pub struct FailedEntry {
     pub at: String,
 }
 
+/// A bundle's last plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEntry {
+    pub path: String,
+    pub images: Vec<PlannedImage>,
+    pub at: String,
+    pub sha256: Option<Digest>,
+}
+
+impl JournalState {
+    /// Whether the bundle whose `bundle.json` hashes to `sha256` was loaded
+    /// whole here: planned, and every image of its plan loaded with the
+    /// plan's digest since.
+    pub fn loaded_whole(&self, name: &str, sha256: &Digest) -> bool {
+        self.plans.get(name).is_some_and(|p| {
+            p.sha256.as_ref() == Some(sha256)
+                && p.images.iter().all(|i| self.images.get(&i.target).is_some_and(|e| e.digest == i.digest))
+        })
+    }
+}
+
 /// What the records add up to.
 #[derive(Debug, Default, Clone)]
 pub struct JournalState {
@@ -77,7 +107,7 @@ pub struct JournalState {
     pub images: BTreeMap<String, ImageEntry>,
     pub failed: BTreeMap<String, FailedEntry>,
     /// The last plan of each bundle, by bundle name.
-    pub plans: BTreeMap<String, (String, Vec<PlannedImage>, String)>,
+    pub plans: BTreeMap<String, PlanEntry>,
 }
 
 impl JournalState {
@@ -88,8 +118,8 @@ impl JournalState {
 
     fn apply(&mut self, r: Record) {
         match r {
-            Record::Plan { bundle, path, images, at } => {
-                self.plans.insert(bundle, (path, images, at));
+            Record::Plan { bundle, path, images, at, sha256 } => {
+                self.plans.insert(bundle, PlanEntry { path, images, at, sha256 });
             }
             Record::Blob { repo, digest } => {
                 self.uploads.remove(&(repo.clone(), digest.clone()));
@@ -115,12 +145,13 @@ impl JournalState {
     /// The records that rebuild this state (for compaction).
     fn records(&self) -> Vec<Record> {
         let mut out = Vec::new();
-        for (bundle, (path, images, at)) in &self.plans {
+        for (bundle, p) in &self.plans {
             out.push(Record::Plan {
                 bundle: bundle.clone(),
-                path: path.clone(),
-                images: images.clone(),
-                at: at.clone(),
+                path: p.path.clone(),
+                images: p.images.clone(),
+                at: p.at.clone(),
+                sha256: p.sha256.clone(),
             });
         }
         let mut blobs: Vec<_> = self.blobs.iter().collect();

@@ -20,6 +20,7 @@ pub mod outcome;
 pub mod registry;
 pub mod retry;
 pub mod robot;
+pub mod sources;
 pub mod status;
 pub mod tls;
 pub mod trust;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use edgeiso_bundle::manifest::Descriptor;
 use edgeiso_bundle::{harbor_target, Bundle, Digest, ImageRecord, Role, TargetRef};
+use edgeiso_contract::printable::escape;
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
@@ -20,8 +21,9 @@ use crate::events::{human_bytes, Event, Reporter};
 use crate::journal::{journal_path, Journal, PlannedImage, Record};
 use crate::registry::{ClientOptions, Flavor, RegistryClient, RegistryError, UploadStart};
 use crate::retry::RetryPolicy;
-use crate::upload::{upload_blob, BlobSource, BundleFiles, UploadError, UploadOptions, Uploaded};
-use crate::{discover, AgentError};
+use crate::sources::SourceClients;
+use crate::upload::{upload_blob, BlobOrigin, BlobSource, BundleFiles, UploadError, UploadOptions, Uploaded};
+use crate::{discover, AgentError, ExitStatus};
 
 /// How one image's failure is classified for the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +44,12 @@ pub enum FailKind {
     State,
     /// `--deadline` expired before the image was loaded: exit 8.
     Deadline,
+    /// The source registry of a thin bundle's blob stopped answering: exit 4.
+    SourceUnavailable,
+    /// The source registry refused the credentials: exit 5.
+    SourceAuth,
+    /// TLS verification of the source registry failed: exit 7.
+    SourceTls,
 }
 
 #[derive(Debug, Default)]
@@ -89,7 +97,43 @@ impl LoadReport {
                 total,
             });
         }
-        let unavailable = kinds.iter().filter(|k| **k == FailKind::Unavailable).count();
+        let unavailable =
+            kinds.iter().filter(|k| matches!(k, FailKind::Unavailable | FailKind::SourceUnavailable)).count();
+        let from_sources = |kind: FailKind, status: ExitStatus, what: &str| {
+            let n = kinds.iter().filter(|k| **k == kind).count();
+            let others = match self.failed.len() - n {
+                0 => String::new(),
+                n => format!("; {n} failed otherwise (see above)"),
+            };
+            AgentError::Source {
+                status,
+                message: format!(
+                    "{n} of {total} images not loaded: {what}{others}: {}",
+                    first(kind).unwrap_or_default()
+                ),
+            }
+        };
+        if unavailable > 0 && !kinds.contains(&FailKind::Unavailable) {
+            return Err(from_sources(
+                FailKind::SourceUnavailable,
+                ExitStatus::RegistryUnavailable,
+                "their source registry did not answer (run again to continue)",
+            ));
+        }
+        if kinds.iter().all(|k| *k == FailKind::SourceAuth) {
+            return Err(from_sources(
+                FailKind::SourceAuth,
+                ExitStatus::AuthFailed,
+                "the source registry refused the credentials",
+            ));
+        }
+        if kinds.iter().all(|k| *k == FailKind::SourceTls) {
+            return Err(from_sources(
+                FailKind::SourceTls,
+                ExitStatus::Tls,
+                "TLS verification of their source registry failed (give its CA as caFile of its sources entry)",
+            ));
+        }
         if unavailable > 0 {
             let others = match self.failed.len() - unavailable {
                 0 => String::new(),
@@ -116,10 +160,23 @@ impl LoadReport {
     }
 }
 
+/// Where the blobs a bundle leaves out come from.
+#[derive(Clone)]
+enum Supply {
+    /// Nowhere: a whole bundle holds every blob.
+    Whole,
+    /// A thin bundle's: from the image's source registry.
+    Source(Arc<RegistryClient>),
+    /// A delta's: from its base, which must have been loaded already; the
+    /// sentence that names the base and what this node's journal says of it.
+    Base(Arc<str>),
+}
+
 /// One image to push.
 struct WorkItem {
     bundle: Arc<Bundle>,
     files: Arc<BundleFiles>,
+    supply: Supply,
     record: ImageRecord,
     target: TargetRef,
     /// `tag` or the digest: what the top-level manifest is put under.
@@ -166,6 +223,8 @@ enum BlobOutcome {
     Present,
     Mounted,
     Uploaded,
+    /// Uploaded from the image's source registry (a thin bundle's blob).
+    Fetched,
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +251,15 @@ impl From<UploadError> for ImageFailure {
             UploadError::Registry(r) => r.into(),
             e @ UploadError::Read { .. } => ImageFailure { kind: FailKind::Bundle, message: e.to_string() },
             e @ UploadError::Corrupt { .. } => ImageFailure { kind: FailKind::Content, message: e.to_string() },
+            UploadError::Source { ref error, .. } => {
+                let kind = match error {
+                    RegistryError::Auth { .. } => FailKind::SourceAuth,
+                    RegistryError::Tls { .. } => FailKind::SourceTls,
+                    r if r.is_transient() => FailKind::SourceUnavailable,
+                    _ => FailKind::Content,
+                };
+                ImageFailure { kind, message: e.to_string() }
+            }
         }
     }
 }
@@ -306,11 +374,15 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     if let Some(key) = &settings.trust {
         crate::trust::check_all(key, &bundles)?;
     }
-    // A thin or delta bundle leaves blobs out; pushing it would fail half
-    // way (or worse, look loaded): refused before anything is pushed.
-    for b in &bundles {
-        b.require_whole().map_err(AgentError::Partial)?;
-    }
+    // A thin bundle's blobs come from the images' source registries: one
+    // client for each source host its workload images name.
+    let source_hosts: Vec<String> = bundles
+        .iter()
+        .filter(|b| matches!(b.partial(), Some(edgeiso_bundle::Partial::Thin)))
+        .flat_map(|b| b.meta.images.iter().filter(|i| i.role == Role::Workload))
+        .map(|i| i.reference.registry().to_owned())
+        .collect();
+    let sources = SourceClients::new(source_hosts, &settings.sources, settings.timeouts, settings.retries)?;
 
     if settings.insecure {
         warn!(registry = %settings.registry, "--insecure: TLS certificates are NOT verified");
@@ -322,6 +394,7 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
             insecure: settings.insecure,
             credentials: settings.credentials.clone(),
             timeouts: settings.timeouts,
+            proxy_from_env: false,
         },
     )
     .map_err(|e| AgentError::Usage(e.to_string()))?;
@@ -349,6 +422,14 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     for bundle in bundles {
         let bundle = Arc::new(bundle);
         let files = BundleFiles::open(&bundle)?;
+        let base = match bundle.partial() {
+            Some(edgeiso_bundle::Partial::Delta { base }) => {
+                let sentence = base_sentence(&journal.state(), base);
+                info!(bundle = %escape(&bundle.meta.name), "a delta: {sentence}");
+                Some(Supply::Base(sentence.into()))
+            }
+            _ => None,
+        };
         let mut planned = Vec::new();
         for record in &bundle.meta.images {
             if record.role == Role::Bootstrap {
@@ -362,8 +443,21 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
             }
             let target = harbor_target(&settings.project, &record.reference);
             let reference = target.tag.clone().unwrap_or_else(|| record.digest.to_string());
-            let item =
-                WorkItem { bundle: bundle.clone(), files: files.clone(), record: record.clone(), target, reference };
+            let supply = match (&base, bundle.partial()) {
+                (Some(b), _) => b.clone(),
+                (None, Some(edgeiso_bundle::Partial::Thin)) => {
+                    Supply::Source(sources.get(record.reference.registry()).expect("a client for every source host"))
+                }
+                _ => Supply::Whole,
+            };
+            let item = WorkItem {
+                bundle: bundle.clone(),
+                files: files.clone(),
+                supply,
+                record: record.clone(),
+                target,
+                reference,
+            };
             let key = item.target_key();
             if let Some(prev) = by_target.get(&key) {
                 if prev != &record.digest {
@@ -386,6 +480,7 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
                 path: bundle.path().display().to_string(),
                 images: planned,
                 at: now_rfc3339(),
+                sha256: Some(bundle.bundle_json_sha256()),
             })
             .map_err(|e| AgentError::State { path: e.path, source: e.source })?;
     }
@@ -585,6 +680,24 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
     Ok(report)
 }
 
+/// What this node's journal says of a delta's base, as a sentence naming
+/// it: a delta refers to its base by the sha256 of its `bundle.json`, so a
+/// different bundle of the same name is not it.
+fn base_sentence(state: &crate::journal::JournalState, base: &edgeiso_bundle::BaseBundle) -> String {
+    let named = format!("its base bundle {} (bundle.json sha256 {})", escape(&base.name), base.bundle_json_sha256);
+    match state.plans.get(&base.name) {
+        _ if state.loaded_whole(&base.name, &base.bundle_json_sha256) => {
+            format!("{named} was loaded here")
+        }
+        Some(p) if p.sha256.is_some() && p.sha256.as_ref() != Some(&base.bundle_json_sha256) => format!(
+            "{named} was never loaded here: the bundle of that name loaded here is another one (bundle.json sha256 {})",
+            p.sha256.as_ref().expect("checked")
+        ),
+        Some(_) => format!("{named} was not loaded whole here"),
+        None => format!("{named} was never loaded here"),
+    }
+}
+
 /// Name every image a `--deadline` cut off (they stay "pending" in the
 /// journal: they were planned and neither loaded nor failed).
 fn log_not_loaded(keys: &[String]) {
@@ -701,7 +814,15 @@ async fn load_image_inner(run: &Run, item: &WorkItem) -> Result<ImageStats, Imag
     let mut stats = ImageStats::default();
     let mut trust_journal = true;
     for round in 0..2 {
-        push_blobs(run, item, &graph.blobs, trust_journal, &mut stats).await.map_err(with_image)?;
+        // A delta's blobs from its base must all be there before anything
+        // of the image is sent; a thin bundle's come with the others.
+        if let Supply::Base(_) = item.supply {
+            push_blobs(run, item, &graph.absent, trust_journal, &mut stats).await.map_err(with_image)?;
+            push_blobs(run, item, &graph.blobs, trust_journal, &mut stats).await.map_err(with_image)?;
+        } else {
+            let all: Vec<Descriptor> = graph.blobs.iter().chain(&graph.absent).cloned().collect();
+            push_blobs(run, item, &all, trust_journal, &mut stats).await.map_err(with_image)?;
+        }
         match push_manifests(run, item, &graph.manifests).await {
             Ok(()) => return Ok(stats),
             // The journal said a blob was there and the registry disagrees
@@ -724,14 +845,13 @@ async fn push_blobs(
     stats: &mut ImageStats,
 ) -> Result<(), ImageFailure> {
     // All of an image's blobs at once; the global semaphore bounds transfers.
-    let results =
-        futures_util::future::join_all(blobs.iter().map(|b| ensure_blob(run, item, &b.digest, trust_journal))).await;
+    let results = futures_util::future::join_all(blobs.iter().map(|b| ensure_blob(run, item, b, trust_journal))).await;
     let mut first_err = None;
     for (blob, r) in blobs.iter().zip(results) {
         match r {
             Ok(BlobOutcome::Present) => stats.present += 1,
             Ok(BlobOutcome::Mounted) => stats.mounted += 1,
-            Ok(BlobOutcome::Uploaded) => {
+            Ok(BlobOutcome::Uploaded | BlobOutcome::Fetched) => {
                 stats.uploaded += 1;
                 stats.uploaded_bytes += blob.size;
             }
@@ -755,28 +875,61 @@ fn blob_lock(run: &Run, digest: &Digest) -> Arc<tokio::sync::Mutex<()>> {
 async fn ensure_blob(
     run: &Run,
     item: &WorkItem,
-    digest: &Digest,
+    blob: &Descriptor,
     trust_journal: bool,
 ) -> Result<BlobOutcome, ImageFailure> {
-    let r = ensure_blob_inner(run, item, digest, trust_journal).await;
+    let r = ensure_blob_inner(run, item, blob, trust_journal).await;
     if let Ok(outcome) = &r {
-        let size = item.bundle.blob(digest).map_or(0, |l| l.size);
         run.reporter.emit(&Event::Blob {
             repository: item.target.repository.clone(),
-            digest: digest.to_string(),
-            size,
+            digest: blob.digest.to_string(),
+            size: blob.size,
             outcome: format!("{outcome:?}").to_lowercase(),
         });
     }
     r
 }
 
+/// What a delta's image is refused with when its base's blob is not in the
+/// registry.
+fn not_from_base(digest: &Digest, base: &str) -> ImageFailure {
+    ImageFailure {
+        kind: FailKind::Content,
+        message: format!(
+            "blob {digest} is neither in this delta nor in the registry ({base}); load the base first (no \
+             manifest of this image was pushed)"
+        ),
+    }
+}
+
+/// Where `blob` comes from when the registry lacks it; `None` for a
+/// delta's blob that only its base can have brought.
+fn blob_source(item: &WorkItem, blob: &Descriptor) -> Result<Option<BlobSource>, ImageFailure> {
+    let digest = blob.digest.clone();
+    if let Some(loc) = item.bundle.blob(&digest) {
+        let origin = BlobOrigin::Bundle { files: item.files.clone(), offset: loc.offset };
+        return Ok(Some(BlobSource { origin, size: loc.size, digest }));
+    }
+    match &item.supply {
+        Supply::Source(client) => {
+            let origin =
+                BlobOrigin::Registry { client: client.clone(), repo: item.record.reference.repository().to_owned() };
+            Ok(Some(BlobSource { origin, size: blob.size, digest }))
+        }
+        Supply::Base(_) => Ok(None),
+        Supply::Whole => {
+            Err(ImageFailure { kind: FailKind::Content, message: format!("blob {digest} is missing from the bundle") })
+        }
+    }
+}
+
 async fn ensure_blob_inner(
     run: &Run,
     item: &WorkItem,
-    digest: &Digest,
+    blob: &Descriptor,
     trust_journal: bool,
 ) -> Result<BlobOutcome, ImageFailure> {
+    let digest = &blob.digest;
     let repo = &item.target.repository;
     let lock = blob_lock(run, digest);
     let _held = lock.lock().await;
@@ -793,11 +946,7 @@ async fn ensure_blob_inner(
         run.counters.present.fetch_add(1, Ordering::Relaxed);
         return Ok(BlobOutcome::Present);
     }
-    let loc = item.bundle.blob(digest).ok_or_else(|| ImageFailure {
-        kind: FailKind::Content,
-        message: format!("blob {digest} is missing from the bundle"),
-    })?;
-    let source = BlobSource { files: item.files.clone(), loc, digest: digest.clone() };
+    let source = blob_source(item, blob)?;
     let _slot = run.blob_slots.acquire().await.expect("semaphore never closed");
     let record_blob = |run: &Run| {
         run.journal
@@ -827,11 +976,23 @@ async fn ensure_blob_inner(
             Err(e) => return Err(e.into()),
         }
     }
+    // A delta's blob the registry could not mount: the session it opened
+    // instead is of no use (there is nothing to send).
+    if source.is_none() {
+        if let Some(s) = session.take() {
+            run.client.cancel_upload(repo, &s).await;
+        }
+    }
     if session.is_none() && resume.is_none() && run.client.blob_exists(repo, digest).await? {
         record_blob(run)?;
         run.counters.present.fetch_add(1, Ordering::Relaxed);
         return Ok(BlobOutcome::Present);
     }
+    let Some(source) = source else {
+        let Supply::Base(base) = &item.supply else { unreachable!("only a delta's blobs have no source") };
+        return Err(not_from_base(digest, base));
+    };
+    let fetched = matches!(source.origin, BlobOrigin::Registry { .. });
     let on_chunk = |loc: &reqwest::Url, offset: u64| {
         let _ = run.journal.append(Record::Upload {
             repo: repo.clone(),
@@ -868,7 +1029,7 @@ async fn ensure_blob_inner(
             match how {
                 Uploaded::Sent => {
                     run.counters.uploaded.fetch_add(1, Ordering::Relaxed);
-                    Ok(BlobOutcome::Uploaded)
+                    Ok(if fetched { BlobOutcome::Fetched } else { BlobOutcome::Uploaded })
                 }
                 Uploaded::Found => {
                     run.counters.present.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
 use edgeiso_bundle::Digest;
 use edgeiso_contract::printable::escape;
@@ -170,6 +171,9 @@ pub struct RegistryClient {
     tokens: Mutex<HashMap<String, Token>>,
     pub retry: RetryPolicy,
     pub stats: Arc<Stats>,
+    /// Where this registry's credentials are given, for the error that says
+    /// they are needed.
+    pub credentials_hint: &'static str,
 }
 
 /// What answers at the registry address.
@@ -214,6 +218,10 @@ pub struct ClientOptions<'a> {
     pub insecure: bool,
     pub credentials: Option<Credentials>,
     pub timeouts: Timeouts,
+    /// Go through `HTTPS_PROXY`/`HTTP_PROXY` when set: for the registries
+    /// a thin bundle's blobs come from, which are outside the site. The
+    /// site's own registry is local and never is.
+    pub proxy_from_env: bool,
 }
 
 /// Bytes a session holds, from its `Range: 0-<last byte>` header.
@@ -229,6 +237,57 @@ pub fn uploaded_bytes(range: &str) -> u64 {
     match (start.trim().parse::<u64>(), end.trim().parse::<u64>()) {
         (Ok(0), Ok(end)) if end > 0 => end + 1,
         _ => 0,
+    }
+}
+
+/// A blob's bytes as a source registry sends them: exactly the range asked
+/// for, each piece within the idle bound, or an error (an answer that ends
+/// early, or goes silent, is one).
+pub struct BlobBody {
+    resp: Response,
+    what: String,
+    /// Bytes still to drop (a registry that ignored the range).
+    skip: u64,
+    /// Bytes still to give.
+    remaining: u64,
+    idle: Duration,
+}
+
+impl BlobBody {
+    /// The next piece, `None` once the range is given whole.
+    pub async fn next(&mut self) -> Result<Option<Bytes>, RegistryError> {
+        while self.remaining > 0 {
+            let piece = match tokio::time::timeout(self.idle, self.resp.chunk()).await {
+                Ok(Ok(Some(c))) => c,
+                Ok(Ok(None)) => {
+                    return Err(RegistryError::Transport {
+                        what: self.what.clone(),
+                        message: format!("the answer ended {} bytes short", self.remaining),
+                    })
+                }
+                Ok(Err(e)) => return Err(RegistryClient::transport_error(&self.what, &e)),
+                Err(_) => {
+                    return Err(RegistryError::Transport {
+                        what: self.what.clone(),
+                        message: format!("no data for {}", humantime::format_duration(self.idle)),
+                    })
+                }
+            };
+            let mut piece = piece;
+            if self.skip > 0 {
+                let n = self.skip.min(piece.len() as u64);
+                self.skip -= n;
+                piece = piece.slice(n as usize..);
+            }
+            if piece.is_empty() {
+                continue;
+            }
+            // Never more than asked for: the rest of an answer is not read.
+            let n = self.remaining.min(piece.len() as u64);
+            self.remaining -= n;
+            return Ok(Some(piece.slice(..n as usize)));
+        }
+        Ok(None)
     }
 }
 
@@ -257,12 +316,15 @@ pub fn detail_of(body: &str) -> String {
 impl RegistryClient {
     pub fn new(url: Endpoint, opts: ClientOptions<'_>) -> Result<RegistryClient, crate::tls::TlsSetupError> {
         let tls = crate::tls::client_config(opts.ca, opts.insecure)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
-            .dns_resolver(Arc::new(crate::dns::Resolver::default()))
+            .dns_resolver(Arc::new(crate::dns::Resolver::default()));
+        if !opts.proxy_from_env {
             // The registry is local; an HTTP_PROXY meant for the outside world
             // must not capture it.
-            .no_proxy()
+            http = http.no_proxy();
+        }
+        let http = http
             .connect_timeout(opts.timeouts.connect)
             // No client-wide read timeout: reqwest's counts from the start of
             // the request, upload included. Each request gets its own bound
@@ -281,6 +343,7 @@ impl RegistryClient {
             tokens: Mutex::new(HashMap::new()),
             retry: RetryPolicy::default(),
             stats: Arc::default(),
+            credentials_hint: "--username, --password-file",
         })
     }
 
@@ -547,7 +610,8 @@ impl RegistryClient {
                     what: what.into(),
                     status: 401,
                     detail: format!(
-                        ": the registry requires credentials (--username, --password-file){}",
+                        ": the registry requires credentials ({}){}",
+                        self.credentials_hint,
                         detail_of(&body)
                     ),
                 });
@@ -683,6 +747,58 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => Ok(false),
             _ => Err(self.status_error(&what, resp).await),
         }
+    }
+
+    /// Bytes `[from, to)` of blob `digest` of `repo` (whose size is
+    /// `size`), to be read with [`BlobBody::next`]. Asked for with a `Range`
+    /// unless the whole blob is wanted; a registry that ignores the range
+    /// (200) is read from its start and the bytes before `from` dropped.
+    /// Redirects (to a CDN or object store) are followed without the
+    /// credentials when they leave the registry's host.
+    pub async fn get_blob(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        from: u64,
+        to: u64,
+        size: u64,
+    ) -> Result<BlobBody, RegistryError> {
+        let url = self.v2(&format!("{repo}/blobs/{digest}"));
+        let what = format!("GET {} {repo} blob {digest}", self.url);
+        let whole = from == 0 && to == size;
+        let range = format!("bytes={from}-{}", to.saturating_sub(1));
+        let resp = self
+            .send(&what, &[auth::pull_scope(repo)], &|c| {
+                let rb = c.get(url.clone());
+                if whole {
+                    rb
+                } else {
+                    rb.header(reqwest::header::RANGE, range.as_str())
+                }
+            })
+            .await?;
+        let skip = match resp.status() {
+            StatusCode::OK => from,
+            StatusCode::PARTIAL_CONTENT if !whole => {
+                let served = resp.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
+                let start = served
+                    .and_then(|r| r.trim().strip_prefix("bytes "))
+                    .and_then(|r| r.split_once('-'))
+                    .and_then(|(a, _)| a.trim().parse::<u64>().ok());
+                if start != Some(from) {
+                    return Err(RegistryError::Protocol {
+                        what,
+                        message: format!(
+                            "asked for bytes from {from}, the answer's Content-Range is {}",
+                            escape(served.unwrap_or("missing"))
+                        ),
+                    });
+                }
+                0
+            }
+            _ => return Err(self.status_error(&what, resp).await),
+        };
+        Ok(BlobBody { resp, what, skip, remaining: to - from, idle: self.timeouts.idle_read })
     }
 
     /// After a 2xx to a request that should have stored blob `digest`: the

@@ -151,7 +151,7 @@ pub async fn accepted(
 ) -> Result<bool, RegistryError> {
     let client = RegistryClient::new(
         admin.url.clone(),
-        ClientOptions { ca, insecure, credentials: Some(creds), timeouts: admin.timeouts },
+        ClientOptions { ca, insecure, credentials: Some(creds), timeouts: admin.timeouts, proxy_from_env: false },
     )
     .map_err(|e| RegistryError::Protocol { what: "robot check".into(), message: e.to_string() })?;
     match client.check_access().await {

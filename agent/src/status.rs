@@ -64,7 +64,8 @@ pub fn collect(state_dir: &Path) -> Result<Vec<RegistryStatus>, AgentError> {
                 at: Some(e.at.clone()),
             });
         }
-        for (bundle, (_, images, _)) in &st.plans {
+        for (bundle, plan) in &st.plans {
+            let images = &plan.images;
             for p in images {
                 let loaded = st.images.get(&p.target).is_some_and(|e| e.digest == p.digest);
                 if loaded {

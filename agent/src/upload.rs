@@ -1,4 +1,5 @@
 //! Blob bodies streamed straight from the bundle (tar or parts) by offset,
+//! or from the image's source registry for a blob a thin bundle leaves out,
 //! hashed on the way out, and the two upload strategies: one streamed PUT,
 //! or resumable chunks for big layers.
 //!
@@ -6,8 +7,8 @@
 //! digest. The stream holds back its last buffer until the digest of the
 //! whole blob is known; on a mismatch it fails instead, so the request body
 //! is cut short and the registry discards the session (and would refuse the
-//! closing `?digest=` anyway). Memory per upload is two read buffers,
-//! whatever the blob size.
+//! closing `?digest=` anyway). Memory per upload is two read buffers (or
+//! two pieces of the source's answer), whatever the blob size.
 
 use std::fs::File;
 use std::io;
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use edgeiso_bundle::parts::PartsReader;
-use edgeiso_bundle::{Bundle, BundleError, Digest, MemberLoc};
+use edgeiso_bundle::{Bundle, BundleError, Digest};
 use reqwest::Url;
 use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
@@ -57,22 +58,41 @@ impl BundleFiles {
     }
 }
 
-/// One blob of a bundle.
+/// Where a blob's bytes are read from.
+#[derive(Clone)]
+pub enum BlobOrigin {
+    /// A member of a bundle, at this offset of its byte stream.
+    Bundle { files: Arc<BundleFiles>, offset: u64 },
+    /// The image's source registry: a blob a thin bundle leaves out, fetched
+    /// by digest while it is pushed (never stored whole on the node).
+    Registry { client: Arc<RegistryClient>, repo: String },
+}
+
+/// One blob to push: where it comes from, and what it must be.
 #[derive(Clone)]
 pub struct BlobSource {
-    pub files: Arc<BundleFiles>,
-    pub loc: MemberLoc,
+    pub origin: BlobOrigin,
+    pub size: u64,
     pub digest: Digest,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum UploadError {
-    #[error("blob {digest} in {bundle} is corrupt: its content hashes to {actual}; nothing of it was committed")]
-    Corrupt { digest: Digest, actual: Digest, bundle: String },
+    #[error("blob {digest} {from} is corrupt: its content hashes to {actual}; nothing of it was committed")]
+    Corrupt { digest: Digest, actual: Digest, from: String },
     #[error("blob {digest}: cannot read it from {bundle}: {message}")]
     Read { digest: Digest, bundle: String, message: String },
+    /// The source registry of a thin bundle's blob failed to give it.
+    #[error("blob {digest} from its source registry: {error}")]
+    Source { digest: Digest, error: RegistryError },
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+/// Why a blob's bytes could not be read.
+enum ReadFailure {
+    Bundle(io::Error),
+    Source(RegistryError),
 }
 
 /// What the stream found, read by the uploader after the request ends.
@@ -81,37 +101,101 @@ struct StreamOutcome {
     /// The hasher after the stream's last byte (chunked uploads continue it).
     hasher: Mutex<Option<Sha256>>,
     mismatch: Mutex<Option<Digest>>,
-    read_error: Mutex<Option<String>>,
+    read_error: Mutex<Option<ReadFailure>>,
+}
+
+/// The bytes of a range of a blob, piece by piece, from where it lies.
+enum RangeReader {
+    Bundle {
+        files: Arc<BundleFiles>,
+        at: u64,
+        left: u64,
+    },
+    /// The answer is asked for at the first read.
+    Registry {
+        body: Option<Box<crate::registry::BlobBody>>,
+        src: BlobSource,
+        from: u64,
+        to: u64,
+    },
+}
+
+impl RangeReader {
+    async fn next(&mut self) -> Result<Option<Bytes>, ReadFailure> {
+        match self {
+            RangeReader::Bundle { files, at, left } => {
+                if *left == 0 {
+                    return Ok(None);
+                }
+                let n = (*left).min(READ_BUF as u64) as usize;
+                let (files, pos) = (files.clone(), *at);
+                let buf = tokio::task::spawn_blocking(move || {
+                    let mut buf = vec![0; n];
+                    files.read_exact_at(&mut buf, pos).map(|()| buf)
+                })
+                .await
+                .map_err(|e| ReadFailure::Bundle(io::Error::other(e)))?
+                .map_err(ReadFailure::Bundle)?;
+                *at += n as u64;
+                *left -= n as u64;
+                Ok(Some(Bytes::from(buf)))
+            }
+            RangeReader::Registry { body, src, from, to } => {
+                if body.is_none() {
+                    let BlobOrigin::Registry { client, repo } = &src.origin else { unreachable!("a registry range") };
+                    let answer = client.get_blob(repo, &src.digest, *from, *to, src.size).await;
+                    *body = Some(Box::new(answer.map_err(ReadFailure::Source)?));
+                }
+                body.as_mut().expect("opened above").next().await.map_err(ReadFailure::Source)
+            }
+        }
+    }
 }
 
 impl BlobSource {
-    fn bundle_name(&self) -> String {
-        self.files.name.display().to_string()
+    /// Where the bytes come from, for messages.
+    fn origin_name(&self) -> String {
+        match &self.origin {
+            BlobOrigin::Bundle { files, .. } => format!("in {}", files.name.display()),
+            BlobOrigin::Registry { client, repo } => format!("served by source registry {} ({repo})", client.url),
+        }
     }
 
-    /// Read `[from, to)` of the blob in blocking threads, feeding `hasher`.
-    async fn hash_range(&self, mut hasher: Sha256, from: u64, to: u64) -> io::Result<Sha256> {
-        let mut pos = from;
-        while pos < to {
-            let n = (to - pos).min(READ_BUF as u64 * 8) as usize;
-            let files = self.files.clone();
-            let at = self.loc.offset + pos;
-            hasher = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0; n];
-                files.read_exact_at(&mut buf, at)?;
-                hasher.update(&buf);
-                Ok::<_, io::Error>(hasher)
-            })
-            .await
-            .map_err(io::Error::other)??;
-            pos += n as u64;
+    fn range(&self, from: u64, to: u64) -> RangeReader {
+        match &self.origin {
+            BlobOrigin::Bundle { files, offset } => {
+                RangeReader::Bundle { files: files.clone(), at: offset + from, left: to - from }
+            }
+            BlobOrigin::Registry { .. } => RangeReader::Registry { body: None, src: self.clone(), from, to },
+        }
+    }
+
+    fn read_error(&self, e: ReadFailure) -> UploadError {
+        match e {
+            ReadFailure::Bundle(e) => UploadError::Read {
+                digest: self.digest.clone(),
+                bundle: match &self.origin {
+                    BlobOrigin::Bundle { files, .. } => files.name.display().to_string(),
+                    BlobOrigin::Registry { .. } => unreachable!("registry reads fail as Source"),
+                },
+                message: e.to_string(),
+            },
+            ReadFailure::Source(error) => UploadError::Source { digest: self.digest.clone(), error },
+        }
+    }
+
+    /// Read `[from, to)` of the blob, feeding `hasher`.
+    async fn hash_range(&self, mut hasher: Sha256, from: u64, to: u64) -> Result<Sha256, UploadError> {
+        let mut r = self.range(from, to);
+        while let Some(piece) = r.next().await.map_err(|e| self.read_error(e))? {
+            hasher.update(&piece);
         }
         Ok(hasher)
     }
 
     /// A request body with bytes `[from, to)`, continuing `hasher`. When
     /// `to` is the end of the blob the digest is checked before the last
-    /// buffer goes out.
+    /// piece goes out.
     fn body(
         &self,
         hasher: Sha256,
@@ -122,7 +206,7 @@ impl BlobSource {
     ) -> reqwest::Body {
         struct State {
             src: BlobSource,
-            pos: u64,
+            reader: RangeReader,
             to: u64,
             hasher: Option<Sha256>,
             held: Option<Bytes>,
@@ -130,44 +214,41 @@ impl BlobSource {
             outcome: Arc<StreamOutcome>,
             sent: Arc<AtomicU64>,
         }
-        let state =
-            State { src: self.clone(), pos: from, to, hasher: Some(hasher), held: None, checked: false, outcome, sent };
+        let state = State {
+            src: self.clone(),
+            reader: self.range(from, to),
+            to,
+            hasher: Some(hasher),
+            held: None,
+            checked: false,
+            outcome,
+            sent,
+        };
         let stream = futures_util::stream::unfold(state, |mut st| async move {
             loop {
-                if st.pos < st.to {
-                    let n = (st.to - st.pos).min(READ_BUF as u64) as usize;
-                    let files = st.src.files.clone();
-                    let at = st.src.loc.offset + st.pos;
-                    let mut hasher = st.hasher.take().expect("hasher present while reading");
-                    let read = tokio::task::spawn_blocking(move || {
-                        let mut buf = vec![0; n];
-                        let r = files.read_exact_at(&mut buf, at);
-                        if r.is_ok() {
-                            hasher.update(&buf);
+                match st.reader.next().await {
+                    Ok(Some(piece)) => {
+                        st.hasher.as_mut().expect("hasher present while reading").update(&piece);
+                        if let Some(prev) = st.held.replace(piece) {
+                            st.sent.fetch_add(prev.len() as u64, Ordering::Relaxed);
+                            return Some((Ok(prev), st));
                         }
-                        (r, hasher, buf)
-                    })
-                    .await;
-                    let (r, hasher, buf) = match read {
-                        Ok(x) => x,
-                        Err(e) => (Err(io::Error::other(e)), Sha256::new(), Vec::new()),
-                    };
-                    st.hasher = Some(hasher);
-                    if let Err(e) = r {
-                        *st.outcome.read_error.lock().unwrap() = Some(e.to_string());
-                        return Some((Err(e), st));
+                        continue;
                     }
-                    st.pos += n as u64;
-                    if let Some(prev) = st.held.replace(Bytes::from(buf)) {
-                        st.sent.fetch_add(prev.len() as u64, Ordering::Relaxed);
-                        return Some((Ok(prev), st));
+                    Ok(None) => {}
+                    Err(e) => {
+                        let message = match &e {
+                            ReadFailure::Bundle(e) => e.to_string(),
+                            ReadFailure::Source(e) => e.to_string(),
+                        };
+                        *st.outcome.read_error.lock().unwrap() = Some(e);
+                        return Some((Err(io::Error::other(message)), st));
                     }
-                    continue;
                 }
                 if !st.checked {
                     st.checked = true;
                     let h = st.hasher.take().expect("hasher present at end");
-                    if st.to == st.src.loc.size {
+                    if st.to == st.src.size {
                         let actual = Digest::from_hasher(h.clone());
                         if actual != st.src.digest {
                             *st.outcome.mismatch.lock().unwrap() = Some(actual.clone());
@@ -190,13 +271,9 @@ impl BlobSource {
 
     fn corrupt_or_read_error(&self, outcome: &StreamOutcome) -> Option<UploadError> {
         if let Some(actual) = outcome.mismatch.lock().unwrap().clone() {
-            return Some(UploadError::Corrupt { digest: self.digest.clone(), actual, bundle: self.bundle_name() });
+            return Some(UploadError::Corrupt { digest: self.digest.clone(), actual, from: self.origin_name() });
         }
-        outcome.read_error.lock().unwrap().clone().map(|message| UploadError::Read {
-            digest: self.digest.clone(),
-            bundle: self.bundle_name(),
-            message,
-        })
+        outcome.read_error.lock().unwrap().take().map(|e| self.read_error(e))
     }
 }
 
@@ -249,7 +326,7 @@ pub async fn upload_blob(
     session: Option<Url>,
     opts: &UploadOptions<'_>,
 ) -> Result<Uploaded, UploadError> {
-    if blob.loc.size > opts.chunk_threshold {
+    if blob.size > opts.chunk_threshold {
         upload_chunked(client, repo, blob, session, opts).await
     } else {
         upload_monolithic(client, repo, blob, session, opts).await
@@ -278,8 +355,8 @@ async fn upload_monolithic(
         };
         let outcome = Arc::new(StreamOutcome::default());
         let result = client
-            .put_blob_monolithic(repo, &loc, &blob.digest, blob.loc.size, || {
-                blob.body(Sha256::new(), 0, blob.loc.size, outcome.clone(), opts.sent.clone())
+            .put_blob_monolithic(repo, &loc, &blob.digest, blob.size, || {
+                blob.body(Sha256::new(), 0, blob.size, outcome.clone(), opts.sent.clone())
             })
             .await;
         let err = match result {
@@ -316,12 +393,7 @@ async fn upload_chunked(
     session: Option<Url>,
     opts: &UploadOptions<'_>,
 ) -> Result<Uploaded, UploadError> {
-    let size = blob.loc.size;
-    let read_err = |e: io::Error| UploadError::Read {
-        digest: blob.digest.clone(),
-        bundle: blob.bundle_name(),
-        message: e.to_string(),
-    };
+    let size = blob.size;
     // Resume a session an earlier run left, if the registry still has it.
     let (mut loc, mut offset, mut hasher) = match (&opts.resume, session) {
         (Some(prev), fresh) => match client.upload_offset(repo, prev).await? {
@@ -330,7 +402,7 @@ async fn upload_chunked(
                 if let Some(f) = fresh {
                     client.cancel_upload(repo, &f).await;
                 }
-                (l, off, blob.hash_range(Sha256::new(), 0, off).await.map_err(read_err)?)
+                (l, off, blob.hash_range(Sha256::new(), 0, off).await?)
             }
             _ => {
                 // The session is gone: maybe because it was committed (the
@@ -401,7 +473,7 @@ async fn upload_chunked(
         match client.upload_offset(repo, &loc).await {
             Ok(Some((off, l))) if off >= offset && off <= end => {
                 warn!(%err, digest = %blob.digest, from = off, "chunk failed; resuming the upload where the registry stopped");
-                hasher = blob.hash_range(start_hasher, offset, off).await.map_err(read_err)?;
+                hasher = blob.hash_range(start_hasher, offset, off).await?;
                 offset = off;
                 loc = l;
             }

@@ -259,27 +259,6 @@ fn missing_or_truncated_parts_are_named_with_exit_6() {
 }
 
 #[test]
-fn a_partial_bundle_is_refused_before_anything_is_pushed_with_exit_6() {
-    let dir = tempfile::tempdir().unwrap();
-    let image = image_with_layer("team/app", "1.0", 4096, 3);
-    let thin = edgeiso_testkit::bundles::write_thin_bundle(
-        dir.path(),
-        "thin",
-        &[Entry::workload(&image, "docker.io/team/app:1.0")],
-    );
-    // Nothing needs to answer: the bundle is refused before the registry is asked.
-    let out = run(load_cmd("http://127.0.0.1:9", &thin, &dir.path().join("s"), &[]));
-    assert_eq!(out.status.code(), Some(6));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("content-thin.tar")
-            && stderr.contains("partial bundle, thin")
-            && stderr.contains("cannot fetch"),
-        "{stderr}"
-    );
-}
-
-#[test]
 fn parts_and_folders_are_found_and_joined() {
     let reg = Registry::start();
     let dir = tempfile::tempdir().unwrap();

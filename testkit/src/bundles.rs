@@ -39,6 +39,24 @@ pub fn write_thin_bundle(dir: &Path, name: &str, entries: &[Entry<'_>]) -> PathB
     plan.write(dir, &WriteOptions::default()).expect("write bundle").paths.remove(0)
 }
 
+/// Write a delta `content-NAME.tar` into `dir` on the bundle at `base`:
+/// every manifest, and the config and layer blobs the base does not hold
+/// (`bundle create --base`'s shape).
+pub fn write_delta_bundle(dir: &Path, name: &str, entries: &[Entry<'_>], base: &Path) -> PathBuf {
+    let base = edgeiso_bundle::Bundle::open(base).expect("open the base bundle");
+    let mut plan = plan(name, entries);
+    let left: Vec<Digest> =
+        entries.iter().flat_map(|e| e.image.blobs.keys().cloned()).filter(|d| base.blob(d).is_some()).collect();
+    let partial = edgeiso_bundle::Partial::Delta {
+        base: edgeiso_bundle::BaseBundle {
+            name: base.meta.name.clone(),
+            bundle_json_sha256: base.bundle_json_sha256(),
+        },
+    };
+    plan.leave_out(partial, |d, _| left.contains(d));
+    plan.write(dir, &WriteOptions::default()).expect("write bundle").paths.remove(0)
+}
+
 fn plan(name: &str, entries: &[Entry<'_>]) -> BundlePlan {
     let mut blobs: BTreeMap<Digest, (u64, BlobSource)> = BTreeMap::new();
     let mut images = Vec::new();

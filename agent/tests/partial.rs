@@ -1,0 +1,277 @@
+//! Thin and delta bundles (issue 13) against real registries: the source a
+//! thin bundle's blobs come from and the registry they go into are both
+//! Debian's docker-registry on loopback.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use edgeiso_bundle::Digest;
+use edgeiso_testkit::bundles::{write_delta_bundle, write_thin_bundle};
+use edgeiso_testkit::images::{self, image_with_layer, TestImage};
+use edgeiso_testkit::{Registry, RegistryOptions};
+
+/// Where `image`, named `source`, lands in the site registry.
+fn target(source: &str) -> String {
+    let r = edgeiso_bundle::ImageRef::parse(source).unwrap();
+    edgeiso_bundle::harbor_target(PROJECT, &r).repository
+}
+
+fn source_ref(reg: &Registry, image: &TestImage) -> String {
+    format!("{}/{}:{}", reg.host(), image.repository, image.tag)
+}
+
+/// A `--sources` file with `registries:` entries, as a site spec has them.
+fn sources_file(dir: &Path, entries: &str) -> PathBuf {
+    let f = dir.join("sources.yaml");
+    std::fs::write(&f, format!("name: site\nregistries:\n{entries}")).unwrap();
+    f
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn load(dest: &Registry, bundle: &Path, state: &Path, extra: &[&str]) -> Output {
+    run(load_cmd(&dest.url(), bundle, state, extra))
+}
+
+fn blob_events<'a>(events: &'a [serde_json::Value], outcome: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["event"] == "blob" && e["outcome"] == outcome).collect()
+}
+
+/// The file a docker-registry stores blob `digest` in.
+fn stored_blob(reg: &Registry, digest: &Digest) -> PathBuf {
+    let hex = digest.as_str().strip_prefix("sha256:").unwrap();
+    reg.storage_dir().join(format!("docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+}
+
+fn largest_blob(image: &TestImage) -> Digest {
+    image.blobs.iter().max_by_key(|(_, b)| b.len()).unwrap().0.clone()
+}
+
+#[test]
+fn a_thin_bundle_loads_from_a_tls_source_with_credentials_by_digest_even_after_the_tag_moved() {
+    let source = Registry::start_with(RegistryOptions { tls: true, auth: Some(("puller".into(), "s3cret".into())) });
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    // One layer big enough to go in chunks, one small image.
+    let imgs = vec![image_with_layer("team/app", "1.0", 3 << 20, 1), image_with_layer("team/web", "2.1", 40_000, 2)];
+    images::push_all(&source, &imgs);
+    let refs: Vec<String> = imgs.iter().map(|i| source_ref(&source, i)).collect();
+    let entries: Vec<Entry> = imgs.iter().zip(&refs).map(|(i, r)| Entry::workload(i, r)).collect();
+    let thin = write_thin_bundle(dir.path(), "site", &entries);
+    assert!(std::fs::metadata(&thin).unwrap().len() < 64 << 10, "no layer in a thin bundle");
+
+    // The tag moves on the source after the bundle was made: the bundle's
+    // digest is what loads (blobs are fetched by digest, manifests never).
+    let moved = image_with_layer("team/app", "1.0", 50_000, 99);
+    images::push_all(&source, std::slice::from_ref(&moved));
+
+    std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+    let ca = source.ca_pem_path().unwrap().display().to_string();
+    let sources = sources_file(
+        dir.path(),
+        &format!(
+            "  - host: {}\n    caFile: {ca}\n    username: puller\n    passwordFile: pw\n    secret: {{name: src}}\n",
+            source.host()
+        ),
+    );
+    let state = dir.path().join("state");
+    let args = ["--json", "--sources", p(&sources), "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    let out = load(&dest, &thin, &state, &args);
+    assert_eq!(out.status.code(), Some(0));
+    for (img, r) in imgs.iter().zip(&refs) {
+        assert_loaded(&dest, &target(r), &img.tag, img);
+    }
+    let evs = events(&out);
+    let blob_count: usize = imgs.iter().map(|i| i.blobs.len()).sum();
+    assert_eq!(blob_events(&evs, "fetched").len(), blob_count, "every config and layer came from the source");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("s3cret"), "no password in the logs");
+
+    // Run again: nothing is fetched twice.
+    let again = load(&dest, &thin, &state, &args);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(blob_events(&events(&again), "fetched").is_empty());
+
+    // Without the CA the source is refused as TLS (7); without the
+    // credentials as credentials (5). Nothing of the image is pushed.
+    for (entry, code) in [
+        (format!("  - host: {}\n    username: puller\n    passwordFile: pw\n", source.host()), 7),
+        (format!("  - host: {}\n    caFile: {ca}\n", source.host()), 5),
+    ] {
+        let fresh = Registry::start();
+        let sources = sources_file(dir.path(), &entry);
+        let out = load(&fresh, &thin, &dir.path().join(format!("s{code}")), &["--sources", p(&sources)]);
+        assert_eq!(out.status.code(), Some(code));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("source registry") && stderr.contains(&source.host()), "{stderr}");
+        assert!(fresh.get_manifest(&target(&refs[0]), "1.0").is_none());
+    }
+}
+
+#[test]
+fn a_source_serving_wrong_bytes_fails_that_image_only_and_nothing_of_the_blob_is_committed() {
+    let source = Registry::start();
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs = vec![image_with_layer("team/app", "1.0", 200_000, 3), image_with_layer("team/web", "2.1", 40_000, 4)];
+    images::push_all(&source, &imgs);
+    let refs: Vec<String> = imgs.iter().map(|i| source_ref(&source, i)).collect();
+    let entries: Vec<Entry> = imgs.iter().zip(&refs).map(|(i, r)| Entry::workload(i, r)).collect();
+    let thin = write_thin_bundle(dir.path(), "site", &entries);
+    // The source's stored layer of the first image rots (distribution serves
+    // what is on disk without checking it).
+    let bad = largest_blob(&imgs[0]);
+    let file = stored_blob(&source, &bad);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+
+    let sources = sources_file(dir.path(), &format!("  - host: {}\n    insecure: true\n", source.host()));
+    let out = load(&dest, &thin, &dir.path().join("s"), &["--sources", p(&sources)]);
+    assert_eq!(out.status.code(), Some(3), "a content failure");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("blob {bad} served by source registry http://{}", source.host()))
+            && stderr.contains("is corrupt"),
+        "{stderr}"
+    );
+    assert!(!dest.blob_exists(&target(&refs[0]), bad.as_str()), "the bad blob is not in the registry");
+    assert!(dest.get_manifest(&target(&refs[0]), "1.0").is_none());
+    assert_loaded(&dest, &target(&refs[1]), "2.1", &imgs[1]);
+}
+
+#[test]
+fn an_unreachable_source_fails_its_images_with_exit_4_and_the_others_load() {
+    let source = Registry::start();
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let good = image_with_layer("team/app", "1.0", 40_000, 5);
+    let gone = image_with_layer("team/gone", "1.0", 40_000, 6);
+    images::push_all(&source, std::slice::from_ref(&good));
+    let good_ref = source_ref(&source, &good);
+    let dead = format!("127.0.0.1:{}", edgeiso_testkit::free_port());
+    let gone_ref = format!("{dead}/team/gone:1.0");
+    let entries = [Entry::workload(&good, &good_ref), Entry::workload(&gone, &gone_ref)];
+    let thin = write_thin_bundle(dir.path(), "site", &entries);
+    let sources = sources_file(
+        dir.path(),
+        &format!("  - host: {}\n    insecure: true\n  - host: {dead}\n    insecure: true\n", source.host()),
+    );
+    let out = load(&dest, &thin, &dir.path().join("s"), &["--sources", p(&sources), "--retries", "1"]);
+    assert_eq!(out.status.code(), Some(4));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("their source registry did not answer") && stderr.contains(&dead), "{stderr}");
+    assert_loaded(&dest, &target(&good_ref), "1.0", &good);
+    assert!(dest.get_manifest(&target(&gone_ref), "1.0").is_none());
+}
+
+#[test]
+fn a_thin_load_cut_off_by_its_source_resumes_from_the_journal() {
+    let mut source = Registry::start();
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let imgs: Vec<TestImage> =
+        (0..6).map(|i| image_with_layer(&format!("team/app{i}"), "1.0", 300_000, 10 + i as u64)).collect();
+    images::push_all(&source, &imgs);
+    let refs: Vec<String> = imgs.iter().map(|i| source_ref(&source, i)).collect();
+    let entries: Vec<Entry> = imgs.iter().zip(&refs).map(|(i, r)| Entry::workload(i, r)).collect();
+    let thin = write_thin_bundle(dir.path(), "site", &entries);
+    let sources = sources_file(dir.path(), &format!("  - host: {}\n    insecure: true\n", source.host()));
+    let state = dir.path().join("s");
+    // Half of the layers are gone from the source for the first run: it
+    // loads the others and fails those (a real "not found": exit 3).
+    for img in &imgs[3..] {
+        let f = stored_blob(&source, &largest_blob(img));
+        std::fs::rename(&f, f.with_extension("away")).unwrap();
+    }
+    let first = load(&dest, &thin, &state, &["--json", "--sources", p(&sources), "--retries", "1"]);
+    assert_ne!(first.status.code(), Some(0));
+    let fetched_first = blob_events(&events(&first), "fetched").len();
+    assert!(fetched_first >= 6, "the first three images' blobs and more: {fetched_first}");
+    for img in &imgs[3..] {
+        let f = stored_blob(&source, &largest_blob(img));
+        std::fs::rename(f.with_extension("away"), &f).unwrap();
+    }
+    source.restart();
+    let second = load(&dest, &thin, &state, &["--json", "--sources", p(&sources)]);
+    assert_eq!(second.status.code(), Some(0));
+    let evs = events(&second);
+    // Only what the first run could not fetch is fetched now.
+    let refetched: Vec<String> =
+        blob_events(&evs, "fetched").iter().map(|e| e["digest"].as_str().unwrap().to_owned()).collect();
+    let missing: Vec<String> = imgs[3..].iter().map(|i| largest_blob(i).to_string()).collect();
+    assert_eq!(refetched.len(), missing.len(), "{refetched:?}");
+    assert!(refetched.iter().all(|d| missing.contains(d)));
+    for (img, r) in imgs.iter().zip(&refs) {
+        assert_loaded(&dest, &target(r), &img.tag, img);
+    }
+}
+
+#[test]
+fn a_delta_loads_what_its_base_lacks_and_is_refused_where_the_base_was_never_loaded() {
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let app1 = image_with_layer("team/app", "1.0", 200_000, 20);
+    let web = image_with_layer("team/web", "2.1", 200_000, 21);
+    let base_dir = dir.path().join("base");
+    std::fs::create_dir(&base_dir).unwrap();
+    let base = write_bundle(
+        &base_dir,
+        "site",
+        &[Entry::workload(&app1, "docker.io/team/app:1.0"), Entry::workload(&web, "docker.io/team/web:2.1")],
+        None,
+    )
+    .remove(0);
+    // Next month: a new app, web unchanged.
+    let app2 = image_with_layer("team/app", "1.1", 200_000, 22);
+    let new_dir = dir.path().join("new");
+    std::fs::create_dir(&new_dir).unwrap();
+    let delta = write_delta_bundle(
+        &new_dir,
+        "site",
+        &[Entry::workload(&app2, "docker.io/team/app:1.1"), Entry::workload(&web, "docker.io/team/web:2.1")],
+        &base,
+    );
+    let delta_bundle = edgeiso_bundle::Bundle::open(&delta).unwrap();
+    assert!(delta_bundle.blob(&largest_blob(&web)).is_none() && delta_bundle.blob(&largest_blob(&app2)).is_some());
+
+    // Never loaded here: refused, naming the base; web's manifest, whose
+    // layer is missing, is not pushed.
+    let state = dir.path().join("s");
+    let out = load(&dest, &delta, &state, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let sha = edgeiso_bundle::Bundle::open(&base).unwrap().bundle_json_sha256();
+    assert!(
+        stderr.contains(&format!("base bundle site (bundle.json sha256 {sha}) was never loaded here"))
+            && stderr.contains("load the base first"),
+        "{stderr}"
+    );
+    assert!(dest.get_manifest("spectro-images/docker.io/team/web", "2.1").is_none());
+
+    // A different bundle of the same name loaded: still not the base.
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    let other = write_bundle(&other_dir, "site", &[Entry::workload(&app1, "docker.io/team/app:1.0")], None).remove(0);
+    assert_eq!(load(&dest, &other, &state, &[]).status.code(), Some(0));
+    let out = load(&dest, &delta, &state, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the bundle of that name loaded here is another one"), "{stderr}");
+
+    // The base, then the delta: only the new blobs go.
+    assert_eq!(load(&dest, &base, &state, &[]).status.code(), Some(0));
+    let out = load(&dest, &delta, &state, &["--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_loaded(&dest, "spectro-images/docker.io/team/app", "1.1", &app2);
+    assert_loaded(&dest, "spectro-images/docker.io/team/web", "2.1", &web);
+    let uploaded: u64 = blob_events(&events(&out), "uploaded").iter().map(|e| e["size"].as_u64().unwrap()).sum();
+    let new_bytes: u64 = app2.blobs.values().map(|b| b.len() as u64).sum();
+    assert!(uploaded <= new_bytes, "sent {uploaded}, new {new_bytes}");
+}

@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Benchmarks of partial bundles (issue 13), side by side on one machine:
+#
+# 1. Thin-bundle load: `edgeiso-agent load` of a thin bundle, every config and
+#    layer fetched from a source docker-registry on loopback into an empty
+#    one, against a skopeo `docker://` -> `docker://` loop over the same
+#    images (every platform: `--all`), interleaved round after round.
+# 2. Delta size: next month's bundle made with `--base` this month's, against
+#    the bytes of the blobs that are new.
+#
+#   scripts/bench-thin.sh [--write-docs] [--runs N]
+#
+# Corpus: make-images.py --images 24 --mib-per-image 16 --multiarch 2 (this
+# month, seed 1); next month keeps 20 of them and adds 4 rebuilt (seed 2).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-lib.sh
+source "$ROOT/scripts/bench-lib.sh"
+BENCH_DIR=${BENCH_DIR:-/tmp/edgeiso-bench-thin}
+WRITE_DOCS=0; RUNS=5
+while (($#)); do
+    case $1 in
+    --write-docs) WRITE_DOCS=1 ;;
+    --runs) RUNS=$2; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+for tool in docker-registry skopeo curl python3 bc; do
+    command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-test-deps.sh)" >&2; exit 1; }
+done
+mkdir -p "$BENCH_DIR"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+echo "== building" >&2
+AGENT=$("$ROOT/scripts/build-agent-static.sh")
+(cd "$ROOT" && cargo build -q --release -p edgeiso)
+EDGEISO=$ROOT/target/release/edgeiso
+
+echo "== corpus and source registry" >&2
+[[ -f $BENCH_DIR/month1/index.json ]] || make_images "$BENCH_DIR/month1" --images 24 --mib-per-image 16 --multiarch 2 --seed 1
+[[ -f $BENCH_DIR/month2/index.json ]] || make_images "$BENCH_DIR/month2" --images 4 --mib-per-image 16 --multiarch 1 --seed 2
+rm -rf "$BENCH_DIR/src"
+start_registry "$BENCH_DIR/src"
+PIDS+=("$REGISTRY_PID")
+SRC=$REGISTRY_HOST
+refs() { python3 -c 'import json,sys; print("\n".join(m["annotations"]["org.opencontainers.image.ref.name"] for m in json.load(open(sys.argv[1]+"/index.json"))["manifests"]))' "$1"; }
+for ref in $(refs "$BENCH_DIR/month1"); do
+    skopeo copy -q --all --preserve-digests --dest-tls-verify=false "oci:$BENCH_DIR/month1:$ref" "docker://$SRC/$ref"
+done
+# Next month's rebuilds go under the same names, tag 2.0.
+NEW=()
+for ref in $(refs "$BENCH_DIR/month2"); do
+    skopeo copy -q --all --preserve-digests --dest-tls-verify=false "oci:$BENCH_DIR/month2:$ref" "docker://$SRC/${ref%:*}:2.0"
+    NEW+=("${ref%:*}")
+done
+mapfile -t OLD < <(refs "$BENCH_DIR/month1")
+
+spec() { # file name refs...
+    local f=$1 name=$2; shift 2
+    {
+        echo "name: $name"
+        echo "images:"
+        for r in "$@"; do printf '  - {ref: %s/%s, platforms: all}\n' "$SRC" "$r"; done
+        printf 'registries:\n  - host: %s\n    insecure: true\nharbor:\n  url: https://10.0.0.5:30003\n' "$SRC"
+    } >"$f"
+}
+spec "$BENCH_DIR/month1.yaml" bench "${OLD[@]}"
+MONTH2=()
+for r in "${OLD[@]}"; do
+    keep=1
+    for n in "${NEW[@]}"; do [[ ${r%:*} == "$n" ]] && keep=0; done
+    ((keep)) && MONTH2+=("$r")
+done
+for n in "${NEW[@]}"; do MONTH2+=("$n:2.0"); done
+spec "$BENCH_DIR/month2.yaml" bench "${MONTH2[@]}"
+
+echo "== bundles" >&2
+rm -rf "$BENCH_DIR/out"
+SOURCE_DATE_EPOCH=1700000000 "$EDGEISO" bundle create --spec "$BENCH_DIR/month1.yaml" --output "$BENCH_DIR/out/whole1" --cache "$BENCH_DIR/cache" >/dev/null
+SOURCE_DATE_EPOCH=1700000000 "$EDGEISO" bundle create --spec "$BENCH_DIR/month1.yaml" --output "$BENCH_DIR/out/thin1" --cache "$BENCH_DIR/cache" --thin >/dev/null
+SOURCE_DATE_EPOCH=1702600000 "$EDGEISO" bundle create --spec "$BENCH_DIR/month2.yaml" --output "$BENCH_DIR/out/whole2" --cache "$BENCH_DIR/cache" >/dev/null
+SOURCE_DATE_EPOCH=1702600000 "$EDGEISO" bundle create --spec "$BENCH_DIR/month2.yaml" --output "$BENCH_DIR/out/delta2" --cache "$BENCH_DIR/cache" \
+    --base "$BENCH_DIR/out/whole1/content-bench.tar" >/dev/null
+THIN=$BENCH_DIR/out/thin1/content-bench.tar
+bytes_of() { du -cb "$@" | tail -1 | cut -f1; }
+# Blobs of month 2 that month 1 lacks: what an update must carry.
+NEW_BYTES=$(python3 - "$BENCH_DIR/out/whole1/content-bench.tar" "$BENCH_DIR/out/whole2/content-bench.tar" <<'PY'
+import sys, tarfile
+def blobs(p):
+    with tarfile.open(p) as t:
+        return {m.name: m.size for m in t.getmembers() if m.name.startswith("blobs/")}
+old, new = blobs(sys.argv[1]), blobs(sys.argv[2])
+print(sum(s for n, s in new.items() if n not in old))
+PY
+)
+DELTA_BYTES=$(bytes_of "$BENCH_DIR"/out/delta2/content-bench.tar*)
+WHOLE2_BYTES=$(bytes_of "$BENCH_DIR"/out/whole2/content-bench.tar*)
+THIN_BYTES=$(bytes_of "$THIN"*)
+echo "thin $THIN_BYTES, delta $DELTA_BYTES, new blobs $NEW_BYTES, whole month 2 $WHOLE2_BYTES" >&2
+
+echo "== thin load vs skopeo docker->docker, interleaved ($RUNS rounds)" >&2
+J=$BENCH_DIR/json; mkdir -p "$J"; : >"$J/times.csv"
+uptime >"$J/load-before.txt"
+timed() { # name command (a fresh empty destination each time)
+    local name=$1 cmd=$2 t0 t1
+    rm -rf "$BENCH_DIR/dst" "$BENCH_DIR/state"
+    start_registry "$BENCH_DIR/dst"
+    local pid=$REGISTRY_PID
+    DST=$REGISTRY_HOST
+    t0=$(date +%s.%N)
+    DST=$DST bash -c "$cmd" >/dev/null 2>"$J/last.err" || { echo "FAILED: $name" >&2; cat "$J/last.err" >&2; exit 1; }
+    t1=$(date +%s.%N)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    echo "$name,$(echo "$t1 - $t0" | bc)" >>"$J/times.csv"
+}
+AGENT_CMD="$AGENT load --bundle $THIN --registry http://\$DST --sources $BENCH_DIR/month1.yaml --state-dir $BENCH_DIR/state --wait-timeout 30s"
+SKOPEO_CMD="for r in ${OLD[*]}; do skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false docker://$SRC/\$r docker://\$DST/spectro-images/${SRC/:/_}/\$r; done"
+for r in $(seq "$RUNS"); do
+    echo "round $r" >&2
+    timed "edgeiso-agent load, thin bundle (concurrency 4)" "$AGENT_CMD"
+    timed "skopeo copy --all docker:// -> docker:// (image after image)" "$SKOPEO_CMD"
+done
+uptime >"$J/load-after.txt"
+
+python3 - "$J" "$THIN_BYTES" "$DELTA_BYTES" "$NEW_BYTES" "$WHOLE2_BYTES" "$WRITE_DOCS" "$ROOT/docs/benchmarks.md" <<'PY'
+import os, statistics, subprocess, sys
+j, thin, delta, new, whole2, write_docs, docs = sys.argv[1:8]
+thin, delta, new, whole2 = int(thin), int(delta), int(new), int(whole2)
+runs = {}
+for line in open(os.path.join(j, "times.csv")):
+    name, t = line.rstrip("\n").rsplit(",", 1)
+    runs.setdefault(name, []).append(float(t))
+med = {k: statistics.median(v) for k, v in runs.items()}
+agent = next(v for k, v in med.items() if k.startswith("edgeiso-agent"))
+skopeo = next(v for k, v in med.items() if k.startswith("skopeo"))
+loadavg = [open(os.path.join(j, f)).read().split("load average:")[1].strip() for f in ("load-before.txt", "load-after.txt")]
+cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+MiB = 2**20
+limit = new * 1.05 + MiB
+L = ["## Partial bundles\n"]
+L.append(f"Measured by `scripts/bench-thin.sh` on {os.cpu_count()} cores ({cpu}), Debian, docker-registry 2.8 on 127.0.0.1 as "
+         "both the source and the destination (a fresh empty destination for every run), static musl `edgeiso-agent`. "
+         "Corpus: `make-images.py --images 24 --mib-per-image 16 --multiarch 2 --seed 1`, every platform. "
+         f"Load average {loadavg[0]} before, {loadavg[1]} after.\n")
+L.append("Thin-bundle load (every config and layer fetched from the source while it is pushed) against skopeo copying the "
+         "same images from the same source, image after image, interleaved round after round:\n")
+L.append("| what | median s | runs (s) |")
+L.append("| --- | ---: | --- |")
+for k, v in runs.items():
+    L.append(f"| {k} | {med[k]:.2f} | {', '.join(f'{t:.2f}' for t in v)} |")
+L.append("")
+L.append(f"- thin load vs skopeo `docker://` -> `docker://`: **{skopeo/agent:.1f}x faster** (target: at least 3x).")
+L.append(f"- the thin bundle itself: {thin/1024:.0f} KiB (manifests and indexes only).\n")
+L.append("Delta size: next month keeps 20 of the 24 images and rebuilds 4 (`--seed 2`, tag 2.0); "
+         "`bundle create --base` this month's whole bundle:\n")
+L.append("| what | bytes | MiB |")
+L.append("| --- | ---: | ---: |")
+L.append(f"| blobs new in month 2 (what an update must carry) | {new} | {new/MiB:.2f} |")
+L.append(f"| the delta bundle (every part) | {delta} | {delta/MiB:.2f} |")
+L.append(f"| limit: new x 1.05 + 1 MiB | {limit:.0f} | {limit/MiB:.2f} |")
+L.append(f"| month 2's whole bundle, for scale | {whole2} | {whole2/MiB:.2f} |")
+L.append("")
+L.append(f"- delta / new blobs: **{delta/new:.3f}x**, {(delta-new)/1024:.0f} KiB over (the manifests of all 24 images, "
+         f"index.json, bundle.json, tar headers); {'within' if delta <= limit else 'OVER'} the limit.\n")
+L.append("Reproduce: `scripts/bench-thin.sh --write-docs` (needs docker-registry, skopeo, bc; ~5 minutes, ~3 GB of /tmp).\n")
+text = "\n".join(L) + "\n"
+print(text)
+if write_docs == "1":
+    old = open(docs).read()
+    start = old.find("## Partial bundles")
+    if start < 0:
+        new_doc = old.rstrip("\n") + "\n\n" + text
+    else:
+        nxt = old.find("\n## ", start + 3)
+        new_doc = old[:start] + text + (old[nxt + 1:] if nxt >= 0 else "")
+    open(docs, "w").write(new_doc)
+PY
