@@ -37,7 +37,7 @@ pub struct LintOptions {
 
 /// Render `spec` in memory, with the site checks; failures get their exit codes.
 pub fn render_checked(ui: &Ui, spec: &Spec, bundle_bytes: Option<u64>) -> anyhow::Result<RenderReport> {
-    match render(spec, &RenderOptions { bundle_bytes }) {
+    match render(spec, &RenderOptions { bundle_bytes, ..Default::default() }) {
         Ok(r) => Ok(r),
         Err(RenderError::Lint(lint)) => {
             show_findings(ui, &lint);
