@@ -120,7 +120,7 @@ fn write(ui: &Ui, x: &Xorriso, golden_iso: &Path, site_path: &Path, output: Opti
             anyhow::anyhow!("{} does not fit the golden {}: {e}", site_path.display(), area.golden),
         )
     })?;
-    let rendered = render_checked(ui, &spec, None)?;
+    let rendered = render_checked(ui, &spec, &Default::default())?;
     for w in &rendered.warnings {
         ui.line(format!("warning: {w}"));
     }
