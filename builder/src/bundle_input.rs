@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use edgeiso_bundle::{Bundle, Partial};
 use edgeiso_installer_config::spec::Spec;
 
 use crate::create::{create_bundle, CreateOptions, OutputOptions};
@@ -35,18 +36,8 @@ impl BundleInput {
     pub fn obtain(&self, ui: &Ui, spec: &Spec, part_size: u64, work: &Path) -> anyhow::Result<Vec<PathBuf>> {
         match self {
             BundleInput::Given(p) => {
-                let b = edgeiso_bundle::Bundle::open(p).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-                // The ISO's agent pushes every blob off the disc and cannot
-                // fetch a left-out one (yet): a partial bundle is refused.
-                b.require_whole().map_err(|e| {
-                    with_code(
-                        exit::INVALID_INPUT,
-                        anyhow::anyhow!(
-                            "--bundle {e}; the ISO's agent cannot fetch the blobs it leaves out yet: give a whole \
-                             bundle (bundle create without --thin or --base)"
-                        ),
-                    )
-                })?;
+                let b = Bundle::open(p).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
+                refuse_delta(&b)?;
                 Ok(b.paths)
             }
             BundleInput::Build { locked, cache, concurrency, sign_key } => {
@@ -64,5 +55,26 @@ impl BundleInput {
                 Ok(paths)
             }
         }
+    }
+}
+
+/// A fresh install takes a whole bundle or a thin one (its manifests go on
+/// the ISO; the node's agent fetches the config and layer blobs from the
+/// source registries, see `crate::render_inputs`). A delta is refused: its
+/// left-out blobs are in a base bundle, and a freshly installed node has
+/// none loaded.
+fn refuse_delta(b: &Bundle) -> anyhow::Result<()> {
+    match b.partial() {
+        None | Some(Partial::Thin) => Ok(()),
+        Some(Partial::Delta { base }) => Err(with_code(
+            exit::INVALID_INPUT,
+            anyhow::anyhow!(
+                "--bundle {}: a delta bundle (on base {}) leaves out the blobs its base holds, and a fresh install has \
+                 no base loaded; a delta updates a running site (on a courier stick, or `edgeiso-agent load` on a \
+                 node): for an ISO give the whole bundle, or a thin one (bundle create --thin)",
+                b.path().display(),
+                base.name
+            ),
+        )),
     }
 }

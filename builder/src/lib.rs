@@ -10,6 +10,7 @@
 //! | [`bundle_check`] | `bundle verify`, `bundle inspect` |
 //! | [`bundle_input`] | the bundle of a later step: given, or built on the way |
 //! | [`render_site`] | `render` (to a folder), `lint` |
+//! | [`render_inputs`] | what render learns from the site's bundle (size; a thin bundle's source hosts) |
 //! | [`overlay_tree`] | `overlay`: render + `edgeiso_overlay::tree` |
 //! | [`iso_build`] | `iso`, `build`: overlay + remaster + read-back |
 //! | [`personalize`] | `personalize`: one golden ISO, a site's settings in its site area |
@@ -35,6 +36,7 @@ pub mod output_lock;
 pub mod overlay_tree;
 pub mod personalize;
 pub mod registry_check;
+pub mod render_inputs;
 pub mod render_site;
 pub mod site_iso;
 pub mod source;

@@ -10,7 +10,7 @@ use edgeiso_overlay::tree::{write_tree, TreeError, TreeInputs, TreeReport};
 
 use crate::bundle_input::BundleInput;
 use crate::exit::{self, with_code};
-use crate::render_site::{render_checked, unique_blob_bytes};
+use crate::render_site::render_checked;
 use crate::ui::{human_bytes, Event, Ui};
 use crate::work::{parent_of, work_dir};
 
@@ -80,7 +80,7 @@ pub fn write_overlay(
 ) -> anyhow::Result<TreeReport> {
     let first = parts.first().ok_or_else(|| anyhow::anyhow!("no bundle"))?;
     crate::bundle_check::check_site_trust(spec, first)?;
-    let rendered = render_checked(ui, spec, Some(unique_blob_bytes(first)?))?;
+    let rendered = render_checked(ui, spec, &crate::render_inputs::render_options(first)?)?;
     for w in &rendered.warnings {
         ui.line(format!("warning: {w}"));
     }

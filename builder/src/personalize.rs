@@ -120,7 +120,7 @@ fn write(ui: &Ui, x: &Xorriso, golden_iso: &Path, site_path: &Path, output: Opti
             anyhow::anyhow!("{} does not fit the golden {}: {e}", site_path.display(), area.golden),
         )
     })?;
-    let rendered = render_checked(ui, &spec, None)?;
+    let rendered = render_checked(ui, &spec, &golden_render_options(&area)?)?;
     for w in &rendered.warnings {
         ui.line(format!("warning: {w}"));
     }
@@ -200,6 +200,28 @@ fn unpack_golden(area: &SiteArea) -> anyhow::Result<Golden> {
     let (spec_path, remap) = snapshot::unpack(&tar, scratch.path())
         .map_err(|e| with_code(exit::INVALID_INPUT, anyhow::anyhow!("{}: {e}", area.iso.display())))?;
     Ok(Golden { _scratch: scratch, spec_path, remap })
+}
+
+/// Render's options as the golden's bundle set them: a thin bundle's source
+/// hosts, read from the golden's own `agent.yaml` (`sources:`), so that a
+/// site of a thin golden keeps them (with its own credentials). The bundle
+/// itself is not read: personalize's time does not depend on it.
+fn golden_render_options(area: &SiteArea) -> anyhow::Result<edgeiso_installer_config::RenderOptions> {
+    let path = format!("{}/{}", iso::SITE_DIR, out::AGENT_CONFIG);
+    let Some(bytes) = area.iso_file(&path, 4 << 20).map_err(no_area)? else { return Ok(Default::default()) };
+    let golden = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| edgeiso_contract::AgentConfig::from_yaml(text).ok())
+        .ok_or_else(|| {
+            with_code(
+                exit::INVALID_INPUT,
+                anyhow::anyhow!("{}: {path} is not an agent configuration", area.iso.display()),
+            )
+        })?;
+    Ok(edgeiso_installer_config::RenderOptions {
+        fetch_from: golden.sources.into_iter().map(|s| s.host).collect(),
+        ..Default::default()
+    })
 }
 
 /// What goes into the area: the site file, the site's files that differ

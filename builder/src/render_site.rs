@@ -35,9 +35,10 @@ pub struct LintOptions {
     pub fix: Option<PathBuf>,
 }
 
-/// Render `spec` in memory, with the site checks; failures get their exit codes.
-pub fn render_checked(ui: &Ui, spec: &Spec, bundle_bytes: Option<u64>) -> anyhow::Result<RenderReport> {
-    match render(spec, &RenderOptions { bundle_bytes }) {
+/// Render `spec` in memory, with the site checks; failures get their exit
+/// codes. `opts` come from the site's bundle (`crate::render_inputs`).
+pub fn render_checked(ui: &Ui, spec: &Spec, opts: &RenderOptions) -> anyhow::Result<RenderReport> {
+    match render(spec, opts) {
         Ok(r) => Ok(r),
         Err(RenderError::Lint(lint)) => {
             show_findings(ui, &lint);
@@ -55,7 +56,10 @@ pub fn render_checked(ui: &Ui, spec: &Spec, bundle_bytes: Option<u64>) -> anyhow
 
 pub fn render_site(ui: &Ui, opts: &RenderSiteOptions) -> anyhow::Result<()> {
     let spec = Spec::load(&opts.spec).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    let bundle_bytes = opts.bundle.as_deref().map(unique_blob_bytes).transpose()?;
+    let render_opts = match opts.bundle.as_deref() {
+        Some(b) => crate::render_inputs::render_options(b)?,
+        None => RenderOptions::default(),
+    };
     // Before anything is computed: a folder that is somebody else's stays so.
     if !may_replace(&opts.output, out::MARKER).with_context(|| opts.output.display().to_string())? {
         return Err(with_code(
@@ -66,7 +70,7 @@ pub fn render_site(ui: &Ui, opts: &RenderSiteOptions) -> anyhow::Result<()> {
             ),
         ));
     }
-    let report = render_checked(ui, &spec, bundle_bytes)?;
+    let report = render_checked(ui, &spec, &render_opts)?;
     let mut warnings = report.warnings.clone();
     if let Some(w) = write_output(&report, &spec, &opts.output)? {
         warnings.push(w);
@@ -155,12 +159,4 @@ fn findings(report: &LintReport) -> Vec<Finding> {
             message: f.message.clone(),
         })
         .collect()
-}
-
-/// Unique blob bytes of a bundle: what Harbor's registry storage must hold
-/// (a partial bundle's left-out blobs too: they end up there as well).
-pub fn unique_blob_bytes(path: &Path) -> anyhow::Result<u64> {
-    let bundle = edgeiso_bundle::Bundle::open(path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    let left_out = bundle.left_out().map_err(|e| with_code(exit::INVALID_INPUT, e))?;
-    Ok(bundle.unique_blob_bytes() + left_out.values().sum::<u64>())
 }

@@ -57,23 +57,81 @@ fn extract(iso: &Path, path: &str, dest: &Path) -> Vec<u8> {
 }
 
 #[test]
-fn overlay_and_iso_refuse_a_partial_bundle_they_cannot_fetch_the_rest_of() {
+fn overlay_takes_a_thin_bundle_and_gives_the_agent_the_source_registry_with_its_password_0600() {
     let dir = tempfile::tempdir().unwrap();
     let agent = fake_static_agent(dir.path());
     let image = images::image_with_layer("team/app", "1.0", 4096, 5);
     let entries = [edgeiso_testkit::bundles::Entry::workload(&image, "127.0.0.1:9/team/app:1.0")];
     let thin = edgeiso_testkit::bundles::write_thin_bundle(dir.path(), "cli", &entries);
+    std::fs::write(dir.path().join("source.pw"), "source-secret\n").unwrap();
+    let spec = write_spec(
+        dir.path(),
+        "name: cli\nimages:\n  - 127.0.0.1:9/team/app:1.0\nregistries:\n  - host: 127.0.0.1:9\n    insecure: true\n\
+         \x20   username: puller\n    passwordFile: source.pw\nharbor:\n  url: http://10.0.2.2:5000\n",
+    );
+    let out = dir.path().join("overlay");
+    let run =
+        edgeiso(&["overlay", "--spec", p(&spec), "--output", p(&out), "--agent", p(&agent), "--bundle", p(&thin)], &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let content: Vec<String> = std::fs::read_dir(out.join("opt/spectrocloud/content"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(content.iter().any(|f| f.starts_with("content-cli.tar")), "the thin bundle is on the ISO: {content:?}");
+    let node = std::fs::read_to_string(out.join("edgeiso/site/agent.yaml")).unwrap();
+    let node = edgeiso_contract::AgentConfig::from_yaml(&node).unwrap();
+    let password = "/usr/local/edgeiso/site/sources/0.password";
+    assert_eq!(
+        node.sources,
+        [edgeiso_contract::agent_config::SourceRegistry {
+            host: "127.0.0.1:9".into(),
+            insecure: true,
+            ca_file: None,
+            username: Some("puller".into()),
+            password_file: Some(password.into()),
+        }]
+    );
+    let written = out.join("edgeiso/site/sources/0.password");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "source-secret\n");
+    assert_eq!(mode_of(&written), 0o600);
+    assert!(!run.stderr().contains("source-secret") && !run.stdout().contains("source-secret"));
+}
+
+/// A delta of a whole one-image bundle, written by hand (`bundle create
+/// --base`'s shape): the image's manifests, none of its config or layers.
+fn write_delta_bundle(dir: &Path, image: &edgeiso_testkit::TestImage, source: &str) -> PathBuf {
+    use edgeiso_bundle::{BaseBundle, Bundle, Partial, Role};
+    let whole_dir = dir.join("whole");
+    std::fs::create_dir_all(&whole_dir).unwrap();
+    let entries = [edgeiso_testkit::bundles::Entry::workload(image, source)];
+    let whole = Bundle::open(&edgeiso_testkit::bundles::write_bundle(&whole_dir, "cli", &entries, None)[0]).unwrap();
+    let mut plan = whole.subset(Role::Workload, "cli-next").unwrap().unwrap();
+    let base = BaseBundle { name: whole.meta.name.clone(), bundle_json_sha256: whole.bundle_json_sha256() };
+    plan.leave_out(Partial::Delta { base }, |d, _| image.blobs.contains_key(d));
+    plan.write(dir, &Default::default()).unwrap().paths.remove(0)
+}
+
+#[test]
+fn overlay_and_iso_refuse_a_delta_bundle_saying_why_and_what_works_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_static_agent(dir.path());
+    let image = images::image_with_layer("team/app", "1.0", 4096, 5);
+    let delta = write_delta_bundle(dir.path(), &image, "127.0.0.1:9/team/app:1.0");
     let spec = write_spec(
         dir.path(),
         "name: cli\nimages:\n  - 127.0.0.1:9/team/app:1.0\nregistries:\n  - host: 127.0.0.1:9\n    insecure: true\n\
          harbor:\n  url: http://10.0.2.2:5000\n",
     );
     let out = dir.path().join("overlay");
-    let run =
-        edgeiso(&["overlay", "--spec", p(&spec), "--output", p(&out), "--agent", p(&agent), "--bundle", p(&thin)], &[]);
+    let run = edgeiso(
+        &["overlay", "--spec", p(&spec), "--output", p(&out), "--agent", p(&agent), "--bundle", p(&delta)],
+        &[],
+    );
     assert_eq!(run.code(), 3, "{}", run.stderr());
     let e = run.stderr();
-    assert!(e.contains("content-cli.tar") && e.contains("partial bundle, thin") && e.contains("whole bundle"), "{e}");
+    for want in ["content-cli-next.tar", "delta", "no base loaded", "whole bundle", "--thin"] {
+        assert!(e.contains(want), "{want} in {e}");
+    }
     assert!(!out.exists(), "no overlay tree");
     let base = base_iso("isolinux");
     let iso = dir.path().join("site.iso");
@@ -89,13 +147,43 @@ fn overlay_and_iso_refuse_a_partial_bundle_they_cannot_fetch_the_rest_of() {
             "--agent",
             p(&agent),
             "--bundle",
-            p(&thin),
+            p(&delta),
         ],
         &[],
     );
     assert_eq!(run.code(), 3, "{}", run.stderr());
-    assert!(run.stderr().contains("partial bundle, thin"), "{}", run.stderr());
+    assert!(run.stderr().contains("content-cli-next.tar") && run.stderr().contains("delta"), "{}", run.stderr());
     assert!(!iso.exists(), "no ISO");
+}
+
+#[test]
+fn overlay_refuses_a_thin_bundle_without_the_bootstrap_images_nodes_import_at_boot() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = fake_static_agent(dir.path());
+    let app = images::image_with_layer("team/app", "1.0", 4096, 5);
+    let raw = images::image_with_layer("team/raw", "1.0", 4096, 6);
+    let entries = [
+        edgeiso_testkit::bundles::Entry::workload(&app, "127.0.0.1:9/team/app:1.0"),
+        edgeiso_testkit::bundles::Entry {
+            image: &raw,
+            source: "127.0.0.1:9/team/raw:1.0".into(),
+            role: edgeiso_bundle::Role::Bootstrap,
+        },
+    ];
+    let thin = edgeiso_testkit::bundles::write_thin_bundle(dir.path(), "cli", &entries);
+    let spec = write_spec(
+        dir.path(),
+        "name: cli\nimages:\n  - 127.0.0.1:9/team/app:1.0\nbootstrapImages:\n  - 127.0.0.1:9/team/raw:1.0\n\
+         registries:\n  - host: 127.0.0.1:9\n    insecure: true\nharbor:\n  url: http://10.0.2.2:5000\n",
+    );
+    let out = dir.path().join("overlay");
+    let run =
+        edgeiso(&["overlay", "--spec", p(&spec), "--output", p(&out), "--agent", p(&agent), "--bundle", p(&thin)], &[]);
+    assert_eq!(run.code(), 3, "{}", run.stderr());
+    let e = run.stderr();
+    assert!(e.contains("content-cli.tar") && e.contains("127.0.0.1:9/team/raw:1.0") && e.contains("bootstrap"), "{e}");
+    assert!(!e.contains("team/app"), "only the image nothing could fetch: {e}");
+    assert!(!out.exists(), "no overlay tree");
 }
 
 #[test]

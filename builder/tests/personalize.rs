@@ -180,6 +180,59 @@ fn one_golden_becomes_two_sites_and_back() {
 }
 
 #[test]
+fn a_site_of_a_thin_golden_keeps_the_source_registries_its_agent_fetches_from() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let image = images::image_with_layer("team/app", "1.0", 4096, 5);
+    let entries = [edgeiso_testkit::bundles::Entry::workload(&image, "127.0.0.1:9/team/app:1.0")];
+    let thin = edgeiso_testkit::bundles::write_thin_bundle(dir, "fleet", &entries);
+    std::fs::write(dir.join("source.pw"), "source-secret\n").unwrap();
+    let spec = write_spec(
+        dir,
+        "name: fleet\nimages:\n  - 127.0.0.1:9/team/app:1.0\nregistries:\n  - host: 127.0.0.1:9\n    insecure: true\n\
+         \x20   username: puller\n    passwordFile: source.pw\nharbor:\n  url: http://10.0.2.2:5999\n",
+    );
+    let golden = dir.join("golden.iso");
+    let agent = fake_static_agent(dir);
+    edgeiso(
+        &[
+            "iso",
+            "--spec",
+            p(&spec),
+            "--base",
+            p(&base_iso("grub-mkrescue")),
+            "--output",
+            p(&golden),
+            "--agent",
+            p(&agent),
+            "--bundle",
+            p(&thin),
+        ],
+        &[],
+    )
+    .ok();
+    let site = site_file(dir, "store-1", 5001);
+    edgeiso(&["personalize", p(&golden), "--site", p(&site), "--in-place"], &[]).ok();
+    let x = edgeiso_overlay::iso::Xorriso::find().unwrap();
+    let area = edgeiso_overlay::site_area::locate(&x, &golden).unwrap();
+    let edgeiso_overlay::site_area::AreaContent::Written { files, .. } = area.read().unwrap() else { panic!("empty") };
+    let member = |path: &str| {
+        let (_, bytes) = files.iter().find(|(f, _)| f.path == path).unwrap_or_else(|| panic!("{path} not in the area"));
+        String::from_utf8(bytes.clone()).unwrap()
+    };
+    // The site's Harbor differs, so its agent.yaml is the site's: with the golden's sources.
+    let node = member("edgeiso-site/files/edgeiso/site/agent.yaml");
+    assert!(node.contains("http://10.0.2.2:5001"), "{node}");
+    let node = edgeiso_contract::AgentConfig::from_yaml(&node).unwrap();
+    assert_eq!(node.sources.len(), 1, "{:?}", node.sources);
+    assert_eq!(node.sources[0].host, "127.0.0.1:9");
+    assert!(node.sources[0].insecure);
+    assert_eq!(node.sources[0].password_file.as_deref(), Some(Path::new("/usr/local/edgeiso/site/sources/0.password")));
+    let live = edgeiso_contract::AgentConfig::from_yaml(&member("edgeiso/agent-live.yaml")).unwrap();
+    assert_eq!(live.sources.len(), 1, "the live load fetches too: {:?}", live.sources);
+}
+
+#[test]
 fn bad_input_is_refused_with_exit_3_and_the_iso_unchanged() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();

@@ -44,6 +44,17 @@ pub mod out {
     pub const COURIER_RULE: &str = "udev/90-edgeiso-courier.rules";
     /// Marks a folder as render output, so a re-render may replace it.
     pub const MARKER: &str = ".edgeiso-render";
+    /// A thin bundle's source registries (`agent.yaml` `sources:`): the
+    /// password and CA of the `n`th, numbered in host order. Named by number,
+    /// not by host, so no host spelling (ports, IPv6 brackets) reaches a
+    /// file name.
+    pub const SOURCES_DIR: &str = "sources";
+    pub fn source_password(n: usize) -> String {
+        format!("{SOURCES_DIR}/{n}.password")
+    }
+    pub fn source_ca(n: usize) -> String {
+        format!("{SOURCES_DIR}/{n}.ca.pem")
+    }
 }
 
 /// On the installer ISO, absolute from its root. Everything edgeiso adds

@@ -207,7 +207,7 @@ fn render_full() -> (tempfile::TempDir, PathBuf, edgeiso_installer_config::Rende
     let site = full_site();
     let spec = Spec::load(&site.path().join("site.yaml")).unwrap();
     let out = site.path().join("out");
-    let report = render_to(&spec, &out, &RenderOptions { bundle_bytes: Some(10 << 30) }).unwrap();
+    let report = render_to(&spec, &out, &RenderOptions { bundle_bytes: Some(10 << 30), ..Default::default() }).unwrap();
     (site, out, report)
 }
 
@@ -738,7 +738,12 @@ fn render_runs_the_checks_first() {
     let site = full_site();
     let spec = Spec::load(&site.path().join("site.yaml")).unwrap();
     // 300Gi cannot hold 280 GiB + 20%.
-    let e = render_to(&spec, &site.path().join("out"), &RenderOptions { bundle_bytes: Some(280 << 30) }).unwrap_err();
+    let e = render_to(
+        &spec,
+        &site.path().join("out"),
+        &RenderOptions { bundle_bytes: Some(280 << 30), ..Default::default() },
+    )
+    .unwrap_err();
     match &e {
         RenderError::Lint(r) => assert!(r.to_string().contains("harbor.storage.registry 300Gi"), "{r}"),
         other => panic!("{other}"),

@@ -171,7 +171,9 @@ pub struct PullArgs {
 #[derive(Debug, Clone, Args)]
 pub struct BundleBuildArgs {
     /// Use this bundle (a tar, its first part, or the tar name whose parts
-    /// exist) instead of building one from the spec.
+    /// exist) instead of building one from the spec. A thin bundle is taken
+    /// (the node fetches its blobs from the source registries); a delta is
+    /// refused.
     #[arg(long, value_name = "PATH")]
     pub bundle: Option<PathBuf>,
     #[command(flatten)]
@@ -338,7 +340,9 @@ pub struct RenderArgs {
     /// Folder to render into (created; only a folder edgeiso rendered before is replaced).
     #[arg(short, long)]
     pub output: PathBuf,
-    /// The site's bundle: Harbor's registry storage is checked against its size.
+    /// The site's bundle: Harbor's registry storage is checked against its
+    /// size. A thin bundle also gives agent.yaml the registries its blobs
+    /// are fetched from (sources:, with their credentials from the spec).
     #[arg(long)]
     pub bundle: Option<PathBuf>,
 }
@@ -363,7 +367,8 @@ pub enum BundleCommand {
   edgeiso bundle create --spec site.yaml --output build/thin --thin              # manifests only
   edgeiso bundle create --spec site.yaml --output build/delta --base old/content-store-042.tar
 
-A thin or delta bundle (format version 2) cannot yet be put on an ISO or loaded by the agent.")]
+A thin bundle (format version 2) can go on an ISO: overlay/iso/build --bundle give the agent the source
+registries its blobs come from (agent.yaml sources:). A delta updates a running site, never an ISO.")]
     Create(CreateArgs),
     /// Check every checksum, blob digest and manifest reference of a bundle.
     #[command(after_help = "Examples:

@@ -8,12 +8,25 @@ use edgeiso_contract::agent_config::{LIVE_DEADLINE, LIVE_WAIT_TIMEOUT};
 use edgeiso_contract::paths::{node, out, AgentSite};
 use edgeiso_contract::AgentConfig;
 
+use super::sources::Source;
 use crate::spec::Spec;
 
-/// The configuration of an agent that sees the site's files at `site`;
-/// `has_ca` and `has_password` say whether render wrote Harbor's CA and
-/// admin password there. The webhook runs on the installed node only.
-pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: bool) -> AgentConfig {
+/// What render wrote for the agent besides the spec: the same for the node
+/// and the live load.
+#[derive(Debug, Clone, Copy)]
+pub struct Agent<'a> {
+    /// Harbor's CA is in the site folder.
+    pub has_ca: bool,
+    /// Harbor's admin password is in the site folder.
+    pub has_password: bool,
+    /// A thin bundle's source registries (empty for a whole bundle).
+    pub sources: &'a [Source],
+}
+
+/// The configuration of an agent that sees the site's files at `site`.
+/// The webhook runs on the installed node only.
+pub fn agent_config(spec: &Spec, site: &AgentSite, agent: &Agent) -> AgentConfig {
+    let Agent { has_ca, has_password, sources } = *agent;
     let live = *site == AgentSite::LIVE;
     AgentConfig {
         registry: Some(spec.harbor.url.to_string()),
@@ -40,7 +53,8 @@ pub fn agent_config(spec: &Spec, site: &AgentSite, has_ca: bool, has_password: b
             _ => WebhookConfig::default(),
         },
         node_mirrors: if live { NodeMirrorsConfig::default() } else { node_mirrors(spec, site) },
-        sources: Vec::new(),
+        // Live and node alike: a live load fetches what a thin bundle leaves out too.
+        sources: sources.iter().map(|s| s.at(site)).collect(),
     }
 }
 

@@ -8,10 +8,12 @@ pub mod credentials;
 pub mod harbor;
 pub mod kairos_users;
 pub mod mirrors;
+pub mod sources;
 pub mod tls;
 pub mod userdata;
 pub mod webhook;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -25,6 +27,7 @@ use crate::lint::{self, LintReport};
 use crate::spec::{HarborDeployment, Spec};
 use crate::yaml::{self, Value};
 
+use agent::Agent;
 pub use harbor::harbor_images;
 
 #[derive(Debug, Clone, Default)]
@@ -32,6 +35,10 @@ pub struct RenderOptions {
     /// Unique bytes of the site's bundle(s), when known: Harbor's registry
     /// storage is checked against it (plus 20% headroom).
     pub bundle_bytes: Option<u64>,
+    /// The upstream hosts a thin bundle's left-out blobs are fetched from
+    /// (its workload images' registries); empty for a whole bundle or none.
+    /// Each becomes a `sources:` entry of the agent's configuration.
+    pub fetch_from: BTreeSet<String>,
 }
 
 /// Kairos skips user-data of this size or more.
@@ -195,12 +202,18 @@ pub fn render(spec: &Spec, opts: &RenderOptions) -> Result<RenderReport, RenderE
     }
     let harbor_images = harbor_images(spec)?;
 
+    let (sources, source_files) = sources::sources(spec, &opts.fetch_from)?;
+
     let mut out = Out { files: FileSet::new() };
-    let config_yaml_bytes = write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref(), &mut warnings)?;
+    for f in &source_files {
+        out.put(&f.rel, &f.data, f.mode)?;
+    }
+    let agent = Agent { has_ca: tls_material.is_some(), has_password: admin_password.is_some(), sources: &sources };
+    let config_yaml_bytes =
+        write_all(spec, &mut out, admin_password.as_deref(), tls_material.as_ref(), &agent, &mut warnings)?;
     // Said once: a warning lint already gives is not repeated.
     warnings.retain(|w| !lint.warnings().any(|f| f.message == *w));
-    let live_agent_config =
-        agent::agent_config(spec, &AgentSite::LIVE, tls_material.is_some(), admin_password.is_some());
+    let live_agent_config = agent::agent_config(spec, &AgentSite::LIVE, &agent);
 
     Ok(RenderReport {
         files: out.files,
@@ -219,6 +232,7 @@ fn write_all(
     out: &mut Out,
     admin_password: Option<&str>,
     tls: Option<&tls::TlsMaterial>,
+    agent: &Agent,
     warnings: &mut Vec<String>,
 ) -> Result<u64, RenderError> {
     // Harbor: CA for nodes and agent, password for the agent, the deployment.
@@ -296,7 +310,7 @@ fn write_all(
     }
 
     // The agent.
-    let agent = agent::agent_config(spec, &AgentSite::NODE, tls.is_some(), admin_password.is_some());
+    let agent = agent::agent_config(spec, &AgentSite::NODE, agent);
     out.put(paths::AGENT_CONFIG, agent.to_yaml().as_bytes(), Mode::Public)?;
     out.put(paths::UNIT, edgeiso_contract::unit::AGENT_UNIT.as_bytes(), Mode::Public)?;
     // Updates by courier stick: the boot stage installs the rule and unit.
