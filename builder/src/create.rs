@@ -55,7 +55,7 @@ pub enum PartialOptions {
     /// Every blob.
     #[default]
     Whole,
-    /// No config or layer blob.
+    /// No config or layer blob of a workload image (bootstrap images whole).
     Thin,
     /// No config or layer blob this (whole) bundle holds.
     Delta(PathBuf),
@@ -89,7 +89,8 @@ fn open_base(ui: &Ui, path: &std::path::Path, out: &std::path::Path, name: &str)
 type LeaveOut<'a> = Box<dyn Fn(&Digest, u64) -> bool + 'a>;
 
 /// The partial description of a new bundle and what it leaves out: a thin
-/// one every config and layer blob; a delta those the base pins in its
+/// one every config and layer blob (but a bootstrap image's, see `create`);
+/// a delta those the base pins in its
 /// bundle.json and holds at that size (the base was verified when opened).
 fn leave_out<'a>(partial: &PartialOptions, base: Option<&'a Bundle>) -> Option<(Partial, LeaveOut<'a>)> {
     match (partial, base) {
@@ -138,7 +139,6 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
         _ => None,
     };
     let partial = leave_out(&args.partial, base.as_ref());
-    let left_out = |b: &Descriptor| partial.as_ref().is_some_and(|(_, leave)| leave(&b.digest, b.size));
     let cache = BlobCache::open(args.cache.clone())?;
     let lock_path = lockfile::path_for(&spec.source_path);
     let lock = lockfile::read(&lock_path).map_err(|e| with_code(exit::INVALID_INPUT, e))?;
@@ -228,6 +228,20 @@ async fn create(ui: &Ui, spec: &Spec, args: &CreateOptions) -> anyhow::Result<Wr
         }
     }
     fail_together(failures, "could not plan")?;
+    // A thin bundle still carries its bootstrap images whole: nodes import
+    // them from the bundle at boot, before any registry runs (Harbor's own
+    // images among them), so nothing could fetch them.
+    let bootstrap_blobs: std::collections::BTreeSet<Digest> = match args.partial {
+        PartialOptions::Thin => planned
+            .iter()
+            .filter(|p| p.role == Role::Bootstrap)
+            .flat_map(|p| p.blobs.iter().map(|b| b.digest.clone()))
+            .collect(),
+        _ => Default::default(),
+    };
+    let left_out = |b: &Descriptor| {
+        !bootstrap_blobs.contains(&b.digest) && partial.as_ref().is_some_and(|(_, leave)| leave(&b.digest, b.size))
+    };
 
     // 3. Download every blob the cache lacks.
     // A partial bundle's left-out blobs are not pulled, but for a single

@@ -158,6 +158,34 @@ fn a_thin_bundle_holds_every_manifest_and_no_config_or_layer() {
 }
 
 #[test]
+fn a_thin_bundle_keeps_its_bootstrap_images_whole() {
+    let (reg, dir, _, imgs) = fixture();
+    // team/web is imported at boot, before any registry runs: nothing could
+    // fetch it, so the thin bundle carries it; team/app is fetched.
+    let spec = common::write_spec(
+        dir.path(),
+        &format!(
+            "name: s\nimages:\n  - {h}/team/app:1.0\nbootstrapImages:\n  - {h}/team/web:2.1\nregistries:\n  - host: {h}\n    insecure: true\n",
+            h = reg.host()
+        ),
+    );
+    let out = dir.path().join("thin");
+    create(&spec, &out, &dir.path().join("cache"), &["--thin"], "1700000000").ok();
+    let tar = out.join("content-s.tar");
+    let mut want = manifest_digests(&[&imgs[0], &imgs[1]]);
+    want.extend(blob_digests(&[&imgs[1]]));
+    assert_eq!(stored_blobs(&tar), want);
+    let b = Bundle::open(&tar).unwrap();
+    let left: BTreeSet<Digest> = b.left_out().unwrap().into_keys().collect();
+    assert_eq!(left, blob_digests(&[&imgs[0]]));
+    // And the ISO path takes it: render learns where team/app comes from.
+    let site = dir.path().join("site");
+    let r = edgeiso(&["render", "--spec", p(&spec), "--output", p(&site), "--bundle", p(&tar)], &[]).ok();
+    let agent_yaml = std::fs::read_to_string(site.join("agent.yaml")).unwrap();
+    assert!(agent_yaml.contains(&format!("- host: {}", reg.host())), "{agent_yaml}\n{}", r.stderr());
+}
+
+#[test]
 fn bad_bases_wrong_bases_and_thin_with_base_are_refused() {
     let (_reg, dir, spec, _imgs) = fixture();
     let (cache, old_tar) = whole(&dir, &spec);
