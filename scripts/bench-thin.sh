@@ -26,7 +26,7 @@ while (($#)); do
     esac
     shift
 done
-for tool in docker-registry skopeo curl python3 bc; do
+for tool in docker-registry skopeo curl python3 bc /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "missing $tool (scripts/install-test-deps.sh)" >&2; exit 1; }
 done
 mkdir -p "$BENCH_DIR"
@@ -46,6 +46,7 @@ rm -rf "$BENCH_DIR/src"
 start_registry "$BENCH_DIR/src"
 PIDS+=("$REGISTRY_PID")
 SRC=$REGISTRY_HOST
+SRC_PID=$REGISTRY_PID
 refs() { python3 -c 'import json,sys; print("\n".join(m["annotations"]["org.opencontainers.image.ref.name"] for m in json.load(open(sys.argv[1]+"/index.json"))["manifests"]))' "$1"; }
 for ref in $(refs "$BENCH_DIR/month1"); do
     skopeo copy -q --all --preserve-digests --dest-tls-verify=false "oci:$BENCH_DIR/month1:$ref" "docker://$SRC/$ref"
@@ -104,17 +105,23 @@ echo "thin $THIN_BYTES, delta $DELTA_BYTES, new blobs $NEW_BYTES, whole month 2 
 echo "== thin load vs skopeo docker->docker, interleaved ($RUNS rounds)" >&2
 J=$BENCH_DIR/json; mkdir -p "$J"; : >"$J/times.csv"
 uptime >"$J/load-before.txt"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
 timed() { # name command (a fresh empty destination each time)
-    local name=$1 cmd=$2 t0 t1
+    local name=$1 cmd=$2 t0 t1 s0 s1 d0 d1
     rm -rf "$BENCH_DIR/dst" "$BENCH_DIR/state"
     start_registry "$BENCH_DIR/dst"
     local pid=$REGISTRY_PID
     DST=$REGISTRY_HOST
+    s0=$(ticks "$SRC_PID"); d0=$(ticks "$pid")
     t0=$(date +%s.%N)
-    DST=$DST bash -c "$cmd" >/dev/null 2>"$J/last.err" || { echo "FAILED: $name" >&2; cat "$J/last.err" >&2; exit 1; }
+    DST=$DST /usr/bin/time -f "%U %S" -o "$J/client.cpu" bash -c "$cmd" >/dev/null 2>"$J/last.err" ||
+        { echo "FAILED: $name" >&2; cat "$J/last.err" >&2; exit 1; }
     t1=$(date +%s.%N)
+    s1=$(ticks "$SRC_PID"); d1=$(ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    echo "$name,$(echo "$t1 - $t0" | bc)" >>"$J/times.csv"
+    # wall, then CPU seconds of the client, the source and the destination
+    echo "$name,$(echo "$t1 - $t0" | bc),$(awk '{print $1 + $2}' "$J/client.cpu"),$(echo "($s1 - $s0) / $HZ" | bc -l),$(echo "($d1 - $d0) / $HZ" | bc -l)" >>"$J/times.csv"
 }
 AGENT_CMD="$AGENT load --bundle $THIN --registry http://\$DST --sources $BENCH_DIR/month1.yaml --state-dir $BENCH_DIR/state --wait-timeout 30s"
 SKOPEO_CMD="for r in ${OLD[*]}; do skopeo copy -q --all --src-tls-verify=false --dest-tls-verify=false docker://$SRC/\$r docker://\$DST/spectro-images/${SRC/:/_}/\$r; done"
@@ -129,11 +136,13 @@ python3 - "$J" "$THIN_BYTES" "$DELTA_BYTES" "$NEW_BYTES" "$WHOLE2_BYTES" "$WRITE
 import os, statistics, subprocess, sys
 j, thin, delta, new, whole2, write_docs, docs = sys.argv[1:8]
 thin, delta, new, whole2 = int(thin), int(delta), int(new), int(whole2)
-runs = {}
+runs, cpu_of = {}, {}
 for line in open(os.path.join(j, "times.csv")):
-    name, t = line.rstrip("\n").rsplit(",", 1)
+    name, t, client, src, dst = line.rstrip("\n").rsplit(",", 4)
     runs.setdefault(name, []).append(float(t))
+    cpu_of.setdefault(name, []).append((float(client), float(src), float(dst)))
 med = {k: statistics.median(v) for k, v in runs.items()}
+def cpu_med(k, i): return statistics.median(c[i] for c in cpu_of[k])
 agent = next(v for k, v in med.items() if k.startswith("edgeiso-agent"))
 skopeo = next(v for k, v in med.items() if k.startswith("skopeo"))
 loadavg = [open(os.path.join(j, f)).read().split("load average:")[1].strip() for f in ("load-before.txt", "load-after.txt")]
@@ -147,12 +156,21 @@ L.append(f"Measured by `scripts/bench-thin.sh` on {os.cpu_count()} cores ({cpu})
          f"Load average {loadavg[0]} before, {loadavg[1]} after.\n")
 L.append("Thin-bundle load (every config and layer fetched from the source while it is pushed) against skopeo copying the "
          "same images from the same source, image after image, interleaved round after round:\n")
-L.append("| what | median s | runs (s) |")
-L.append("| --- | ---: | --- |")
+L.append("| what | median s | runs (s) | CPU s: client | source registry | destination registry |")
+L.append("| --- | ---: | --- | ---: | ---: | ---: |")
 for k, v in runs.items():
-    L.append(f"| {k} | {med[k]:.2f} | {', '.join(f'{t:.2f}' for t in v)} |")
+    L.append(f"| {k} | {med[k]:.2f} | {', '.join(f'{t:.2f}' for t in v)} | {cpu_med(k, 0):.2f} | {cpu_med(k, 1):.2f} | {cpu_med(k, 2):.2f} |")
 L.append("")
+ak = next(k for k in runs if k.startswith("edgeiso-agent"))
+busy = cpu_med(ak, 0) + cpu_med(ak, 1) + cpu_med(ak, 2)
+ncpu = os.cpu_count()
 L.append(f"- thin load vs skopeo `docker://` -> `docker://`: **{skopeo/agent:.1f}x faster** (target: at least 3x).")
+L.append(f"- where the thin load's time goes: the agent, the source and the destination registry together use {busy:.2f} CPU-seconds "
+         f"per load, so on {ncpu} cores no client can finish in less than {busy/ncpu:.2f} s; the agent's {agent:.2f} s is "
+         f"{agent/(busy/ncpu):.2f}x that floor. The destination registry alone needs {cpu_med(ak, 2):.2f} CPU-seconds for what skopeo "
+         f"makes it do in {cpu_med(next(k for k in runs if k.startswith('skopeo')), 2):.2f}: the two registries, not the agent "
+         f"({cpu_med(ak, 0):.2f} CPU-seconds), bound this benchmark on this machine: a client that cost nothing would be "
+         f"{skopeo/(busy/ncpu):.1f}x skopeo here.")
 L.append(f"- the thin bundle itself: {thin/1024:.0f} KiB (manifests and indexes only).\n")
 L.append("Delta size: next month keeps 20 of the 24 images and rebuilds 4 (`--seed 2`, tag 2.0); "
          "`bundle create --base` this month's whole bundle:\n")
