@@ -180,3 +180,74 @@ fn the_udev_rule_starts_the_unit_for_a_courier_stick_and_no_other() {
     let (name, started, text) = wants("OTHERSTICK");
     assert!(!started, "{name}: {text}");
 }
+
+/// A stick pulled out mid-load, emulated by cutting the bundle short under
+/// the running agent (its reads past the cut fail, as a vanished device's
+/// do; this kernel has no device-mapper to fail a real device): the run ends
+/// with exit 6, every image it journaled as loaded is whole in the registry,
+/// and the next run, with the stick back, loads the rest without sending
+/// what was finished again.
+#[test]
+fn a_stick_pulled_out_mid_load_is_resumed_next_time_and_nothing_half_pushed_counts_as_done() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let reg = Registry::start();
+    let imgs: Vec<_> = (0..12)
+        .map(|i| edgeiso_testkit::image_with_layer(&format!("team/app{i}"), "2.0", 4 << 20, 40 + i as u64))
+        .collect();
+    let entries: Vec<Entry> = imgs.iter().map(|i| Entry::workload(i, &i.reference())).collect();
+    let bundle = write_bundle(dir, "update", &entries, None).remove(0);
+    let whole = std::fs::read(&bundle).unwrap();
+    let state = dir.join("state");
+    let journal = state.join("journal").join(format!("{}.jsonl", reg.host().replace(':', "_")));
+    let load = |extra: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_edgeiso-agent"));
+        c.args(["load", "--json", "--concurrency", "1", "--registry", &reg.url(), "--state-dir"])
+            .arg(&state)
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let images_journaled = || {
+        std::fs::read_to_string(&journal).unwrap_or_default().lines().filter(|l| l.contains("\"t\":\"image\"")).count()
+    };
+    let child = load(&[]).spawn().unwrap();
+    let t = std::time::Instant::now();
+    while images_journaled() < 3 && t.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // Pulled: everything past the first third of the bundle is gone.
+    std::fs::OpenOptions::new().write(true).open(&bundle).unwrap().set_len(whole.len() as u64 / 3).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    let done_first = images_journaled();
+    assert!((3..12).contains(&done_first), "{done_first} images journaled before the pull");
+    // Everything journaled as loaded is there, whole.
+    for line in std::fs::read_to_string(&journal).unwrap().lines().filter(|l| l.contains("\"t\":\"image\"")) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (repo, tag) = v["target"].as_str().unwrap().rsplit_once(':').unwrap();
+        let img = imgs.iter().find(|i| repo.ends_with(&i.repository)).unwrap();
+        let (_, m) = reg.get_manifest(repo, tag).expect("a journaled image is in the registry");
+        assert_eq!(m, img.top_bytes());
+        for (digest, bytes) in &img.blobs {
+            assert!(reg.get_blob(repo, digest.as_str()).as_deref() == Some(&bytes[..]), "{repo}: {digest}");
+        }
+    }
+
+    // The stick is back: the rest loads, the finished images are not sent again.
+    std::fs::write(&bundle, &whole).unwrap();
+    let out = load(&[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let fresh = events.iter().filter(|e| e["event"] == "image-loaded" && e["already_present"] == false).count();
+    assert_eq!(fresh, 12 - done_first, "only the images the first run did not finish");
+    for img in &imgs {
+        let repo = format!("spectro-images/docker.io/{}", img.repository);
+        assert_eq!(reg.get_manifest(&repo, "2.0").map(|m| m.1), Some(img.top_bytes().to_vec()), "{repo}");
+    }
+}

@@ -312,3 +312,43 @@ fn a_personalised_golden_loads_into_the_sites_registry_bios_cd_and_uefi_usb() {
         assert_arrived_identical(&fx.source, &target, &fx.corpus);
     }
 }
+
+#[test]
+fn a_thin_site_iso_fetches_every_layer_from_the_source_at_first_boot_bios_cd() {
+    let fx = Fixture::new("grub-mkrescue");
+    let target = Registry::start();
+    // The guest reaches this host's registries at 10.0.2.2: the images are
+    // named so in the bundle and the spec, and the source serves them there.
+    let source_host = format!("10.0.2.2:{}", fx.source.port());
+    let refs: Vec<String> = fx.corpus.iter().map(|i| format!("{source_host}/{}:{}", i.repository, i.tag)).collect();
+    let entries: Vec<edgeiso_testkit::bundles::Entry> =
+        fx.corpus.iter().zip(&refs).map(|(i, r)| edgeiso_testkit::bundles::Entry::workload(i, r)).collect();
+    let thin = edgeiso_testkit::bundles::write_thin_bundle(fx.path(), "e2e", &entries);
+    let images: String = refs.iter().map(|r| format!("  - {r}\n")).collect();
+    let spec = common::write_spec(
+        fx.path(),
+        &format!(
+            "name: e2e\nimages:\n{images}registries:\n  - host: {source_host}\n    insecure: true\n\
+             harbor:\n  url: http://10.0.2.2:{}\nagent:\n  liveLoad: true\n",
+            target.port()
+        ),
+    );
+    let iso = fx.path().join("site.iso");
+    let epoch = E2E_EPOCH.to_string();
+    let args = ["iso", "--spec", p(&spec), "--base", p(&fx.base), "--output", p(&iso), "--bundle", p(&thin)];
+    edgeiso(&[&args[..], &["--agent", p(&fx.agent)]].concat(), &[("SOURCE_DATE_EPOCH", &epoch)]).ok();
+    assert!(std::fs::metadata(&iso).unwrap().len() < std::fs::metadata(&fx.base).unwrap().len() + (16 << 20));
+
+    assert!(target.catalog().is_empty());
+    fx.live_boot(&iso, "bios", "cd", &target, &thin, LOADED_MARKER);
+    let prefix = format!("spectro-images/{}", source_host.replace(':', "_"));
+    for img in &fx.corpus {
+        let repo = format!("{prefix}/{}", img.repository);
+        let (_, top) = target.get_manifest(&repo, &img.tag).unwrap_or_else(|| panic!("{repo}:{} missing", img.tag));
+        assert_eq!(top, img.top_bytes(), "{repo}");
+        for (d, bytes) in &img.blobs {
+            let got = target.get_blob(&repo, d.as_str()).unwrap_or_else(|| panic!("{repo}: blob {d} missing"));
+            assert!(got == *bytes, "{repo}: blob {d} differs");
+        }
+    }
+}
