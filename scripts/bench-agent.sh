@@ -187,7 +187,7 @@ if ((!SKIP_BIG)); then
     rm -rf "$REG_DIR/storage"
 fi
 
-python3 - "$J" "$BLOB_COUNT" "$BLOB_BYTES" "$BIG_LINE" "$WRITE_DOCS" "$ROOT/docs/benchmarks.md" "$BENCH_DIR/results.md" <<'PY'
+PYTHONPATH="$ROOT/scripts" python3 - "$J" "$BLOB_COUNT" "$BLOB_BYTES" "$BIG_LINE" "$WRITE_DOCS" "$ROOT/docs/benchmarks.md" "$BENCH_DIR/results.md" <<'PY'
 import json, sys, statistics, os, platform, subprocess
 j, count, nbytes, big, write_docs, docs, out = sys.argv[1:8]
 count, nbytes = int(count), int(nbytes)
@@ -251,12 +251,6 @@ text = "\n".join(L) + "\n"
 open(out, "w").write(text)
 print(text)
 if write_docs == "1":
-    old = open(docs).read() if os.path.exists(docs) else "# Benchmarks\n\n"
-    start = old.find("## Agent load")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + 3)
-        new = old[:start] + text + (old[nxt + 1:] if nxt >= 0 else "")
-    open(docs, "w").write(new)
+    from bench_docs import replace_section
+    replace_section(docs, text)
 PY

@@ -132,7 +132,7 @@ for r in $(seq "$RUNS"); do
 done
 uptime >"$J/load-after.txt"
 
-python3 - "$J" "$THIN_BYTES" "$DELTA_BYTES" "$NEW_BYTES" "$WHOLE2_BYTES" "$WRITE_DOCS" "$ROOT/docs/benchmarks.md" <<'PY'
+PYTHONPATH="$ROOT/scripts" python3 - "$J" "$THIN_BYTES" "$DELTA_BYTES" "$NEW_BYTES" "$WHOLE2_BYTES" "$WRITE_DOCS" "$ROOT/docs/benchmarks.md" <<'PY'
 import os, statistics, subprocess, sys
 j, thin, delta, new, whole2, write_docs, docs = sys.argv[1:8]
 thin, delta, new, whole2 = int(thin), int(delta), int(new), int(whole2)
@@ -187,12 +187,6 @@ L.append("Reproduce: `scripts/bench-thin.sh --write-docs` (needs docker-registry
 text = "\n".join(L) + "\n"
 print(text)
 if write_docs == "1":
-    old = open(docs).read()
-    start = old.find("## Partial bundles")
-    if start < 0:
-        new_doc = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + 3)
-        new_doc = old[:start] + text + (old[nxt + 1:] if nxt >= 0 else "")
-    open(docs, "w").write(new_doc)
+    from bench_docs import replace_section
+    replace_section(docs, text)
 PY

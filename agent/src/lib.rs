@@ -12,6 +12,7 @@ pub mod discover;
 pub mod dns;
 pub mod error;
 pub mod events;
+pub mod fetch;
 pub mod journal;
 pub mod load;
 pub mod location;

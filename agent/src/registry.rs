@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use edgeiso_bundle::manifest::ACCEPTED_MANIFEST_TYPES;
 use edgeiso_bundle::Digest;
 use edgeiso_contract::printable::escape;
@@ -240,57 +239,6 @@ pub fn uploaded_bytes(range: &str) -> u64 {
     }
 }
 
-/// A blob's bytes as a source registry sends them: exactly the range asked
-/// for, each piece within the idle bound, or an error (an answer that ends
-/// early, or goes silent, is one).
-pub struct BlobBody {
-    resp: Response,
-    what: String,
-    /// Bytes still to drop (a registry that ignored the range).
-    skip: u64,
-    /// Bytes still to give.
-    remaining: u64,
-    idle: Duration,
-}
-
-impl BlobBody {
-    /// The next piece, `None` once the range is given whole.
-    pub async fn next(&mut self) -> Result<Option<Bytes>, RegistryError> {
-        while self.remaining > 0 {
-            let piece = match tokio::time::timeout(self.idle, self.resp.chunk()).await {
-                Ok(Ok(Some(c))) => c,
-                Ok(Ok(None)) => {
-                    return Err(RegistryError::Transport {
-                        what: self.what.clone(),
-                        message: format!("the answer ended {} bytes short", self.remaining),
-                    })
-                }
-                Ok(Err(e)) => return Err(RegistryClient::transport_error(&self.what, &e)),
-                Err(_) => {
-                    return Err(RegistryError::Transport {
-                        what: self.what.clone(),
-                        message: format!("no data for {}", humantime::format_duration(self.idle)),
-                    })
-                }
-            };
-            let mut piece = piece;
-            if self.skip > 0 {
-                let n = self.skip.min(piece.len() as u64);
-                self.skip -= n;
-                piece = piece.slice(n as usize..);
-            }
-            if piece.is_empty() {
-                continue;
-            }
-            // Never more than asked for: the rest of an answer is not read.
-            let n = self.remaining.min(piece.len() as u64);
-            self.remaining -= n;
-            return Ok(Some(piece.slice(..n as usize)));
-        }
-        Ok(None)
-    }
-}
-
 /// The `Docker-Content-Digest` an answer carries.
 fn content_digest(resp: &Response) -> Option<&str> {
     resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(str::trim)
@@ -351,7 +299,7 @@ impl RegistryClient {
         self.url.join(&format!("v2/{path}"))
     }
 
-    fn transport_error(what: &str, e: &reqwest::Error) -> RegistryError {
+    pub(crate) fn transport_error(what: &str, e: &reqwest::Error) -> RegistryError {
         if let Some(message) = crate::tls::is_cert_error(e) {
             return RegistryError::Tls { what: what.to_owned(), message };
         }
@@ -407,7 +355,7 @@ impl RegistryClient {
         }
     }
 
-    async fn status_error(&self, what: &str, resp: Response) -> RegistryError {
+    pub(crate) async fn status_error(&self, what: &str, resp: Response) -> RegistryError {
         let status = resp.status().as_u16();
         let body = self.read_text(what, resp).await;
         if let Some(state) = Refusal::of(status, &body) {
@@ -747,58 +695,6 @@ impl RegistryClient {
             StatusCode::NOT_FOUND => Ok(false),
             _ => Err(self.status_error(&what, resp).await),
         }
-    }
-
-    /// Bytes `[from, to)` of blob `digest` of `repo` (whose size is
-    /// `size`), to be read with [`BlobBody::next`]. Asked for with a `Range`
-    /// unless the whole blob is wanted; a registry that ignores the range
-    /// (200) is read from its start and the bytes before `from` dropped.
-    /// Redirects (to a CDN or object store) are followed without the
-    /// credentials when they leave the registry's host.
-    pub async fn get_blob(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        from: u64,
-        to: u64,
-        size: u64,
-    ) -> Result<BlobBody, RegistryError> {
-        let url = self.v2(&format!("{repo}/blobs/{digest}"));
-        let what = format!("GET {} {repo} blob {digest}", self.url);
-        let whole = from == 0 && to == size;
-        let range = format!("bytes={from}-{}", to.saturating_sub(1));
-        let resp = self
-            .send(&what, &[auth::pull_scope(repo)], &|c| {
-                let rb = c.get(url.clone());
-                if whole {
-                    rb
-                } else {
-                    rb.header(reqwest::header::RANGE, range.as_str())
-                }
-            })
-            .await?;
-        let skip = match resp.status() {
-            StatusCode::OK => from,
-            StatusCode::PARTIAL_CONTENT if !whole => {
-                let served = resp.headers().get(reqwest::header::CONTENT_RANGE).and_then(|v| v.to_str().ok());
-                let start = served
-                    .and_then(|r| r.trim().strip_prefix("bytes "))
-                    .and_then(|r| r.split_once('-'))
-                    .and_then(|(a, _)| a.trim().parse::<u64>().ok());
-                if start != Some(from) {
-                    return Err(RegistryError::Protocol {
-                        what,
-                        message: format!(
-                            "asked for bytes from {from}, the answer's Content-Range is {}",
-                            escape(served.unwrap_or("missing"))
-                        ),
-                    });
-                }
-                0
-            }
-            _ => return Err(self.status_error(&what, resp).await),
-        };
-        Ok(BlobBody { resp, what, skip, remaining: to - from, idle: self.timeouts.idle_read })
     }
 
     /// After a 2xx to a request that should have stored blob `digest`: the

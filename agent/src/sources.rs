@@ -184,10 +184,6 @@ impl SourceClients {
     pub fn get(&self, host: &str) -> Option<Arc<RegistryClient>> {
         self.clients.get(&canonical_host(host)).cloned()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.clients.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -113,7 +113,7 @@ enum RangeReader {
     },
     /// The answer is asked for at the first read.
     Registry {
-        body: Option<Box<crate::registry::BlobBody>>,
+        body: Option<Box<crate::fetch::BlobBody>>,
         src: BlobSource,
         from: u64,
         to: u64,

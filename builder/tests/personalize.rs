@@ -65,6 +65,17 @@ fn site_file(dir: &Path, name: &str, port: u16) -> PathBuf {
     path
 }
 
+/// A reader of the files a personalised ISO's site area holds, by path.
+fn area_members(iso: &Path) -> impl Fn(&str) -> String {
+    let x = edgeiso_overlay::iso::Xorriso::find().unwrap();
+    let area = edgeiso_overlay::site_area::locate(&x, iso).unwrap();
+    let edgeiso_overlay::site_area::AreaContent::Written { files, .. } = area.read().unwrap() else { panic!("empty") };
+    move |path: &str| {
+        let (_, bytes) = files.iter().find(|(f, _)| f.path == path).unwrap_or_else(|| panic!("{path} not in the area"));
+        String::from_utf8(bytes.clone()).unwrap()
+    }
+}
+
 #[test]
 fn one_golden_becomes_two_sites_and_back() {
     let d = tempfile::tempdir().unwrap();
@@ -136,13 +147,7 @@ fn one_golden_becomes_two_sites_and_back() {
     std::fs::write(&site2, format!("{text}users:\n  - {{name: ops, passwordFile: ops.hash, groups: [admin]}}\n"))
         .unwrap();
     edgeiso(&["personalize", p(&s2), "--site", p(&site2), "--in-place"], &[]).ok();
-    let x = edgeiso_overlay::iso::Xorriso::find().unwrap();
-    let area = edgeiso_overlay::site_area::locate(&x, &s2).unwrap();
-    let edgeiso_overlay::site_area::AreaContent::Written { files, .. } = area.read().unwrap() else { panic!("empty") };
-    let member = |path: &str| {
-        let (_, bytes) = files.iter().find(|(f, _)| f.path == path).unwrap_or_else(|| panic!("{path} not in the area"));
-        String::from_utf8(bytes.clone()).unwrap()
-    };
+    let member = area_members(&s2);
     let user_data = member("edgeiso-site/oem/99_edgeiso-site.yaml");
     assert!(user_data.contains("name: store-2") && user_data.contains("hostName: edge-store-2"), "{user_data}");
     assert!(user_data.contains("ops:") && user_data.contains("$6$salt$hash"), "the site's users: {user_data}");
@@ -213,13 +218,7 @@ fn a_site_of_a_thin_golden_keeps_the_source_registries_its_agent_fetches_from() 
     .ok();
     let site = site_file(dir, "store-1", 5001);
     edgeiso(&["personalize", p(&golden), "--site", p(&site), "--in-place"], &[]).ok();
-    let x = edgeiso_overlay::iso::Xorriso::find().unwrap();
-    let area = edgeiso_overlay::site_area::locate(&x, &golden).unwrap();
-    let edgeiso_overlay::site_area::AreaContent::Written { files, .. } = area.read().unwrap() else { panic!("empty") };
-    let member = |path: &str| {
-        let (_, bytes) = files.iter().find(|(f, _)| f.path == path).unwrap_or_else(|| panic!("{path} not in the area"));
-        String::from_utf8(bytes.clone()).unwrap()
-    };
+    let member = area_members(&golden);
     // The site's Harbor differs, so its agent.yaml is the site's: with the golden's sources.
     let node = member("edgeiso-site/files/edgeiso/site/agent.yaml");
     assert!(node.contains("http://10.0.2.2:5001"), "{node}");
