@@ -254,6 +254,11 @@ fn a_delta_loads_what_its_base_lacks_and_is_refused_where_the_base_was_never_loa
         "{stderr}"
     );
     assert!(dest.get_manifest("spectro-images/docker.io/team/web", "2.1").is_none());
+    // Again: the journal now holds the delta's own plan under that name.
+    let out = load(&dest, &delta, &state, &[]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("is not recorded here since this delta was planned"), "{stderr}");
 
     // A different bundle of the same name loaded: still not the base.
     let other_dir = dir.path().join("other");

@@ -231,7 +231,7 @@ pub async fn run(settings: LoadSettings) -> Result<LoadReport, AgentError> {
         let files = BundleFiles::open(&bundle)?;
         let base = match bundle.partial() {
             Some(edgeiso_bundle::Partial::Delta { base }) => {
-                let sentence = base_sentence(&journal.state(), base);
+                let sentence = base_sentence(&journal.state(), base, &bundle.bundle_json_sha256());
                 info!(bundle = %escape(&bundle.meta.name), "a delta: {sentence}");
                 Some(Supply::Base(sentence.into()))
             }

@@ -60,12 +60,21 @@ pub(super) fn blob_source(item: &WorkItem, blob: &Descriptor) -> Result<Option<B
 
 /// What this node's journal says of a delta's base, as a sentence naming
 /// it: a delta refers to its base by the sha256 of its `bundle.json`, so a
-/// different bundle of the same name is not it.
-pub(super) fn base_sentence(state: &crate::journal::JournalState, base: &edgeiso_bundle::BaseBundle) -> String {
+/// different bundle of the same name is not it. The journal keeps one plan
+/// per name, and a delta is named as its base is: once the delta (`own`)
+/// was planned here, the base's plan is no longer known.
+pub(super) fn base_sentence(
+    state: &crate::journal::JournalState,
+    base: &edgeiso_bundle::BaseBundle,
+    own: &Digest,
+) -> String {
     let named = format!("its base bundle {} (bundle.json sha256 {})", escape(&base.name), base.bundle_json_sha256);
     match state.plans.get(&base.name) {
         _ if state.loaded_whole(&base.name, &base.bundle_json_sha256) => {
             format!("{named} was loaded here")
+        }
+        Some(p) if p.sha256.as_ref() == Some(own) => {
+            format!("{named} is not recorded here since this delta was planned")
         }
         Some(p) if p.sha256.is_some() && p.sha256.as_ref() != Some(&base.bundle_json_sha256) => format!(
             "{named} was never loaded here: the bundle of that name loaded here is another one (bundle.json sha256 {})",
