@@ -62,13 +62,18 @@ impl RegistryClient {
             }
             _ => return Err(self.status_error(&what, resp).await),
         };
-        Ok(BlobBody { resp, what, skip, remaining: to - from, idle: self.timeouts.idle_read })
+        // The whole answer within the bound an upload of as many bytes gets
+        // (a source trickling a byte a second never trips the idle bound).
+        let within = self.timeouts.answer_within(skip + to - from);
+        let deadline = tokio::time::Instant::now() + within;
+        Ok(BlobBody { resp, what, skip, remaining: to - from, idle: self.timeouts.idle_read, deadline, within })
     }
 }
 
 /// A blob's bytes as a source registry sends them: exactly the range asked
-/// for, each piece within the idle bound, or an error (an answer that ends
-/// early, or goes silent, is one).
+/// for, each piece within the idle bound and all of them within the answer
+/// bound of as many bytes, or an error (an answer that ends early, goes
+/// silent or trickles is one).
 pub struct BlobBody {
     resp: Response,
     what: String,
@@ -77,13 +82,27 @@ pub struct BlobBody {
     /// Bytes still to give.
     remaining: u64,
     idle: Duration,
+    deadline: tokio::time::Instant,
+    within: Duration,
 }
 
 impl BlobBody {
     /// The next piece, `None` once the range is given whole.
     pub async fn next(&mut self) -> Result<Option<Bytes>, RegistryError> {
         while self.remaining > 0 {
-            let piece = match tokio::time::timeout(self.idle, self.resp.chunk()).await {
+            let left = self.deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Err(RegistryError::Transport {
+                    what: self.what.clone(),
+                    message: format!(
+                        "{} bytes still to come after {}: slower than {} KiB/s",
+                        self.remaining,
+                        humantime::format_duration(self.within),
+                        crate::registry::MIN_UPLOAD_RATE >> 10
+                    ),
+                });
+            }
+            let piece = match tokio::time::timeout(self.idle.min(left), self.resp.chunk()).await {
                 Ok(Ok(Some(c))) => c,
                 Ok(Ok(None)) => {
                     return Err(RegistryError::Transport {
@@ -95,7 +114,7 @@ impl BlobBody {
                 Err(_) => {
                     return Err(RegistryError::Transport {
                         what: self.what.clone(),
-                        message: format!("no data for {}", humantime::format_duration(self.idle)),
+                        message: format!("no data for {}", humantime::format_duration(self.idle.min(left))),
                     })
                 }
             };

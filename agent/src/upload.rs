@@ -102,6 +102,10 @@ struct StreamOutcome {
     hasher: Mutex<Option<Sha256>>,
     mismatch: Mutex<Option<Digest>>,
     read_error: Mutex<Option<ReadFailure>>,
+    /// The body was waiting for the source registry's next piece: when the
+    /// request fails then, the source is the one that stalled, not the site
+    /// registry (whose answer bound may run out first).
+    waiting_on_source: std::sync::atomic::AtomicBool,
 }
 
 /// The bytes of a range of a blob, piece by piece, from where it lies.
@@ -226,7 +230,11 @@ impl BlobSource {
         };
         let stream = futures_util::stream::unfold(state, |mut st| async move {
             loop {
-                match st.reader.next().await {
+                let from_source = matches!(st.reader, RangeReader::Registry { .. });
+                st.outcome.waiting_on_source.store(from_source, Ordering::Relaxed);
+                let next = st.reader.next().await;
+                st.outcome.waiting_on_source.store(false, Ordering::Relaxed);
+                match next {
                     Ok(Some(piece)) => {
                         st.hasher.as_mut().expect("hasher present while reading").update(&piece);
                         if let Some(prev) = st.held.replace(piece) {
@@ -273,7 +281,22 @@ impl BlobSource {
         if let Some(actual) = outcome.mismatch.lock().unwrap().clone() {
             return Some(UploadError::Corrupt { digest: self.digest.clone(), actual, from: self.origin_name() });
         }
-        outcome.read_error.lock().unwrap().take().map(|e| self.read_error(e))
+        if let Some(e) = outcome.read_error.lock().unwrap().take() {
+            return Some(self.read_error(e));
+        }
+        match &self.origin {
+            BlobOrigin::Registry { client, repo } if outcome.waiting_on_source.load(Ordering::Relaxed) => {
+                Some(UploadError::Source {
+                    digest: self.digest.clone(),
+                    error: RegistryError::Transport {
+                        what: format!("GET {} {repo} blob {}", client.url, self.digest),
+                        message: "stopped sending: the upload into the site registry ran out of time waiting for it"
+                            .into(),
+                    },
+                })
+            }
+            _ => None,
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use common::hostile_source::{HostileSource, SourceMode};
 use common::*;
 use edgeiso_bundle::Digest;
 use edgeiso_testkit::bundles::{write_delta_bundle, write_thin_bundle};
@@ -279,4 +280,56 @@ fn a_delta_loads_what_its_base_lacks_and_is_refused_where_the_base_was_never_loa
     let uploaded: u64 = blob_events(&events(&out), "uploaded").iter().map(|e| e["size"].as_u64().unwrap()).sum();
     let new_bytes: u64 = app2.blobs.values().map(|b| b.len() as u64).sum();
     assert!(uploaded <= new_bytes, "sent {uploaded}, new {new_bytes}");
+}
+
+/// A thin bundle of one image whose blobs a hostile source serves, and the
+/// site registry it goes into (real).
+fn hostile_load(mode: SourceMode, extra: &[&str]) -> (Output, Registry, TestImage, HostileSource) {
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_with_layer("team/app", "1.0", 3 << 20, 30);
+    let blobs = image.blobs.iter().map(|(d, b)| (d.to_string(), b.clone())).collect();
+    let source = HostileSource::start(blobs, mode);
+    let reference = format!("{}/team/app:1.0", source.host);
+    let thin = write_thin_bundle(dir.path(), "site", &[Entry::workload(&image, &reference)]);
+    let sources = sources_file(dir.path(), &format!("  - host: {}\n    insecure: true\n", source.host));
+    let mut args = vec!["--sources", p(&sources), "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    args.extend_from_slice(extra);
+    let out = load(&dest, &thin, &dir.path().join("s"), &args);
+    (out, dest, image, source)
+}
+
+#[test]
+fn a_source_that_ignores_range_or_sends_too_much_still_gives_exactly_the_blob() {
+    for mode in [SourceMode::IgnoresRange, SourceMode::Overlong] {
+        let (out, dest, image, source) = hostile_load(mode, &[]);
+        assert_eq!(out.status.code(), Some(0), "{mode:?}");
+        assert_loaded(&dest, &target(&format!("{}/team/app:1.0", source.host)), "1.0", &image);
+        if mode == SourceMode::IgnoresRange {
+            // Chunks were asked for by range, and answered whole.
+            let ranges = source.ranges.lock().unwrap();
+            assert!(ranges.iter().any(|r| r.as_deref() == Some("bytes=1048576-2097151")), "{ranges:?}");
+        }
+    }
+}
+
+#[test]
+fn a_source_sending_garbage_without_end_or_trickling_is_cut_off() {
+    let started = std::time::Instant::now();
+    let (out, dest, _, source) = hostile_load(SourceMode::Endless, &["--retries", "0"]);
+    assert_eq!(out.status.code(), Some(3), "a content failure: the bytes are not the blob");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("served by source registry http://{}", source.host)) && stderr.contains("corrupt")
+    );
+    assert!(
+        dest.catalog().is_empty()
+            || dest.get_manifest(&target(&format!("{}/team/app:1.0", source.host)), "1.0").is_none()
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "never more than the blob's size is read");
+
+    let (out, _, _, source) = hostile_load(SourceMode::Trickle, &["--retries", "0", "--answer-timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(4), "a source that does not answer in time");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("their source registry did not answer") && stderr.contains(&source.host), "{stderr}");
 }

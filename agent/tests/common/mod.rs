@@ -5,6 +5,7 @@
 
 pub mod harbor;
 pub mod hostile;
+pub mod hostile_source;
 
 use std::path::Path;
 use std::process::{Command, Output};
