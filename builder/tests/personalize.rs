@@ -28,26 +28,17 @@ fn golden(dir: &Path, source: &Registry) -> PathBuf {
              harbor:\n  url: http://10.0.2.2:5999\n  adminPasswordFile: harbor.pw\nagent: {{liveLoad: true}}\n"
         ),
     );
+    build_golden(dir, &spec, &["--cache", p(&dir.join("cache"))])
+}
+
+/// `edgeiso iso` of `spec` on the grub-mkrescue base, with a stand-in agent,
+/// into `dir/golden.iso`.
+fn build_golden(dir: &Path, spec: &Path, extra: &[&str]) -> PathBuf {
     let iso = dir.join("golden.iso");
     let agent = fake_static_agent(dir);
-    let epoch = E2E_EPOCH.to_string();
-    edgeiso(
-        &[
-            "iso",
-            "--spec",
-            p(&spec),
-            "--base",
-            p(&base_iso("grub-mkrescue")),
-            "--output",
-            p(&iso),
-            "--agent",
-            p(&agent),
-            "--cache",
-            p(&dir.join("cache")),
-        ],
-        &[("SOURCE_DATE_EPOCH", &epoch)],
-    )
-    .ok();
+    let base = base_iso("grub-mkrescue");
+    let args = ["iso", "--spec", p(spec), "--base", p(&base), "--output", p(&iso), "--agent", p(&agent)];
+    edgeiso(&[&args[..], extra].concat(), &[("SOURCE_DATE_EPOCH", &E2E_EPOCH.to_string())]).ok();
     iso
 }
 
@@ -197,25 +188,7 @@ fn a_site_of_a_thin_golden_keeps_the_source_registries_its_agent_fetches_from() 
         "name: fleet\nimages:\n  - 127.0.0.1:9/team/app:1.0\nregistries:\n  - host: 127.0.0.1:9\n    insecure: true\n\
          \x20   username: puller\n    passwordFile: source.pw\nharbor:\n  url: http://10.0.2.2:5999\n",
     );
-    let golden = dir.join("golden.iso");
-    let agent = fake_static_agent(dir);
-    edgeiso(
-        &[
-            "iso",
-            "--spec",
-            p(&spec),
-            "--base",
-            p(&base_iso("grub-mkrescue")),
-            "--output",
-            p(&golden),
-            "--agent",
-            p(&agent),
-            "--bundle",
-            p(&thin),
-        ],
-        &[],
-    )
-    .ok();
+    let golden = build_golden(dir, &spec, &["--bundle", p(&thin)]);
     let site = site_file(dir, "store-1", 5001);
     edgeiso(&["personalize", p(&golden), "--site", p(&site), "--in-place"], &[]).ok();
     let member = area_members(&golden);
