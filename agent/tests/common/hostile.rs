@@ -41,6 +41,8 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub authorization: bool,
+    /// The `Range` header, if any.
+    pub range: Option<String>,
 }
 
 pub struct HostileServer {
@@ -81,9 +83,9 @@ impl Drop for HostileServer {
     }
 }
 
-/// One request's method, path and whether it carried `Authorization`, its
-/// body read and dropped.
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
+/// One request's method, path, whether it carried `Authorization` and its
+/// `Range`, its body read and dropped.
+pub fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
@@ -93,6 +95,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
     let mut len = 0usize;
     let mut chunked = false;
     let mut authorization = false;
+    let mut range = None;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).ok()? == 0 {
@@ -107,6 +110,9 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
             len = v.trim().parse().unwrap_or(0);
         }
         authorization |= lower.starts_with("authorization:");
+        if let Some(v) = lower.strip_prefix("range:") {
+            range = Some(v.trim().to_owned());
+        }
         if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
             chunked = true;
         }
@@ -125,7 +131,7 @@ fn read_request(r: &mut BufReader<TcpStream>) -> Option<Seen> {
     } else {
         std::io::copy(&mut r.by_ref().take(len as u64), &mut std::io::sink()).ok()?;
     }
-    Some(Seen { method, path, authorization })
+    Some(Seen { method, path, authorization, range })
 }
 
 fn serve(conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool, log: &Mutex<Vec<Seen>>) {
@@ -138,7 +144,7 @@ fn serve(conn: TcpStream, behaviour: Behaviour, stop: &AtomicBool, log: &Mutex<V
             return;
         }
         log.lock().unwrap().push(seen.clone());
-        let Seen { method, path, authorization } = seen;
+        let Seen { method, path, authorization, .. } = seen;
         let html = "<html>hello</html>";
         let answer = match behaviour {
             Behaviour::Html => {

@@ -4,11 +4,13 @@
 //! thread per connection; the listener ends when the server is dropped.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use super::hostile::{read_request, Seen};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceMode {
@@ -60,33 +62,6 @@ impl Drop for HostileSource {
     }
 }
 
-/// The request line's method and path and the `Range` header (requests
-/// without a body only: a source is only read from).
-fn read_request(r: &mut BufReader<TcpStream>) -> Option<(String, String, Option<String>)> {
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
-    let mut range = None;
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            return Some((method, path, range));
-        }
-        if let Some((name, value)) = h.split_once(':') {
-            if name.eq_ignore_ascii_case("range") {
-                range = Some(value.trim().to_owned());
-            }
-        }
-    }
-}
-
 fn serve(
     conn: TcpStream,
     mode: SourceMode,
@@ -97,7 +72,7 @@ fn serve(
     let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
-    while let Some((method, path, range)) = read_request(&mut r) {
+    while let Some(Seen { method, path, range, .. }) = read_request(&mut r) {
         if stop.load(Ordering::SeqCst) {
             return;
         }
