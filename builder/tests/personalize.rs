@@ -68,6 +68,21 @@ fn area_members(iso: &Path) -> impl Fn(&str) -> String {
 }
 
 #[test]
+fn reset_and_show_refuse_an_output_they_would_not_write() {
+    // `--reset` empties ISO itself: with --output it would have emptied the
+    // golden while the user asked for a copy.
+    let dir = tempfile::tempdir().unwrap();
+    let iso = dir.path().join("golden.iso");
+    std::fs::write(&iso, b"not touched").unwrap();
+    for action in ["--reset", "--show"] {
+        let r = edgeiso(&["personalize", p(&iso), action, "--output", p(&dir.path().join("copy.iso"))], &[]);
+        assert_eq!(r.code(), 2, "{}", r.stderr());
+        assert!(r.stderr().contains("--output"), "{}", r.stderr());
+        assert_eq!(std::fs::read(&iso).unwrap(), b"not touched");
+    }
+}
+
+#[test]
 fn one_golden_becomes_two_sites_and_back() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();

@@ -236,10 +236,10 @@ pub struct PersonalizeArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Print what the site area holds (secrets are never shown).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     pub show: bool,
-    /// Empty the site area.
-    #[arg(long)]
+    /// Empty the site area of ISO itself.
+    #[arg(long, conflicts_with = "output")]
     pub reset: bool,
 }
 
