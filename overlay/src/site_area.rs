@@ -239,11 +239,29 @@ impl SiteArea {
         let mut area = payload;
         let used = area.len() as u64;
         area.resize(self.bytes as usize, 0);
-        file.seek(SeekFrom::Start(self.offset)).map_err(io_at(&self.iso))?;
-        file.write_all(&area).map_err(io_at(&self.iso))?;
-        file.sync_data().map_err(io_at(&self.iso))?;
+        for (at, bytes) in write_steps(&area) {
+            file.seek(SeekFrom::Start(self.offset + at)).map_err(io_at(&self.iso))?;
+            file.write_all(bytes).map_err(io_at(&self.iso))?;
+            file.sync_data().map_err(io_at(&self.iso))?;
+        }
         Ok(used)
     }
+}
+
+/// The bytes of the area where the gzip header lies: written last.
+const HEAD: usize = 2048;
+
+/// The writes that put `area` in place, in order, each synced before the
+/// next: the head zeroed, then everything after it, then the head. A crash
+/// at any point leaves the old area (before the first write lands), an
+/// area whose start is zeros and whose rest is not (the kernel skips the
+/// zeros, finds no archive magic and unpacks nothing of it; the hook finds
+/// no manifest; `read` calls it interrupted), or the new area whole. Never
+/// a mix the kernel would unpack part of.
+fn write_steps(area: &[u8]) -> [(u64, &[u8]); 3] {
+    const ZEROS: [u8; HEAD] = [0; HEAD];
+    let head = HEAD.min(area.len());
+    [(0, &ZEROS[..head]), (head as u64, &area[head..]), (0, &area[..head])]
 }
 
 /// The area's archive: [`site_area::ROOT`], the manifest, then each file
@@ -280,6 +298,11 @@ fn hex(bytes: &[u8]) -> String {
 /// Read an area's bytes: zeros, or one gzip'd archive then zeros.
 fn decode(raw: &[u8]) -> Result<AreaContent, String> {
     let Some(start) = raw.iter().position(|&b| b != 0) else { return Ok(AreaContent::Empty) };
+    if start >= HEAD.min(raw.len()) {
+        return Err(
+            "its start is zeros and the rest is not: a write was interrupted (personalize again, or --reset)".into()
+        );
+    }
     if start != 0 || !raw.starts_with(&[0x1f, 0x8b]) {
         return Err("it holds neither zeros nor a gzip archive at its start".into());
     }
@@ -303,7 +326,8 @@ fn decode(raw: &[u8]) -> Result<AreaContent, String> {
             break;
         }
         let (name, mode, size) = (entry.entry().name().to_owned(), entry.entry().mode(), entry.entry().file_size());
-        let mut data = Vec::with_capacity(size as usize);
+        // The header's size is the archive's word: never reserve more than is left of it.
+        let mut data = Vec::with_capacity((size as usize).min(rest.len()));
         (&mut entry).take(u64::from(size)).read_to_end(&mut data).map_err(|e| format!("{name:?}: {e}"))?;
         rest = entry.finish().map_err(|e| format!("{name:?}: {e}"))?;
         entries.push((name, mode, data));
@@ -398,6 +422,58 @@ mod tests {
         // The kernel reads it: the archive and its zero padding.
         let report = check_initramfs(&raw).unwrap();
         assert!(report.get("edgeiso-site/files/edgeiso/site/harbor/admin-password").is_some());
+    }
+
+    #[test]
+    fn a_write_cut_off_after_any_step_leaves_the_old_area_an_ignored_one_or_the_new_one() {
+        let (manifest, files) = sample();
+        let old_manifest = AreaManifest { files: vec![area_file(&files[0])], ..manifest.clone() };
+        let mut old = encode(&old_manifest, &files[..1]).unwrap();
+        old.resize(64 << 10, 0);
+        // The new area reaches past its head: some bytes that do not compress.
+        let mut files = files;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..16 << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        files.push(SiteFile {
+            path: "edgeiso-site/files/edgeiso/site/manifests/big.yaml".into(),
+            mode: 0o644,
+            bytes: noise,
+        });
+        let manifest = AreaManifest { files: files.iter().map(area_file).collect(), ..manifest };
+        let mut new = encode(&manifest, &files).unwrap();
+        assert!(new.len() > 2 * HEAD);
+        new.resize(64 << 10, 0);
+        let steps = write_steps(&new);
+        let mut interrupted = 0;
+        for done in 0..=steps.len() {
+            let mut area = old.clone();
+            for (at, bytes) in &steps[..done] {
+                area[*at as usize..*at as usize + bytes.len()].copy_from_slice(bytes);
+            }
+            match (done, decode(&area)) {
+                (0, Ok(AreaContent::Written { files: got, .. })) => assert_eq!(got.len(), 1),
+                // Nothing of either: empty, or refused as interrupted.
+                (1 | 2, Ok(AreaContent::Empty)) => {}
+                (1 | 2, Err(why)) => {
+                    assert!(why.contains("interrupted"), "{why}");
+                    interrupted += 1;
+                }
+                (3, Ok(AreaContent::Written { files: got, .. })) => assert_eq!(got.len(), files.len()),
+                (n, other) => panic!("after {n} steps: {other:?}"),
+            }
+        }
+        assert_eq!(interrupted, 1, "the state with the new body and a zeroed head was met");
+        // The kernel finds no archive in an interrupted area.
+        let mut cut = new.clone();
+        cut[..HEAD].fill(0);
+        assert!(check_initramfs(&cut).is_err() || check_initramfs(&cut).unwrap().get(site_area::MANIFEST).is_none());
     }
 
     #[test]
