@@ -125,7 +125,9 @@ enum RangeReader {
 }
 
 impl RangeReader {
-    async fn next(&mut self) -> Result<Option<Bytes>, ReadFailure> {
+    /// The next piece, fed to `hasher` (a bundle's in the blocking thread
+    /// that reads it, keeping the hashing off the runtime's workers).
+    async fn next(&mut self, hasher: &mut Sha256) -> Result<Option<Bytes>, ReadFailure> {
         match self {
             RangeReader::Bundle { files, at, left } => {
                 if *left == 0 {
@@ -133,24 +135,35 @@ impl RangeReader {
                 }
                 let n = (*left).min(READ_BUF as u64) as usize;
                 let (files, pos) = (files.clone(), *at);
-                let buf = tokio::task::spawn_blocking(move || {
+                let mut h = std::mem::replace(hasher, Sha256::new());
+                let (buf, h) = tokio::task::spawn_blocking(move || {
                     let mut buf = vec![0; n];
-                    files.read_exact_at(&mut buf, pos).map(|()| buf)
+                    files.read_exact_at(&mut buf, pos)?;
+                    h.update(&buf);
+                    Ok::<_, io::Error>((buf, h))
                 })
                 .await
                 .map_err(|e| ReadFailure::Bundle(io::Error::other(e)))?
                 .map_err(ReadFailure::Bundle)?;
+                *hasher = h;
                 *at += n as u64;
                 *left -= n as u64;
                 Ok(Some(Bytes::from(buf)))
             }
+            // Nothing to read is nothing to ask for (a `Range` of no bytes
+            // is refused with 416).
+            RangeReader::Registry { from, to, .. } if from == to => Ok(None),
             RangeReader::Registry { body, src, from, to } => {
                 if body.is_none() {
                     let BlobOrigin::Registry { client, repo } = &src.origin else { unreachable!("a registry range") };
                     let answer = client.get_blob(repo, &src.digest, *from, *to, src.size).await;
                     *body = Some(Box::new(answer.map_err(ReadFailure::Source)?));
                 }
-                body.as_mut().expect("opened above").next().await.map_err(ReadFailure::Source)
+                let piece = body.as_mut().expect("opened above").next().await.map_err(ReadFailure::Source)?;
+                if let Some(p) = &piece {
+                    hasher.update(p);
+                }
+                Ok(piece)
             }
         }
     }
@@ -191,9 +204,7 @@ impl BlobSource {
     /// Read `[from, to)` of the blob, feeding `hasher`.
     async fn hash_range(&self, mut hasher: Sha256, from: u64, to: u64) -> Result<Sha256, UploadError> {
         let mut r = self.range(from, to);
-        while let Some(piece) = r.next().await.map_err(|e| self.read_error(e))? {
-            hasher.update(&piece);
-        }
+        while r.next(&mut hasher).await.map_err(|e| self.read_error(e))?.is_some() {}
         Ok(hasher)
     }
 
@@ -232,11 +243,10 @@ impl BlobSource {
             loop {
                 let from_source = matches!(st.reader, RangeReader::Registry { .. });
                 st.outcome.waiting_on_source.store(from_source, Ordering::Relaxed);
-                let next = st.reader.next().await;
+                let next = st.reader.next(st.hasher.as_mut().expect("hasher present while reading")).await;
                 st.outcome.waiting_on_source.store(false, Ordering::Relaxed);
                 match next {
                     Ok(Some(piece)) => {
-                        st.hasher.as_mut().expect("hasher present while reading").update(&piece);
                         if let Some(prev) = st.held.replace(piece) {
                             st.sent.fetch_add(prev.len() as u64, Ordering::Relaxed);
                             return Some((Ok(prev), st));

@@ -333,3 +333,28 @@ fn a_source_sending_garbage_without_end_or_trickling_is_cut_off() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("their source registry did not answer") && stderr.contains(&source.host), "{stderr}");
 }
+
+#[test]
+fn a_refused_chunk_of_a_fetched_blob_resumes_without_asking_the_source_for_nothing() {
+    // The proxy in front of the site registry refuses the third chunk, so
+    // the registry holds exactly what came before it: the resume re-reads
+    // no bytes from the source (a `Range` of none would be refused, 416).
+    let source = Registry::start();
+    let reg = Registry::start();
+    let harbor = common::harbor::HarborDouble::start(
+        &reg.url(),
+        common::harbor::HarborOptions { fail_patch: Some(3), ..Default::default() },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_with_layer("team/app", "1.0", 5 << 20, 31);
+    images::push_all(&source, std::slice::from_ref(&image));
+    let reference = source_ref(&source, &image);
+    let thin = write_thin_bundle(dir.path(), "site", &[Entry::workload(&image, &reference)]);
+    let sources = sources_file(dir.path(), &format!("  - host: {}\n    insecure: true\n", source.host()));
+    let args = ["--sources", p(&sources), "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    let out = run(load_cmd(&harbor.url, &thin, &dir.path().join("s"), &args));
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resuming the upload where the registry stopped"), "{stderr}");
+    assert_loaded(&reg, &target(&reference), "1.0", &image);
+}
