@@ -7,7 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::hostile_source::{HostileSource, SourceMode};
+use std::collections::HashMap;
+
+use common::hostile_source::{HostileSource, SourceMode, SIGNATURE};
 use common::*;
 use edgeiso_bundle::Digest;
 use edgeiso_testkit::bundles::{write_delta_bundle, write_thin_bundle};
@@ -357,4 +359,25 @@ fn a_refused_chunk_of_a_fetched_blob_resumes_without_asking_the_source_for_nothi
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("resuming the upload where the registry stopped"), "{stderr}");
     assert_loaded(&reg, &target(&reference), "1.0", &image);
+}
+
+#[test]
+fn a_signed_object_store_url_a_source_redirects_to_is_never_shown() {
+    // The object store cuts the layer short: the error is the source's, and
+    // the pre-signed URL's credential is in no message or event.
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_with_layer("team/app", "1.0", 1 << 20, 32);
+    let blobs: HashMap<String, Vec<u8>> = image.blobs.iter().map(|(d, b)| (d.to_string(), b.clone())).collect();
+    let store = HostileSource::start(blobs.clone(), SourceMode::ShortBody);
+    let port: u16 = store.host.rsplit_once(':').unwrap().1.parse().unwrap();
+    let source = HostileSource::start(blobs, SourceMode::RedirectsTo(port));
+    let reference = format!("{}/team/app:1.0", source.host);
+    let thin = write_thin_bundle(dir.path(), "site", &[Entry::workload(&image, &reference)]);
+    let sources = sources_file(dir.path(), &format!("  - host: {}\n    insecure: true\n", source.host));
+    let out = load(&dest, &thin, &dir.path().join("s"), &["--json", "--retries", "0", "--sources", p(&sources)]);
+    assert_eq!(out.status.code(), Some(4));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(stderr.contains(&format!("GET http://{}", source.host)), "{stderr}");
+    assert!(!stderr.contains(SIGNATURE) && !stdout.contains(SIGNATURE), "{stderr}");
 }

@@ -22,7 +22,16 @@ pub enum SourceMode {
     Endless,
     /// The headers, then one byte a second.
     Trickle,
+    /// A redirect to an object store at this port of 127.0.0.1, its URL
+    /// signed in the query as S3's are: [`SIGNATURE`].
+    RedirectsTo(u16),
+    /// Half the blob under the whole one's Content-Length, then the
+    /// connection closed.
+    ShortBody,
 }
+
+/// The credential in a [`SourceMode::RedirectsTo`] URL: it must never be shown.
+pub const SIGNATURE: &str = "s3cr3t-signature";
 
 pub struct HostileSource {
     /// `127.0.0.1:PORT`
@@ -76,12 +85,13 @@ fn serve(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let blob = path.rsplit_once("/blobs/").and_then(|(_, d)| blobs.get(d));
+        let digest = path.rsplit_once("/blobs/").map(|(_, d)| d.split('?').next().unwrap_or(d));
+        let blob = digest.and_then(|d| blobs.get(d));
         let ok = match (method.as_str(), path.as_str(), blob) {
             ("GET", "/v2/", _) => w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").is_ok(),
             ("GET", _, Some(bytes)) => {
                 seen.lock().unwrap().push(range);
-                answer_blob(&mut w, mode, bytes, stop)
+                answer_blob(&mut w, mode, digest.unwrap_or_default(), bytes, stop)
             }
             _ => w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").is_ok(),
         };
@@ -91,7 +101,7 @@ fn serve(
     }
 }
 
-fn answer_blob(w: &mut TcpStream, mode: SourceMode, bytes: &[u8], stop: &AtomicBool) -> bool {
+fn answer_blob(w: &mut TcpStream, mode: SourceMode, digest: &str, bytes: &[u8], stop: &AtomicBool) -> bool {
     match mode {
         SourceMode::IgnoresRange => {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len());
@@ -113,6 +123,18 @@ fn answer_blob(w: &mut TcpStream, mode: SourceMode, bytes: &[u8], stop: &AtomicB
                     return false;
                 }
             }
+            false
+        }
+        SourceMode::RedirectsTo(port) => {
+            let head = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{port}/store/blobs/{digest}?X-Amz-Signature={SIGNATURE}\r\nContent-Length: 0\r\n\r\n"
+            );
+            w.write_all(head.as_bytes()).is_ok()
+        }
+        SourceMode::ShortBody => {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len());
+            let _ = w.write_all(head.as_bytes()).and_then(|_| w.write_all(&bytes[..bytes.len() / 2]));
+            let _ = w.shutdown(std::net::Shutdown::Both);
             false
         }
         SourceMode::Trickle => {
