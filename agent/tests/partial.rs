@@ -381,3 +381,37 @@ fn a_signed_object_store_url_a_source_redirects_to_is_never_shown() {
     assert!(stderr.contains(&format!("GET http://{}", source.host)), "{stderr}");
     assert!(!stderr.contains(SIGNATURE) && !stdout.contains(SIGNATURE), "{stderr}");
 }
+
+#[test]
+fn a_deltas_blob_is_looked_for_in_the_registry_even_with_a_stale_upload_journaled() {
+    let dest = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let web = image_with_layer("team/web", "2.1", 200_000, 23);
+    let base_dir = dir.path().join("base");
+    std::fs::create_dir(&base_dir).unwrap();
+    let base = write_bundle(&base_dir, "site", &[Entry::workload(&web, "docker.io/team/web:2.1")], None).remove(0);
+    let state = dir.path().join("s");
+    assert_eq!(load(&dest, &base, &state, &[]).status.code(), Some(0));
+    // The journal forgot where the blobs are and holds an upload of the
+    // layer it never finished (a journal from an older run, say).
+    let journal = state.join("journal").join(format!("{}.jsonl", dest.host().replace(':', "_")));
+    let kept: String = std::fs::read_to_string(&journal)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("\"t\":\"blob\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let layer = largest_blob(&web);
+    let stale = format!(
+        "{{\"t\":\"upload\",\"repo\":\"spectro-images/docker.io/team/web\",\"digest\":\"{layer}\",\"location\":\"{}/v2/spectro-images/docker.io/team/web/blobs/uploads/gone\",\"offset\":1}}\n",
+        dest.url()
+    );
+    std::fs::write(&journal, kept + &stale).unwrap();
+    // Next month: the same web image under a new tag, all of it in the base.
+    let new_dir = dir.path().join("new");
+    std::fs::create_dir(&new_dir).unwrap();
+    let delta = write_delta_bundle(&new_dir, "site", &[Entry::workload(&web, "docker.io/team/web:2.2")], &base);
+    let out = load(&dest, &delta, &state, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_loaded(&dest, "spectro-images/docker.io/team/web", "2.2", &web);
+}

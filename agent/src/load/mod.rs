@@ -739,7 +739,9 @@ async fn ensure_blob_inner(
             run.client.cancel_upload(repo, &s).await;
         }
     }
-    if session.is_none() && resume.is_none() && run.client.blob_exists(repo, digest).await? {
+    // A journaled session to resume skips the HEAD, but never for a delta's
+    // blob: only the registry can say whether its base brought it.
+    if session.is_none() && (resume.is_none() || source.is_none()) && run.client.blob_exists(repo, digest).await? {
         record_blob(run)?;
         run.counters.present.fetch_add(1, Ordering::Relaxed);
         return Ok(BlobOutcome::Present);
