@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use edgeiso_contract::agent_config::SourceRegistry;
-use edgeiso_contract::registry_url::{canonical_host, upstream_url};
+use edgeiso_contract::registry_url::{canonical_host, is_host_name, parse_port, split_host_port, upstream_url};
 use serde::Deserialize;
 
 use crate::auth::Credentials;
@@ -71,7 +71,7 @@ pub fn read_sources_file(path: &Path) -> Result<Vec<Source>, AgentError> {
         if r.kind.as_deref().is_some_and(|k| k != "oci") {
             continue;
         }
-        let what = format!("--sources {} registries[{i}] ({})", path.display(), r.host);
+        let what = format!("--sources {} registries[{i}] ({})", path.display(), shown(&r.host));
         let password = match (&r.password_file, &r.password_env) {
             (Some(f), _) => Some(read_password(&at(f.clone()), &what)?),
             (None, Some(var)) => Some(
@@ -94,11 +94,17 @@ pub fn from_config(entries: &[SourceRegistry]) -> Result<Vec<Source>, AgentError
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let what = format!("sources[{i}] ({})", r.host);
+            let what = format!("sources[{i}] ({})", shown(&r.host));
             let password = r.password_file.as_deref().map(|f| read_password(f, &what)).transpose()?;
             source(&what, &r.host, r.insecure, r.ca_file.clone(), r.username.clone(), password)
         })
         .collect()
+}
+
+/// A host as messages show it: never what precedes an `@` (credentials
+/// someone wrote into it).
+fn shown(host: &str) -> &str {
+    host.rsplit('@').next().unwrap_or(host)
 }
 
 fn read_password(path: &Path, what: &str) -> Result<String, AgentError> {
@@ -113,8 +119,19 @@ fn source(
     username: Option<String>,
     password: Option<String>,
 ) -> Result<Source, AgentError> {
+    // `host[:port]` only: what an image reference names. Checked before it
+    // becomes a URL, whose parser would echo it (credentials and all).
+    let is_host = !host.contains(['/', '@'])
+        && split_host_port(host).is_ok_and(|(name, port)| {
+            parse_port(port).is_ok() && (is_host_name(name) || name.parse::<std::net::Ipv6Addr>().is_ok())
+        });
+    if !is_host {
+        return Err(AgentError::Usage(format!(
+            "{what}: not a registry host: give host[:port] as image references name it (no scheme, credentials or path)"
+        )));
+    }
     let endpoint = Endpoint::parse(&upstream_url(host, insecure))
-        .map_err(|e| AgentError::Usage(format!("{what}: host {host:?} is not a registry host: {e}")))?;
+        .map_err(|e| AgentError::Usage(format!("{what}: not a registry host: {e}")))?;
     if let Some(ca) = &ca {
         if !ca.is_file() {
             return Err(AgentError::Usage(format!("{what}: caFile {}: no such file", ca.display())));
@@ -228,5 +245,12 @@ mod tests {
         assert!(read_sources_file(&f).unwrap_err().to_string().contains("nope.pem: no such file"));
         let e = from_config(&[SourceRegistry { host: "https://x".into(), ..Default::default() }]).unwrap_err();
         assert!(e.to_string().contains("sources[0]") && e.to_string().contains("not a registry host"), "{e}");
+        // Credentials written into the host are refused, and never shown.
+        let e = from_config(&[SourceRegistry { host: "puller:s3cret@r.example".into(), ..Default::default() }])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sources[0] (r.example)") && e.contains("no scheme, credentials"), "{e}");
+        assert!(!e.contains("s3cret") && !e.contains("--registry"), "{e}");
+        assert!(from_config(&[SourceRegistry { host: "[::1]:5000".into(), ..Default::default() }]).is_ok());
     }
 }
