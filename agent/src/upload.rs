@@ -89,6 +89,14 @@ pub enum UploadError {
     Registry(#[from] RegistryError),
 }
 
+impl UploadError {
+    /// The source registry failed in a way worth asking it again (the
+    /// network, a stall, a 5xx): the upload into the site can continue.
+    pub fn is_transient_source(&self) -> bool {
+        matches!(self, UploadError::Source { error, .. } if error.is_transient())
+    }
+}
+
 /// Why a blob's bytes could not be read.
 enum ReadFailure {
     Bundle(io::Error),
@@ -398,7 +406,16 @@ async fn upload_monolithic(
         };
         if let Some(bad) = blob.corrupt_or_read_error(&outcome) {
             client.cancel_upload(repo, &loc).await;
-            return Err(bad);
+            // A source that dropped the connection or stalled is asked
+            // again, as a site registry that did would be.
+            attempt += 1;
+            if !bad.is_transient_source() || attempt > client.retry.retries {
+                return Err(bad);
+            }
+            warn!(error = %bad, attempt, "the source failed mid-blob; fetching it again");
+            client.stats.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(client.retry.delay(attempt)).await;
+            continue;
         }
         // The whole body went out: the registry may have committed it and
         // its answer been lost on the way back.
@@ -489,16 +506,23 @@ async fn upload_chunked(
             },
             Err(e) => e,
         };
-        if let Some(bad) = blob.corrupt_or_read_error(&outcome) {
-            client.cancel_upload(repo, &loc).await;
-            return Err(bad);
-        }
+        // A source that dropped the connection or stalled mid-chunk: the
+        // session stays, and the registry says below how far it got.
+        let source_failed = match blob.corrupt_or_read_error(&outcome) {
+            Some(bad) if bad.is_transient_source() => Some(bad),
+            Some(bad) => {
+                client.cancel_upload(repo, &loc).await;
+                return Err(bad);
+            }
+            None => None,
+        };
         attempt += 1;
         // 416: the registry holds a different offset than the chunk assumed;
         // it says which below.
         let range_refused = err.status() == Some(416);
-        if !(err.is_transient() || range_refused) || attempt > client.retry.retries {
-            return Err(err.into());
+        let retry = source_failed.is_some() || err.is_transient() || range_refused;
+        if !retry || attempt > client.retry.retries {
+            return Err(source_failed.unwrap_or(err.into()));
         }
         client.stats.retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(client.retry.delay(attempt)).await;

@@ -295,7 +295,11 @@ fn hostile_load(mode: SourceMode, extra: &[&str]) -> (Output, Registry, TestImag
     let reference = format!("{}/team/app:1.0", source.host);
     let thin = write_thin_bundle(dir.path(), "site", &[Entry::workload(&image, &reference)]);
     let sources = sources_file(dir.path(), &format!("  - host: {}\n    insecure: true\n", source.host));
-    let mut args = vec!["--sources", p(&sources), "--chunk-threshold", "1048576", "--chunk-size", "1048576"];
+    // Chunked in 1 MiB unless `extra` sets the threshold itself.
+    let mut args = vec!["--sources", p(&sources), "--chunk-size", "1048576"];
+    if !extra.contains(&"--chunk-threshold") {
+        args.extend(["--chunk-threshold", "1048576"]);
+    }
     args.extend_from_slice(extra);
     let out = load(&dest, &thin, &dir.path().join("s"), &args);
     (out, dest, image, source)
@@ -414,4 +418,19 @@ fn a_deltas_blob_is_looked_for_in_the_registry_even_with_a_stale_upload_journale
     let out = load(&dest, &delta, &state, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_loaded(&dest, "spectro-images/docker.io/team/web", "2.2", &web);
+}
+
+#[test]
+fn a_source_that_drops_the_connection_mid_blob_is_asked_again_and_the_upload_goes_on() {
+    // Chunked and monolithic: the layer's first answer breaks off after a
+    // kilobyte; the agent asks the source again and the blob lands whole.
+    for chunked in [true, false] {
+        let extra: &[&str] = if chunked { &[] } else { &["--chunk-threshold", "99999999"] };
+        let (out, dest, image, source) = hostile_load(SourceMode::DropsOnce, extra);
+        assert_eq!(out.status.code(), Some(0), "chunked: {chunked}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let said = if chunked { "resuming the upload where the registry stopped" } else { "fetching it again" };
+        assert!(stderr.contains(said), "chunked {chunked}: {stderr}");
+        assert_loaded(&dest, &target(&format!("{}/team/app:1.0", source.host)), "1.0", &image);
+    }
 }

@@ -772,7 +772,7 @@ async fn ensure_blob_inner(
         // the registry refused the upload) is forgotten, so `status` does not
         // report it forever. One the registry merely stopped answering in
         // stays, for the next run.
-        let resumable = matches!(e, UploadError::Registry(r) if r.is_transient());
+        let resumable = matches!(e, UploadError::Registry(r) if r.is_transient()) || e.is_transient_source();
         let journaled = run.journal.state().uploads.contains_key(&(repo.clone(), digest.clone()));
         if journaled && !resumable {
             let _ = run

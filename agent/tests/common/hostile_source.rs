@@ -28,6 +28,10 @@ pub enum SourceMode {
     /// Half the blob under the whole one's Content-Length, then the
     /// connection closed.
     ShortBody,
+    /// The first answer for a blob over a mebibyte: its first kilobyte
+    /// under the whole one's Content-Length, then the connection closed.
+    /// Every other answer: as [`SourceMode::IgnoresRange`].
+    DropsOnce,
 }
 
 /// The credential in a [`SourceMode::RedirectsTo`] URL: it must never be shown.
@@ -41,6 +45,9 @@ pub struct HostileSource {
     stop: Arc<AtomicBool>,
 }
 
+/// Whether a [`SourceMode::DropsOnce`] server has dropped its one answer.
+type Dropped = Arc<AtomicBool>;
+
 impl HostileSource {
     /// Serve `blobs` (by `sha256:…` digest) in `mode`.
     pub fn start(blobs: HashMap<String, Vec<u8>>, mode: SourceMode) -> HostileSource {
@@ -50,14 +57,15 @@ impl HostileSource {
         let ranges = Arc::new(Mutex::new(Vec::new()));
         let blobs = Arc::new(blobs);
         let (st, seen) = (stop.clone(), ranges.clone());
+        let dropped: Dropped = Arc::default();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (st, seen, blobs) = (st.clone(), seen.clone(), blobs.clone());
-                std::thread::spawn(move || serve(conn, mode, &blobs, &st, &seen));
+                let (st, seen, blobs, dropped) = (st.clone(), seen.clone(), blobs.clone(), dropped.clone());
+                std::thread::spawn(move || serve(conn, mode, &blobs, &st, &seen, &dropped));
             }
         });
         HostileSource { host, ranges, stop }
@@ -77,6 +85,7 @@ fn serve(
     blobs: &HashMap<String, Vec<u8>>,
     stop: &AtomicBool,
     seen: &Mutex<Vec<Option<String>>>,
+    dropped: &AtomicBool,
 ) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(120)));
     let mut w = conn.try_clone().unwrap();
@@ -91,6 +100,13 @@ fn serve(
             ("GET", "/v2/", _) => w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}").is_ok(),
             ("GET", _, Some(bytes)) => {
                 seen.lock().unwrap().push(range);
+                let mode = match mode {
+                    SourceMode::DropsOnce if bytes.len() > 1 << 20 && !dropped.swap(true, Ordering::SeqCst) => {
+                        SourceMode::DropsOnce
+                    }
+                    SourceMode::DropsOnce => SourceMode::IgnoresRange,
+                    m => m,
+                };
                 answer_blob(&mut w, mode, digest.unwrap_or_default(), bytes, stop)
             }
             _ => w.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").is_ok(),
@@ -131,9 +147,10 @@ fn answer_blob(w: &mut TcpStream, mode: SourceMode, digest: &str, bytes: &[u8], 
             );
             w.write_all(head.as_bytes()).is_ok()
         }
-        SourceMode::ShortBody => {
+        SourceMode::ShortBody | SourceMode::DropsOnce => {
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len());
-            let _ = w.write_all(head.as_bytes()).and_then(|_| w.write_all(&bytes[..bytes.len() / 2]));
+            let cut = if mode == SourceMode::DropsOnce { 1024 } else { bytes.len() / 2 };
+            let _ = w.write_all(head.as_bytes()).and_then(|_| w.write_all(&bytes[..cut]));
             let _ = w.shutdown(std::net::Shutdown::Both);
             false
         }
