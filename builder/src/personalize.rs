@@ -319,9 +319,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn copy_for_output(golden: &Path, out: &Path) -> anyhow::Result<OutputCopy> {
     let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = out.file_name().ok_or_else(|| anyhow::anyhow!("{}: no file name", out.display()))?;
+    // A copy a killed run left (gigabytes, its lock gone) goes first.
+    let prefix = format!(".{}.", name.to_string_lossy());
+    edgeiso_contract::fs::sweep_orphans(dir, |n| n.starts_with(&prefix) && n.ends_with(".partial"));
     // 0600, as every ISO edgeiso writes: it holds the site's secrets.
-    let (tmp, file) =
-        edgeiso_contract::fs::create_locked_as(dir, &format!(".{}.", name.to_string_lossy()), ".partial", Some(0o600))?;
+    let (tmp, file) = edgeiso_contract::fs::create_locked_as(dir, &prefix, ".partial", Some(0o600))?;
     let remove = edgeiso_contract::fs::RemoveOnDrop(tmp.clone());
     std::fs::copy(golden, &tmp).map_err(|e| anyhow::anyhow!("copy {} to {}: {e}", golden.display(), tmp.display()))?;
     {

@@ -97,14 +97,18 @@ fn one_golden_becomes_two_sites_and_back() {
     assert_eq!(e["golden"], "fleet");
     assert!(e["site"].is_null());
 
-    // Site 1 by copy: the golden stays as it is.
+    // Site 1 by copy: the golden stays as it is. The copy a killed run left
+    // (its lock gone) is swept.
     let s1 = dir.join("store-1.iso");
+    let orphan = dir.join(".store-1.iso.k1ll3d.partial");
+    std::fs::write(&orphan, b"half a copy").unwrap();
     let run = edgeiso(
         &["personalize", p(&golden), "--site", p(&site_file(dir, "store-1", 5001)), "--output", p(&s1), "--json"],
         &[],
     )
     .ok();
     assert_eq!(sha256_file(&golden), golden_sum, "--output leaves the golden alone");
+    assert!(!orphan.exists(), "a dead run's copy is swept");
     let done = &run.events("personalized")[0];
     assert_eq!(done["site"], "store-1");
     let files: Vec<String> = done["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().to_owned()).collect();
