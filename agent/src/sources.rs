@@ -61,7 +61,7 @@ struct SpecRegistry {
 /// spec's are.
 pub fn read_sources_file(path: &Path) -> Result<Vec<Source>, AgentError> {
     let bad = |why: String| AgentError::Usage(format!("--sources {}: {why}", path.display()));
-    let text = edgeiso_contract::fs::read_bounded(path, MAX_SOURCES_FILE).map_err(|e| bad(e.to_string()))?;
+    let text = edgeiso_contract::fs::read_small_file(path, MAX_SOURCES_FILE).map_err(|e| bad(e.to_string()))?;
     let text = String::from_utf8(text).map_err(|_| bad("not UTF-8 text".into()))?;
     let file: SourcesFile = serde_saphyr::from_str(&text).map_err(|e| bad(e.to_string()))?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -241,6 +241,11 @@ mod tests {
             .unwrap();
         let e = read_sources_file(&f).unwrap_err().to_string();
         assert!(e.contains("EDGEISO_NO_SUCH_VAR is not set"), "{e}");
+        // A FIFO would block the load on open: refused.
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let e = read_sources_file(&fifo).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
         std::fs::write(&f, "registries:\n  - host: r.example\n    caFile: nope.pem\n").unwrap();
         assert!(read_sources_file(&f).unwrap_err().to_string().contains("nope.pem: no such file"));
         let e = from_config(&[SourceRegistry { host: "https://x".into(), ..Default::default() }]).unwrap_err();

@@ -42,10 +42,9 @@ const PRIME256V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignatureError {
+    /// A key or signature file could not be read (the message names it).
     // Not a `source`: the message carries it, and a chain printed with
     // `{:#}` would say it twice.
-    #[error("{path}: {error}", path = path.display())]
-    Io { path: PathBuf, error: std::io::Error },
     #[error("{0}")]
     Read(std::io::Error),
     #[error("key {path}: {reason}", path = path.display())]
@@ -217,7 +216,7 @@ impl VerifyingKey {
     pub fn verify_bundle(&self, first: &Path, bundle_json: &[u8]) -> Result<(), SignatureError> {
         let sig_path = signature_path(first);
         let text = match read_bounded(&sig_path, MAX_SIGNATURE_BYTES) {
-            Err(SignatureError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(SignatureError::Read(error)) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(SignatureError::Unsigned { path: sig_path })
             }
             other => other?,
@@ -232,16 +231,10 @@ pub fn read_key_file(path: &Path) -> Result<Vec<u8>, SignatureError> {
     read_bounded(path, MAX_KEY_BYTES)
 }
 
-/// Read a small input file whole: a regular file only (checked before
-/// opening: opening a FIFO would block), at most `max` bytes (the
-/// workspace's one bounded read).
+/// Read a small input file whole: a regular file, at most `max` bytes.
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, SignatureError> {
-    let io = |error| SignatureError::Io { path: path.to_owned(), error };
-    if !std::fs::metadata(path).map_err(io)?.is_file() {
-        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
-    }
     // Its errors name the file already.
-    edgeiso_contract::fs::read_bounded(path, max).map_err(SignatureError::Read)
+    edgeiso_contract::fs::read_small_file(path, max).map_err(SignatureError::Read)
 }
 
 #[cfg(test)]

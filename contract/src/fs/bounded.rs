@@ -21,9 +21,35 @@ pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`read_bounded`] of a regular file only, checked before opening (opening
+/// a FIFO would block until a writer came): for input files a user names
+/// (keys, signatures, the agent's `--sources`).
+pub fn read_small_file(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a regular file", path.display())));
+    }
+    read_bounded(path, max)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::read_bounded;
+    use super::{read_bounded, read_small_file};
+
+    #[test]
+    fn a_small_file_is_a_regular_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        // Would block on open: refused before.
+        let e = read_small_file(&fifo, 10).unwrap_err();
+        assert!(e.to_string().contains("fifo is not a regular file"), "{e}");
+        let e = read_small_file(dir.path(), 10).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+        std::fs::write(dir.path().join("ok"), b"ok").unwrap();
+        assert_eq!(read_small_file(&dir.path().join("ok"), 10).unwrap(), b"ok");
+    }
 
     #[test]
     fn stops_at_the_ceiling_and_names_the_file() {

@@ -20,7 +20,7 @@ pub mod staged;
 pub mod temp;
 
 pub use atomic::{write_atomic, write_atomic_with_mode, FileMode};
-pub use bounded::read_bounded;
+pub use bounded::{read_bounded, read_small_file};
 pub use files::{FileSet, FileSetError, OutFile};
 pub use secret::{read_secret_file, SecretFileError, SECRET_FILE_MAX};
 pub use staged::{may_replace, StagedDir};
